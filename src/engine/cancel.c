@@ -1,0 +1,144 @@
+/*
+ * cancel.c - cancel requests.
+ *
+ * Every client gets a (pid, key) pair made up by pgcarrier. A CancelRequest
+ * may arrive on any worker: the registry maps the pair to the client, the
+ * client's pool lock tells which server it is linked to right now, and a new
+ * connection carries that backend's own key to the server.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "log.h"
+
+#define CANCEL_BUCKETS 4096
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static pgc_client *registry[CANCEL_BUCKETS];
+
+typedef struct cancel_conn {
+	pgc_kind kind;              /* PGC_KIND_CANCEL */
+	int fd;
+	pgc_worker *worker;
+	pgc_link node;
+	uint8_t packet[16];
+} cancel_conn;
+
+void
+pgc_cancel_register(pgc_client *c)
+{
+	unsigned b = c->cancel_pid % CANCEL_BUCKETS;
+
+	pthread_mutex_lock(&registry_lock);
+	c->cancel_next = registry[b];
+	registry[b] = c;
+	pthread_mutex_unlock(&registry_lock);
+}
+
+void
+pgc_cancel_unregister(pgc_client *c)
+{
+	unsigned b = c->cancel_pid % CANCEL_BUCKETS;
+
+	if (c->cancel_pid == 0)
+		return;                 /* never registered: login did not complete */
+	pthread_mutex_lock(&registry_lock);
+	for (pgc_client **pp = &registry[b]; *pp; pp = &(*pp)->cancel_next)
+	{
+		if (*pp == c)
+		{
+			*pp = c->cancel_next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+}
+
+static void
+cancel_conn_free(cancel_conn *cc)
+{
+	pgc_worker_unwatch(cc->worker, cc->fd);
+	pgc_worker_forget(cc->worker, cc);
+	close(cc->fd);
+	pgc_list_remove(&cc->node);
+	free(cc);
+}
+
+void
+pgc_cancel_forward(pgc_worker *w, uint32_t pid, uint32_t key)
+{
+	struct sockaddr_storage addr;
+	socklen_t addrlen = 0;
+	uint32_t backend_pid = 0, backend_key = 0;
+	cancel_conn *cc;
+
+	pthread_mutex_lock(&registry_lock);
+	for (pgc_client *c = registry[pid % CANCEL_BUCKETS]; c; c = c->cancel_next)
+	{
+		if (c->cancel_pid == pid && c->cancel_key == key)
+		{
+			pgc_pool *p = c->pool;
+
+			pthread_mutex_lock(&p->lock);
+			if (c->server && c->server->state == SV_LINKED)
+			{
+				memcpy(&addr, &c->server->addr, sizeof(addr));
+				addrlen = c->server->addrlen;
+				backend_pid = c->server->backend_pid;
+				backend_key = c->server->backend_key;
+			}
+			pthread_mutex_unlock(&p->lock);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+	if (addrlen == 0)
+		return;                 /* unknown key, or nothing running: nothing to cancel */
+
+	cc = calloc(1, sizeof(*cc));
+	if (cc == NULL)
+		return;
+	cc->kind = PGC_KIND_CANCEL;
+	cc->worker = w;
+	pgc_put_u32(cc->packet, 16);
+	pgc_put_u32(cc->packet + 4, PGC_CANCEL_REQUEST_CODE);
+	pgc_put_u32(cc->packet + 8, backend_pid);
+	pgc_put_u32(cc->packet + 12, backend_key);
+	cc->fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (cc->fd < 0 || (connect(cc->fd, (struct sockaddr *) &addr, addrlen) < 0 && errno != EINPROGRESS))
+	{
+		pgc_log(PGC_WARNING, "could not forward cancel request: %s", strerror(errno));
+		if (cc->fd >= 0)
+			close(cc->fd);
+		free(cc);
+		return;
+	}
+	pgc_list_push_tail(&w->cancels, &cc->node);
+	pgc_worker_watch(w, cc->fd, cc, EPOLLOUT);
+}
+
+void
+pgc_cancel_event(void *conn, uint32_t events)
+{
+	cancel_conn *cc = conn;
+
+	if (events & EPOLLOUT)
+	{
+		/* 16 bytes fit in any socket buffer; the server closes after reading them. */
+		if (write(cc->fd, cc->packet, sizeof(cc->packet)) != (ssize_t) sizeof(cc->packet))
+			pgc_log(PGC_WARNING, "could not forward cancel request: %s", strerror(errno));
+	}
+	cancel_conn_free(cc);
+}
+
+void
+pgc_cancel_drop_all(pgc_worker *w)
+{
+	while (!pgc_list_empty(&w->cancels))
+		cancel_conn_free(pgc_container_of(w->cancels.next, cancel_conn, node));
+}

@@ -1,0 +1,1125 @@
+/*
+ * client.c - client connections: startup and login, the forwarding loop of
+ * a linked client/server pair, and the release of servers at transaction
+ * boundaries.
+ *
+ * Forwarding reads message headers only (bodies stream through, even when a
+ * message is larger than a buffer), except for the few server messages that
+ * change what pgcarrier must do: ReadyForQuery, ParameterStatus, and anything
+ * answering pgcarrier's own queries, which is swallowed.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "log.h"
+
+static void pump(pgc_client *c);
+static void client_begin_request(pgc_client *c);
+
+/* ---------------------------------------------------------------- events -- */
+
+static void
+client_update_events(pgc_client *c)
+{
+	uint32_t ev = 0;
+	pgc_iobuf *b = c->in;
+
+	if (c->fd < 0)
+		return;
+	/* Stop reading when the buffer is full and cannot be compacted: the peer is slower. */
+	if (!(b && b->end == PGC_IOBUF_SIZE && b->start == 0) && !c->terminate_seen)
+		ev |= EPOLLIN;
+	if (c->want_write)
+		ev |= EPOLLOUT;
+	if (!c->registered)
+	{
+		if (pgc_worker_watch(c->worker, c->fd, c, ev) == 0)
+			c->registered = true;
+		c->epoll_events = ev;
+	}
+	else if (ev != c->epoll_events)
+	{
+		pgc_worker_rewatch(c->worker, c->fd, c, ev);
+		c->epoll_events = ev;
+	}
+}
+
+static void
+server_update_events(pgc_server *s)
+{
+	uint32_t ev = 0;
+	pgc_iobuf *b = s->in;
+
+	if (!(b && b->end == PGC_IOBUF_SIZE && b->start == 0))
+		ev |= EPOLLIN;
+	if (s->want_write)
+		ev |= EPOLLOUT;
+	pgc_server_set_events(s, ev);
+}
+
+/* Read once into *bufp. Returns bytes read, 0 on EOF, -1 on error, -2 when nothing can be read now. */
+static ssize_t
+read_into(pgc_worker *w, int fd, pgc_iobuf **bufp)
+{
+	pgc_iobuf *b = *bufp;
+	ssize_t n;
+
+	if (b == NULL)
+	{
+		b = *bufp = pgc_worker_get_buf(w);
+		if (b == NULL)
+			return -1;
+	}
+	if (b->end == PGC_IOBUF_SIZE && b->start > 0)
+	{
+		memmove(b->data, b->data + b->start, b->end - b->start);
+		b->scan -= b->start;
+		b->end -= b->start;
+		b->start = 0;
+	}
+	if (b->end == PGC_IOBUF_SIZE)
+		return -2;
+	do
+		n = read(fd, b->data + b->end, PGC_IOBUF_SIZE - b->end);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK) ? -2 : -1;
+	b->end += (size_t) n;
+	return n;
+}
+
+/* Write b[start, scan) to fd. Returns 1 when all is written, 0 when the socket is full, -1 on error. */
+static int
+write_from(int fd, pgc_iobuf *b)
+{
+	while (b->start < b->scan)
+	{
+		ssize_t n = write(fd, b->data + b->start, b->scan - b->start);
+
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return -1;
+		}
+		b->start += (size_t) n;
+	}
+	if (b->start == b->end)
+		b->start = b->scan = b->end = 0;
+	return 1;
+}
+
+static int
+write_msgbuf(int fd, pgc_msgbuf *m)
+{
+	size_t done = 0;
+	int rc = 1;
+
+	while (m && done < m->len)
+	{
+		ssize_t n = write(fd, m->data + done, m->len - done);
+
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			rc = (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+			break;
+		}
+		done += (size_t) n;
+	}
+	if (m && done)
+	{
+		memmove(m->data, m->data + done, m->len - done);
+		m->len -= done;
+	}
+	return rc;
+}
+
+static pgc_msgbuf *
+client_out(pgc_client *c)
+{
+	if (c->out == NULL)
+	{
+		c->out = calloc(1, sizeof(pgc_msgbuf));
+		if (c->out)
+			pgc_msgbuf_init(c->out);
+	}
+	return c->out;
+}
+
+/* Write what pgcarrier composed for the client. 1 done, 0 blocked, -1 error. */
+static int
+client_flush_out(pgc_client *c)
+{
+	int rc;
+
+	if (c->out == NULL || c->out->len == 0)
+		return 1;
+	rc = write_msgbuf(c->fd, c->out);
+	if (rc == 0)
+		c->want_write = true;
+	if (rc == 1)
+	{
+		pgc_msgbuf_free(c->out);
+		free(c->out);
+		c->out = NULL;
+	}
+	return rc;
+}
+
+/* Give back buffers an idle client does not need, so that idle clients cost little memory. */
+static void
+client_trim(pgc_client *c)
+{
+	if (c->in && c->in->start == c->in->end)
+	{
+		pgc_worker_put_buf(c->worker, c->in);
+		c->in = NULL;
+	}
+}
+
+/* --------------------------------------------------------------- closing -- */
+
+void
+pgc_client_close(pgc_client *c, const char *reason)
+{
+	pgc_worker *w = c->worker;
+	const pgc_config *cfg = pgc_engine_config();
+	pgc_server *s;
+
+	if (c->state == CL_CLOSING)
+		return;
+	if (c->user && cfg->log_disconnections)
+		pgc_log(PGC_LOG, "closing client %s (%s/%s): %s", c->addr, c->dbname, c->user, reason);
+	pgc_cancel_unregister(c);
+	/* Out of the queue; a server handed to us meanwhile comes back here. */
+	s = (c->queued || c->in_inbox) ? pgc_pool_cancel_wait(c) : c->server;
+	if (s)
+	{
+		/* A message the server got only part of makes the server unusable. */
+		if ((c->in && c->in->start != c->in->scan) || c->skip)
+			s->dirty_close = true;
+		pgc_server_adopt(s, w);
+		pgc_server_release(s);
+	}
+	c->state = CL_CLOSING;
+	if (c->registered)
+		pgc_worker_unwatch(w, c->fd);
+	pgc_worker_forget(w, c);
+	close(c->fd);
+	c->fd = -1;
+	pgc_list_remove(&c->node);
+	w->n_clients--;
+	if (c->counted)
+		atomic_fetch_sub(&w->engine->clients_total, 1);
+	if (c->in)
+		pgc_worker_put_buf(w, c->in);
+	if (c->out)
+	{
+		pgc_msgbuf_free(c->out);
+		free(c->out);
+	}
+	if (c->handoff_error)
+	{
+		pgc_msgbuf_free(c->handoff_error);
+		free(c->handoff_error);
+	}
+	pgc_params_free(&c->params);
+	free(c->user);
+	free(c->dbname);
+	free(c);
+}
+
+void
+pgc_client_fatal(pgc_client *c, const char *sqlstate, const char *fmt, ...)
+{
+	char msg[512];
+	pgc_msgbuf *out;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	out = client_out(c);
+	if (out)
+	{
+		pgc_msgbuf_error(out, 'E', "FATAL", sqlstate, msg, NULL, NULL);
+		/* Best effort: a client that does not read does not hold us up. */
+		(void) write_msgbuf(c->fd, out);
+	}
+	if (pgc_engine_config()->log_pooler_errors)
+		pgc_log(PGC_LOG, "client %s: %s: %s", c->addr, sqlstate, msg);
+	pgc_client_close(c, msg);
+}
+
+/* ------------------------------------------------------------------ login -- */
+
+static void
+send_welcome(pgc_client *c)
+{
+	pgc_msgbuf *out = client_out(c);
+	pgc_pool *p = c->pool;
+	size_t pos = 0;
+	const char *k, *v;
+
+	if (out == NULL)
+		return;
+	pgc_msgbuf_begin(out, 'R');
+	pgc_msgbuf_u32(out, 0);
+	pgc_msgbuf_end(out);
+	/* The server's parameters as learned at the first login, with this client's own values. */
+	pthread_mutex_lock(&p->lock);
+	while (pgc_params_next(&p->welcome, &pos, &k, &v))
+	{
+		const char *mine = pgc_params_get(&c->params, k);
+
+		pgc_msgbuf_param(out, k, mine ? mine : v);
+	}
+	pthread_mutex_unlock(&p->lock);
+	pgc_msgbuf_begin(out, 'K');
+	pgc_msgbuf_u32(out, c->cancel_pid);
+	pgc_msgbuf_u32(out, c->cancel_key);
+	pgc_msgbuf_end(out);
+	pgc_msgbuf_ready(out, 'I');
+}
+
+/* Startup parameter "options": take the "-c name=value" / "--name=value" settings. */
+static void
+parse_options(pgc_client *c, const char *opts)
+{
+	char *copy = strdup(opts);
+	char *save = NULL;
+	bool expect_c = false;
+
+	if (copy == NULL)
+		return;
+	for (char *tok = strtok_r(copy, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save))
+	{
+		char *setting = NULL;
+		char *eq;
+
+		if (expect_c)
+			setting = tok;
+		else if (strcmp(tok, "-c") == 0)
+		{
+			expect_c = true;
+			continue;
+		}
+		else if (strncmp(tok, "-c", 2) == 0)
+			setting = tok + 2;
+		else if (strncmp(tok, "--", 2) == 0)
+			setting = tok + 2;
+		expect_c = false;
+		if (setting && (eq = strchr(setting, '=')) != NULL)
+		{
+			*eq = '\0';
+			for (char *q = setting; *q; q++)
+				if (*q == '-')
+					*q = '_';
+			pgc_params_set(&c->params, setting, eq + 1);
+		}
+	}
+	free(copy);
+}
+
+static void
+client_login(pgc_client *c, const pgc_startup *st)
+{
+	pgc_engine *e = c->worker->engine;
+	const pgc_config *cfg = pgc_engine_config();
+	const char *user = pgc_startup_get(st, "user");
+	const char *db = pgc_startup_get(st, "database");
+	char err[256];
+	pgc_msgbuf unknown;
+	int n_unknown = 0;
+	bool have_welcome;
+
+	if (user == NULL || user[0] == '\0')
+	{
+		pgc_client_fatal(c, "28000", "no PostgreSQL user name specified in startup packet");
+		return;
+	}
+	if (db == NULL || db[0] == '\0')
+		db = user;
+	if (pgc_startup_get(st, "replication"))
+	{
+		pgc_client_fatal(c, "0A000", "replication connections are not supported by pgcarrier");
+		return;
+	}
+	if (atomic_load(&e->shutting_down))
+	{
+		pgc_client_fatal(c, "57P03", "the connection pooler is shutting down");
+		return;
+	}
+	if (atomic_load(&e->clients_total) > cfg->max_client_conn)
+	{
+		pgc_client_fatal(c, "53300", "sorry, too many clients already");
+		return;
+	}
+	c->pool = pgc_pool_get(e, db, user, err, sizeof(err));
+	if (c->pool == NULL)
+	{
+		pgc_client_fatal(c, "3D000", "%s", err);
+		return;
+	}
+	c->user = strdup(user);
+	c->dbname = strdup(db);
+	pgc_msgbuf_init(&unknown);
+	for (int i = 0; i < st->nparams; i++)
+	{
+		const char *k = st->keys[i];
+
+		if (strcmp(k, "user") == 0 || strcmp(k, "database") == 0)
+			continue;
+		if (strncmp(k, "_pq_.", 5) == 0)
+		{
+			pgc_msgbuf_str(&unknown, k);
+			n_unknown++;
+		}
+		else if (strcmp(k, "options") == 0)
+			parse_options(c, st->values[i]);
+		else
+			pgc_params_set(&c->params, k, st->values[i]);
+	}
+	if (PGC_PROTO_MINOR(st->code) > 0 || n_unknown > 0)
+	{
+		pgc_msgbuf *out = client_out(c);
+
+		/* We speak 3.0 and no protocol options; say so, and go on, as PostgreSQL does. */
+		if (out)
+		{
+			pgc_msgbuf_begin(out, 'v');
+			pgc_msgbuf_u32(out, PGC_PROTO_V3);
+			pgc_msgbuf_u32(out, (uint32_t) n_unknown);
+			pgc_msgbuf_bytes(out, unknown.data, unknown.len);
+			pgc_msgbuf_end(out);
+		}
+	}
+	pgc_msgbuf_free(&unknown);
+
+	c->cancel_pid = atomic_fetch_add(&e->next_pid, 1);
+	if (getrandom(&c->cancel_key, sizeof(c->cancel_key), 0) != sizeof(c->cancel_key))
+		c->cancel_key = (uint32_t) rand();
+	pgc_cancel_register(c);
+	if (cfg->log_connections)
+		pgc_log(PGC_LOG, "client %s connected to %s as %s", c->addr, c->dbname, c->user);
+
+	pthread_mutex_lock(&c->pool->lock);
+	have_welcome = c->pool->have_welcome;
+	pthread_mutex_unlock(&c->pool->lock);
+	c->state_since = c->worker->now;
+	if (have_welcome)
+	{
+		c->state = CL_IDLE;
+		send_welcome(c);
+		if (client_flush_out(c) < 0)
+		{
+			pgc_client_close(c, "client went away");
+			return;
+		}
+		if (pgc_pool_mode_of(c->pool) == PGC_POOL_SESSION)
+		{
+			c->state = CL_WAITING;
+			if (pgc_pool_request(c))
+				pgc_client_link(c, c->server);
+		}
+		else if (c->in && c->in->start < c->in->end)
+			client_begin_request(c);    /* pipelined right after the startup packet */
+		else
+		{
+			client_trim(c);
+			client_update_events(c);
+		}
+		return;
+	}
+	/* First client of this pool: a server login tells us what to report. */
+	c->state = CL_LOGIN;
+	if (pgc_pool_request(c))
+		pgc_client_handoff(c);
+}
+
+static void
+client_startup(pgc_client *c)
+{
+	for (;;)
+	{
+		pgc_iobuf *b = c->in;
+		uint32_t len;
+		char err[200];
+		pgc_startup st;
+		int r;
+
+		if (b == NULL)
+			return;
+		r = pgc_startup_length(b->data + b->start, b->end - b->start, &len, err, sizeof(err));
+		if (r < 0)
+		{
+			pgc_client_fatal(c, "08P01", "%s", err);
+			return;
+		}
+		if (r == 0 || b->end - b->start < len)
+			return;
+		if (pgc_parse_startup(b->data + b->start, len, &st, err, sizeof(err)) < 0)
+		{
+			pgc_client_fatal(c, "08P01", "%s", err);
+			return;
+		}
+		if (st.code == PGC_SSL_REQUEST_CODE || st.code == PGC_GSSENC_REQUEST_CODE)
+		{
+			/* No TLS or GSSAPI encryption yet: 'N', and the client may go on in clear text. */
+			static const uint8_t no = 'N';
+
+			b->start += len;
+			b->scan = b->start;
+			if (write(c->fd, &no, 1) != 1)
+			{
+				pgc_client_close(c, "client went away");
+				return;
+			}
+			continue;
+		}
+		if (st.code == PGC_CANCEL_REQUEST_CODE)
+		{
+			pgc_cancel_forward(c->worker, st.cancel_pid, st.cancel_key);
+			pgc_client_close(c, "cancel request handled");
+			return;
+		}
+		if (PGC_PROTO_MAJOR(st.code) != 3)
+		{
+			pgc_client_fatal(c, "0A000", "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+							 PGC_PROTO_MAJOR(st.code), PGC_PROTO_MINOR(st.code));
+			return;
+		}
+		b->start += len;
+		b->scan = b->start;
+		/* st points into b, which stays put until login is done with it. */
+		client_login(c, &st);
+		return;
+	}
+}
+
+void
+pgc_client_accept(pgc_worker *w, int listen_fd)
+{
+	for (int i = 0; i < 64; i++)
+	{
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(listen_fd, (struct sockaddr *) &ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		pgc_client *c;
+
+		if (fd < 0)
+		{
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				pgc_log(PGC_WARNING, "accept failed: %s", strerror(errno));
+			return;
+		}
+		c = calloc(1, sizeof(*c));
+		if (c == NULL)
+		{
+			close(fd);
+			continue;
+		}
+		c->kind = PGC_KIND_CLIENT;
+		c->fd = fd;
+		c->worker = w;
+		c->state = CL_STARTUP;
+		c->state_since = w->now;
+		c->counted = true;
+		atomic_fetch_add(&w->engine->clients_total, 1);
+		if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
+		{
+			int one = 1;
+			char host[INET6_ADDRSTRLEN] = "?";
+			int port;
+
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			if (ss.ss_family == AF_INET)
+			{
+				inet_ntop(AF_INET, &((struct sockaddr_in *) &ss)->sin_addr, host, sizeof(host));
+				port = ntohs(((struct sockaddr_in *) &ss)->sin_port);
+			}
+			else
+			{
+				inet_ntop(AF_INET6, &((struct sockaddr_in6 *) &ss)->sin6_addr, host, sizeof(host));
+				port = ntohs(((struct sockaddr_in6 *) &ss)->sin6_port);
+			}
+			snprintf(c->addr, sizeof(c->addr), "%s:%d", host, port);
+		}
+		else
+			snprintf(c->addr, sizeof(c->addr), "unix:%d", fd);
+		pgc_list_push_tail(&w->clients, &c->node);
+		w->n_clients++;
+		client_update_events(c);
+	}
+}
+
+/* ------------------------------------------------------------ forwarding -- */
+
+static bool
+client_type_known(uint8_t t)
+{
+	switch (t)
+	{
+		case 'Q': case 'P': case 'B': case 'D': case 'E': case 'C': case 'H':
+		case 'S': case 'F': case 'X': case 'd': case 'c': case 'f': case 'p':
+			return true;
+		default:
+			return false;
+	}
+}
+
+/* Check the header of a client message; on a violation the client gets FATAL and is closed. */
+static bool
+client_header_ok(pgc_client *c, uint8_t type, uint32_t len)
+{
+	if (!client_type_known(type))
+	{
+		pgc_client_fatal(c, "08P01", "invalid frontend message type %d", type);
+		return false;
+	}
+	if (len < 4 || len > (uint32_t) pgc_engine_config()->max_packet_size)
+	{
+		pgc_client_fatal(c, "08P01", "invalid message length");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Frame what the client sent, counting what the server will answer.
+ * Returns false if the client was closed.
+ */
+static bool
+scan_client(pgc_client *c, pgc_server *s)
+{
+	pgc_iobuf *b = c->in;
+
+	while (b)
+	{
+		uint8_t type;
+		uint32_t len;
+		size_t avail;
+
+		if (c->skip)
+		{
+			size_t n = b->end - b->scan < c->skip ? b->end - b->scan : c->skip;
+
+			b->scan += n;
+			c->skip -= (uint32_t) n;
+			if (c->skip)
+				break;
+		}
+		avail = b->end - b->scan;
+		if (!pgc_msg_header(b->data + b->scan, avail, &type, &len))
+			break;
+		if (!client_header_ok(c, type, len))
+			return false;
+		switch (type)
+		{
+			case 'X':
+				/* Terminate is for pgcarrier: the server connection lives on. */
+				c->terminate_seen = true;
+				b->end = b->scan;
+				return true;
+			case 'Q':
+			case 'F':
+				s->pending_rfq++;
+				break;
+			case 'S':
+				s->pending_rfq++;
+				s->unsynced = false;
+				break;
+			case 'P': case 'B': case 'D': case 'E': case 'C': case 'H':
+				s->unsynced = true;
+				break;
+			default:
+				break;
+		}
+		if (avail >= (size_t) len + 1)
+			b->scan += (size_t) len + 1;
+		else
+		{
+			b->scan = b->end;
+			c->skip = (uint32_t) (len + 1 - avail);
+		}
+	}
+	return true;
+}
+
+static void
+drop_message(pgc_iobuf *b, size_t total)
+{
+	memmove(b->data + b->scan, b->data + b->scan + total, b->end - b->scan - total);
+	b->end -= total;
+}
+
+/* ParameterStatus body -> name/value, or false if malformed. */
+static bool
+split_param(const uint8_t *body, size_t len, const char **name, const char **value)
+{
+	size_t nl = strnlen((const char *) body, len);
+
+	if (nl + 1 >= len || strnlen((const char *) body + nl + 1, len - nl - 1) == len - nl - 1)
+		return false;
+	*name = (const char *) body;
+	*value = (const char *) body + nl + 1;
+	return true;
+}
+
+/*
+ * Frame what the server sent. Returns false if the server misbehaved (the
+ * caller treats it as dead).
+ */
+static bool
+scan_server(pgc_client *c, pgc_server *s)
+{
+	pgc_iobuf *b = s->in;
+	bool statement_mode = pgc_pool_mode_of(c->pool) == PGC_POOL_STATEMENT;
+
+	while (b)
+	{
+		uint8_t type;
+		uint32_t len;
+		size_t avail, total;
+		const uint8_t *body;
+
+		if (s->skip)
+		{
+			size_t n = b->end - b->scan < s->skip ? b->end - b->scan : s->skip;
+
+			b->scan += n;
+			s->skip -= (uint32_t) n;
+			if (s->skip)
+				break;
+		}
+		avail = b->end - b->scan;
+		if (!pgc_msg_header(b->data + b->scan, avail, &type, &len))
+			break;
+		if (len < 4)
+			return false;
+		total = (size_t) len + 1;
+		if (type != 'Z' && type != 'S' && s->swallow_rfq == 0)
+		{
+			/* Forwarded without looking inside: most of the traffic. */
+			s->last_type = type;
+			if (avail >= total)
+				b->scan += total;
+			else
+			{
+				b->scan = b->end;
+				s->skip = (uint32_t) (total - avail);
+			}
+			continue;
+		}
+		if (avail < total)
+		{
+			if (total > PGC_IOBUF_SIZE)
+				return false;
+			break;
+		}
+		body = b->data + b->scan + 5;
+		if (type == 'Z')
+		{
+			s->txn_status = len >= 5 ? (char) body[0] : 'I';
+			if (s->pending_rfq > 0)
+				s->pending_rfq--;
+			if (s->swallow_rfq > 0)
+			{
+				s->swallow_rfq--;
+				drop_message(b, total);
+				continue;
+			}
+			if (statement_mode && s->txn_status != 'I')
+			{
+				/* The client sees the refusal instead of this ReadyForQuery; see pump(). */
+				c->stmt_violation = true;
+				drop_message(b, total);
+				continue;
+			}
+		}
+		else if (type == 'S')
+		{
+			const char *name, *value;
+
+			if (split_param(body, len - 4, &name, &value))
+			{
+				/* The server's value is the canonical spelling of what the client wants. */
+				if (s->swallow_rfq == 0 || pgc_params_get(&c->params, name))
+					pgc_params_set(&c->params, name, value);
+				pgc_params_set(&s->params, name, value);
+			}
+		}
+		else if (type == 'E')
+		{
+			const char *m = pgc_error_field(body, len - 4, 'M');
+
+			/* Only our own parameter sync is swallowed; the client's request goes on. */
+			pgc_log(PGC_WARNING, "client %s: could not apply a session parameter on the server: %s",
+					c->addr, m ? m : "?");
+		}
+		if (s->swallow_rfq > 0)
+		{
+			drop_message(b, total);
+			continue;
+		}
+		s->last_type = type;
+		b->scan += total;
+	}
+	return true;
+}
+
+/* The server linked to c died: tell the client unless the server already did. */
+static void
+server_died(pgc_client *c, pgc_server *s)
+{
+	bool told = false;
+
+	if (s->in && s->in->start < s->in->scan)
+	{
+		told = s->last_type == 'E';
+		(void) write_from(c->fd, s->in);
+	}
+	s->dirty_close = true;
+	pgc_server_close(s, "server closed the connection unexpectedly");
+	if (told)
+		pgc_client_close(c, "server connection lost");
+	else
+		pgc_client_fatal(c, "08006", "server closed the connection unexpectedly");
+}
+
+static bool
+server_idle_for_release(const pgc_client *c, const pgc_server *s)
+{
+	return s->pending_rfq == 0 && !s->unsynced && s->txn_status == 'I' && s->swallow_rfq == 0 &&
+		s->skip == 0 && (s->in == NULL || s->in->start == s->in->end) &&
+		(s->out == NULL || s->out->len == 0) && c->skip == 0 &&
+		(c->in == NULL || c->in->start == c->in->scan);
+}
+
+/* The first message of a client without a server: check it, then queue for a server. */
+static void
+client_begin_request(pgc_client *c)
+{
+	pgc_iobuf *b = c->in;
+	uint8_t type;
+	uint32_t len;
+
+	if (b == NULL || !pgc_msg_header(b->data + b->start, b->end - b->start, &type, &len))
+		return;
+	if (!client_header_ok(c, type, len))
+		return;
+	if (type == 'X')
+	{
+		pgc_client_close(c, "client terminated");
+		return;
+	}
+	c->state = CL_WAITING;
+	c->state_since = c->worker->now;
+	if (pgc_pool_request(c))
+		pgc_client_link(c, c->server);
+	else
+		client_update_events(c);
+}
+
+void
+pgc_client_link(pgc_client *c, pgc_server *s)
+{
+	pgc_server_adopt(s, c->worker);
+	c->state = CL_LINKED;
+	c->state_since = c->worker->now;
+	s->last_type = 0;
+	s->state_since = c->worker->now;
+	if ((c->in && c->in->start < c->in->end) || pgc_pool_mode_of(c->pool) == PGC_POOL_SESSION)
+		pgc_server_sync_params(s, c);
+	pump(c);
+}
+
+/*
+ * Move bytes both ways between c and its server until nothing more can be
+ * done now, then release the server if the transaction is over.
+ */
+static void
+pump(pgc_client *c)
+{
+	pgc_engine *e = c->worker->engine;
+	pgc_server *s;
+	int rc;
+
+	for (;;)
+	{
+		s = c->server;
+		if (s == NULL)
+			break;
+		/* client -> server: pgcarrier's own messages first, in the same write when possible */
+		if (c->in && (c->in->scan < c->in->end || c->skip))
+		{
+			if (!scan_client(c, s))
+				return;
+		}
+		if (s->out && s->out->len)
+		{
+			rc = write_msgbuf(s->fd, s->out);
+			if (rc < 0)
+			{
+				server_died(c, s);
+				return;
+			}
+			s->want_write = rc == 0;
+		}
+		if (!s->want_write && c->in && c->in->start < c->in->scan)
+		{
+			rc = write_from(s->fd, c->in);
+			if (rc < 0)
+			{
+				server_died(c, s);
+				return;
+			}
+			s->want_write = rc == 0;
+		}
+		/* server -> client */
+		if (s->in && s->in->scan < s->in->end)
+		{
+			if (!scan_server(c, s))
+			{
+				server_died(c, s);
+				return;
+			}
+		}
+		if (client_flush_out(c) < 0)
+		{
+			pgc_client_close(c, "client went away");
+			return;
+		}
+		if (!c->want_write && s->in && s->in->start < s->in->scan)
+		{
+			rc = write_from(c->fd, s->in);
+			if (rc < 0)
+			{
+				pgc_client_close(c, "client went away");
+				return;
+			}
+			c->want_write = rc == 0;
+		}
+		if (c->stmt_violation && !c->want_write && (s->in == NULL || s->in->start == s->in->end))
+		{
+			pgc_msgbuf *out = client_out(c);
+
+			c->stmt_violation = false;
+			if (out)
+			{
+				pgc_msgbuf_error(out, 'E', "ERROR", "0A000",
+								 "transaction blocks are not allowed in statement pooling mode", NULL,
+								 "Use pool_mode = transaction for this database or user.");
+				pgc_msgbuf_ready(out, 'I');
+			}
+			c->state = CL_IDLE;
+			pgc_server_release(s);      /* rolls the transaction back before reuse */
+			continue;
+		}
+		if (c->terminate_seen && !s->want_write && (c->in == NULL || c->in->start == c->in->scan))
+		{
+			pgc_client_close(c, "client terminated");
+			return;
+		}
+		/* A client that already sent more keeps its server: no release in the middle of a pipeline. */
+		if (server_idle_for_release(c, s) && !(c->in && c->in->start < c->in->end))
+		{
+			bool session = pgc_pool_mode_of(c->pool) == PGC_POOL_SESSION;
+			bool stopping = atomic_load(&e->shutting_down);
+
+			if (session && !stopping)
+				break;
+			c->state = CL_IDLE;
+			c->state_since = c->worker->now;
+			pgc_server_release(s);
+			if (stopping)
+			{
+				pgc_client_fatal(c, "57P01", "terminating connection due to administrator command");
+				return;
+			}
+			client_trim(c);
+			break;
+		}
+		break;
+	}
+	if (c->server)
+		server_update_events(c->server);
+	if (client_flush_out(c) < 0)
+	{
+		pgc_client_close(c, "client went away");
+		return;
+	}
+	client_update_events(c);
+}
+
+void
+pgc_client_server_event(pgc_client *c, pgc_server *s, uint32_t events)
+{
+	if (events & EPOLLOUT)
+		s->want_write = false;
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+	{
+		ssize_t n = read_into(c->worker, s->fd, &s->in);
+
+		if (n == 0 || n == -1)
+		{
+			/* Forward what was complete before the end, then report. */
+			if (s->in)
+				(void) scan_server(c, s);
+			server_died(c, s);
+			return;
+		}
+	}
+	pump(c);
+}
+
+void
+pgc_client_event(pgc_client *c, uint32_t events)
+{
+	if (events & EPOLLOUT)
+		c->want_write = false;
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+	{
+		ssize_t n = read_into(c->worker, c->fd, &c->in);
+
+		if (n == 0 || n == -1)
+		{
+			pgc_client_close(c, n == 0 ? "client closed the connection" : "client connection error");
+			return;
+		}
+		if (n > 0 && c->state != CL_STARTUP)
+			c->state_since = c->worker->now;
+	}
+	switch (c->state)
+	{
+		case CL_STARTUP:
+			client_startup(c);
+			return;
+		case CL_LINKED:
+			pump(c);
+			return;
+		case CL_IDLE:
+			if (client_flush_out(c) < 0)
+			{
+				pgc_client_close(c, "client went away");
+				return;
+			}
+			if (c->in && c->in->start < c->in->end)
+				client_begin_request(c);
+			else
+			{
+				client_trim(c);
+				client_update_events(c);
+			}
+			return;
+		default:
+			if (client_flush_out(c) < 0)
+			{
+				pgc_client_close(c, "client went away");
+				return;
+			}
+			client_update_events(c);
+			return;
+	}
+}
+
+void
+pgc_client_handoff(pgc_client *c)
+{
+	pgc_server *s;
+
+	if (c->handoff_error)
+	{
+		pgc_msgbuf *err = c->handoff_error;
+
+		c->handoff_error = NULL;
+		(void) write_msgbuf(c->fd, err);
+		pgc_msgbuf_free(err);
+		free(err);
+		pgc_client_close(c, "no server connection could be had");
+		return;
+	}
+	s = c->server;
+	if (s == NULL)
+		return;
+	if (c->state == CL_LOGIN)
+	{
+		send_welcome(c);
+		if (client_flush_out(c) < 0)
+		{
+			pgc_client_close(c, "client went away");
+			return;
+		}
+	}
+	pgc_client_link(c, s);
+}
+
+void
+pgc_client_tick(pgc_client *c, double now)
+{
+	const pgc_config *cfg = pgc_engine_config();
+	double idle = now - c->state_since;
+
+	switch (c->state)
+	{
+		case CL_STARTUP:
+			if (cfg->client_login_timeout > 0 && idle > cfg->client_login_timeout)
+				pgc_client_close(c, "client_login_timeout");
+			break;
+		case CL_IDLE:
+			if (atomic_load(&c->worker->engine->shutting_down))
+				pgc_client_fatal(c, "57P01", "terminating connection due to administrator command");
+			else if (cfg->client_idle_timeout > 0 && idle > cfg->client_idle_timeout)
+				pgc_client_fatal(c, "57P05", "terminating connection due to idle-session timeout "
+								 "(client_idle_timeout)");
+			break;
+		case CL_WAITING:
+		case CL_LOGIN:
+			if (atomic_load(&c->worker->engine->shutting_down))
+				pgc_client_fatal(c, "57P01", "terminating connection due to administrator command");
+			break;
+		case CL_LINKED:
+		{
+			pgc_server *s = c->server;
+
+			if (s == NULL)
+				break;
+			if (s->pending_rfq == 0 && !s->unsynced && (s->txn_status == 'T' || s->txn_status == 'E') &&
+				cfg->idle_transaction_timeout > 0 && idle > cfg->idle_transaction_timeout)
+			{
+				pgc_client_fatal(c, "25P03", "terminating connection due to idle-in-transaction timeout "
+								 "(idle_transaction_timeout)");
+			}
+			else if (server_idle_for_release(c, s) &&
+					 (atomic_load(&c->worker->engine->shutting_down) ||
+					  (cfg->client_idle_timeout > 0 && idle > cfg->client_idle_timeout)))
+			{
+				if (atomic_load(&c->worker->engine->shutting_down))
+					pgc_client_fatal(c, "57P01", "terminating connection due to administrator command");
+				else
+					pgc_client_fatal(c, "57P05", "terminating connection due to idle-session timeout "
+									 "(client_idle_timeout)");
+			}
+			break;
+		}
+		default:
+			break;
+	}
+}

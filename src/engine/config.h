@@ -1,0 +1,133 @@
+/*
+ * config.h - pgcarrier's configuration: the INI file and the auth file.
+ *
+ * Contract:
+ *  - pgc_config_load() reads an INI file in PgBouncer's shape (sections
+ *    [pgcarrier], [databases], [users]) and, if auth_file is set, the auth
+ *    file it names. On any problem it returns NULL and writes
+ *    "file:line: what is wrong" into err. Unknown keys, bad values, duplicate
+ *    keys and duplicate database/user names are all errors.
+ *  - The returned object is immutable once loaded; a reload builds a new one.
+ *    Strings inside it are owned by it and freed by pgc_config_free().
+ *  - Time values are in seconds (a double); the file may say "1.5", "500ms",
+ *    "2s", "3min", "1h". Zero means "disabled" where PgBouncer says so.
+ *  - Integer fields of pgc_database/pgc_user that are -1 mean "not set on
+ *    this line: use the global default".
+ */
+#ifndef PGC_CONFIG_H
+#define PGC_CONFIG_H
+
+#include <stddef.h>
+
+typedef enum pgc_pool_mode {
+	PGC_POOL_SESSION = 0,
+	PGC_POOL_TRANSACTION = 1,
+	PGC_POOL_STATEMENT = 2
+} pgc_pool_mode;
+
+typedef enum pgc_auth_type {
+	PGC_AUTH_TRUST = 0
+} pgc_auth_type;
+
+/* One line of [databases]. */
+typedef struct pgc_database {
+	char *name;                /* client-visible name; "*" is the fallback */
+	char *host;                /* NULL: /var/run/postgresql; a leading '/' means a Unix socket dir */
+	int port;                  /* default 5432 */
+	char *dbname;              /* NULL: same as the client's database name */
+	char *user;                /* forced server user, or NULL (use the client's) */
+	char *password;            /* password for the server login, or NULL */
+	int pool_size;             /* -1: default_pool_size */
+	int min_pool_size;         /* -1: min_pool_size */
+	int reserve_pool;          /* -1: reserve_pool_size */
+	int max_db_connections;    /* -1: max_db_connections */
+	int pool_mode;             /* -1: global pool_mode, else pgc_pool_mode */
+	int line;                  /* line number in the file, for messages */
+} pgc_database;
+
+/* One line of [users]. */
+typedef struct pgc_user {
+	char *name;
+	int pool_mode;             /* -1: not set */
+	int max_user_connections;  /* -1: not set */
+	int line;
+} pgc_user;
+
+/* One line of the auth file: "user" "secret". */
+typedef struct pgc_auth_entry {
+	char *user;
+	char *secret;              /* clear text, "md5<32 hex>" or "SCRAM-SHA-256$..." */
+} pgc_auth_entry;
+
+typedef struct pgc_config {
+	char *path;                /* the file this was loaded from */
+
+	/* [pgcarrier] */
+	char *listen_addr;         /* comma-separated addresses; "*" = all IPv4+IPv6; NULL/"" = no TCP */
+	int listen_port;           /* 6432 */
+	char *unix_socket_dir;     /* "/tmp"; NULL/"" = no Unix socket */
+	int workers;               /* 0 = number of cores */
+	int pool_mode;             /* pgc_pool_mode, default transaction */
+	int default_pool_size;     /* 20 */
+	int min_pool_size;         /* 0 */
+	int reserve_pool_size;     /* 0 */
+	double reserve_pool_timeout;   /* 5 s */
+	int max_client_conn;       /* 100 */
+	int max_db_connections;    /* 0 = unlimited */
+	int max_user_connections;  /* 0 = unlimited */
+	double server_lifetime;        /* 3600 s, 0 = unlimited */
+	double server_idle_timeout;    /* 600 s, 0 = never */
+	double server_connect_timeout; /* 15 s */
+	double server_login_retry;     /* 15 s: after a failed server login, fail new clients fast for this long */
+	double client_idle_timeout;    /* 0 = off */
+	double client_login_timeout;   /* 60 s */
+	double query_wait_timeout;     /* 120 s, 0 = wait forever */
+	double idle_transaction_timeout; /* 0 = off */
+	char *server_reset_query;  /* "DISCARD ALL"; "" = none. Session mode only. */
+	int auth_type;             /* pgc_auth_type */
+	char *auth_file;           /* NULL = none */
+	char *logfile;             /* NULL = stderr */
+	char *pidfile;             /* NULL = none */
+	char *admin_users;         /* comma-separated, kept for the admin console */
+	int max_packet_size;       /* 1 GB - 1: largest message accepted from a client */
+	int log_connections;       /* bool, 1 */
+	int log_disconnections;    /* bool, 1 */
+	int log_pooler_errors;     /* bool, 1 */
+	int verbose;               /* 0 */
+
+	pgc_database *databases;
+	int n_databases;
+	pgc_user *users;
+	int n_users;
+	pgc_auth_entry *auth;
+	int n_auth;
+} pgc_config;
+
+/* Load the file at path (and its auth_file). NULL on error, message in err. */
+pgc_config *pgc_config_load(const char *path, char *err, size_t errlen);
+
+/*
+ * Parse INI text held in memory; name is used in messages ("name:line: ...").
+ * auth_file, if set in the text, is read from disk relative to the current
+ * directory. Used by pgc_config_load and by unit tests.
+ */
+pgc_config *pgc_config_parse(const char *text, const char *name, char *err, size_t errlen);
+
+/* Parse an auth file's text into cfg->auth (replacing it). 0 ok, -1 error in err. */
+int pgc_config_parse_auth(pgc_config *cfg, const char *text, const char *name, char *err, size_t errlen);
+
+void pgc_config_free(pgc_config *cfg);
+
+/* The [databases] entry for a client-visible name: exact match, else "*", else NULL. */
+const pgc_database *pgc_config_find_db(const pgc_config *cfg, const char *name);
+
+/* The [users] entry for a user name, or NULL. */
+const pgc_user *pgc_config_find_user(const pgc_config *cfg, const char *name);
+
+/* The auth file secret for a user, or NULL. */
+const char *pgc_config_find_secret(const pgc_config *cfg, const char *user);
+
+/* "session" / "transaction" / "statement" */
+const char *pgc_pool_mode_name(int mode);
+
+#endif

@@ -1,0 +1,321 @@
+/*
+ * core.h - the pooling engine's internal data structures, shared by its
+ * modules (engine.c, worker.c, client.c, server.c, pool.c, cancel.c).
+ *
+ * Ownership and threading rules (the reason this header exists):
+ *  - A client belongs to one worker for life; only that worker touches it,
+ *    except the fields marked "pool lock", which other workers change while
+ *    holding the lock of the client's pool (handing it a server or an error).
+ *  - A server connection is owned by exactly one worker while it is linked,
+ *    connecting or resetting, and is then registered in that worker's epoll.
+ *    While idle in its pool it is owned by nobody, is in no epoll set, and all
+ *    of its fields are protected by the pool lock.
+ *  - Pools are created on first use and never freed while the engine runs, so
+ *    a pool pointer stays valid everywhere.
+ *  - Lock order: cancel registry -> pool -> worker inbox. The forwarding path
+ *    of a linked pair takes no lock.
+ */
+#ifndef PGC_CORE_H
+#define PGC_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "proto.h"
+
+#define PGC_IOBUF_SIZE      (32 * 1024)
+#define PGC_MAX_EVENTS      128
+
+typedef struct pgc_worker pgc_worker;
+typedef struct pgc_pool pgc_pool;
+typedef struct pgc_client pgc_client;
+typedef struct pgc_server pgc_server;
+typedef struct pgc_engine pgc_engine;
+
+/* What an epoll registration points at; every such struct starts with it. */
+typedef enum pgc_kind {
+	PGC_KIND_LISTENER = 1,
+	PGC_KIND_CLIENT,
+	PGC_KIND_SERVER,
+	PGC_KIND_WAKEUP,
+	PGC_KIND_CANCEL
+} pgc_kind;
+
+/* Bytes read from a socket and not yet written to the peer. */
+typedef struct pgc_iobuf {
+	struct pgc_iobuf *next_free;
+	size_t start;     /* first byte not yet written to the peer */
+	size_t scan;      /* bytes before this were framed and may be forwarded */
+	size_t end;       /* first free byte */
+	uint8_t data[PGC_IOBUF_SIZE];
+} pgc_iobuf;
+
+/* Doubly linked intrusive list. */
+typedef struct pgc_link {
+	struct pgc_link *prev, *next;
+} pgc_link;
+
+/* A list of "key\0value\0" pairs in one allocation, for startup/session parameters. */
+typedef struct pgc_params {
+	char *blob;       /* NULL when empty */
+	size_t len;       /* bytes used, pairs only */
+} pgc_params;
+
+typedef enum pgc_client_state {
+	CL_STARTUP,       /* reading SSLRequest / startup packet */
+	CL_LOGIN,         /* waiting for a first server login to learn the server's parameters */
+	CL_IDLE,          /* logged in, no server */
+	CL_WAITING,       /* has a request, waits in its pool's queue */
+	CL_LINKED,        /* a server connection is linked to it */
+	CL_CLOSING
+} pgc_client_state;
+
+struct pgc_client {
+	pgc_kind kind;                /* PGC_KIND_CLIENT */
+	int fd;
+	pgc_client_state state;
+	pgc_worker *worker;
+	pgc_pool *pool;
+	pgc_server *server;           /* pool lock when set by another worker */
+	pgc_iobuf *in;                /* from the client */
+	uint32_t skip;                /* body bytes of a message being streamed, past in->scan */
+	pgc_msgbuf *out;              /* bytes pgcarrier itself must still write to the client */
+	uint32_t epoll_events;        /* what is registered now */
+	bool want_write;              /* waiting for EPOLLOUT */
+	bool registered;              /* fd is in its worker's epoll set */
+	bool terminate_seen;          /* got 'X' */
+	bool stmt_violation;          /* statement mode: a transaction block was refused */
+	bool is_cancel;               /* startup phase: a cancel request connection */
+	bool ssl_asked;               /* SSLRequest already answered */
+	bool counted;                 /* counted in engine->clients_total */
+	bool in_inbox;                /* on its worker's inbox (pool/inbox locks) */
+	bool queued;                  /* in pool->waiters (pool lock) */
+	pgc_msgbuf *handoff_error;    /* an ErrorResponse from another worker (pool lock) */
+	uint32_t cancel_pid, cancel_key;
+	char *user;                   /* client-visible user and database */
+	char *dbname;
+	pgc_params params;            /* startup parameters to apply on servers */
+	double state_since;           /* monotonic seconds: when state last changed */
+	double wait_since;            /* when it joined the queue */
+	pgc_link node;                /* worker->clients */
+	pgc_link wait_node;           /* pool->waiters (pool lock) */
+	pgc_client *inbox_next;       /* worker->inbox (inbox lock) */
+	pgc_client *cancel_next;      /* cancel registry chain (registry lock) */
+	char addr[64];                /* peer address, for logs */
+};
+
+typedef enum pgc_server_state {
+	SV_CONNECTING,
+	SV_LOGIN,
+	SV_IDLE,          /* in pool->idle */
+	SV_LINKED,
+	SV_RESETTING,     /* rollback / reset query running, responses swallowed */
+	SV_CLOSED
+} pgc_server_state;
+
+struct pgc_server {
+	pgc_kind kind;                /* PGC_KIND_SERVER */
+	int fd;
+	pgc_server_state state;
+	pgc_worker *worker;           /* owner, NULL while idle */
+	pgc_pool *pool;
+	pgc_client *client;
+	pgc_iobuf *in;                /* from the server */
+	uint32_t skip;
+	pgc_msgbuf *out;              /* bytes pgcarrier composed for the server (login, preamble, reset) */
+	uint32_t epoll_events;
+	bool want_write;
+	int pending_rfq;              /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
+	bool unsynced;                /* extended-protocol messages sent since the last Sync */
+	char txn_status;              /* last ReadyForQuery status: 'I', 'T', 'E' */
+	int swallow_rfq;              /* responses to our own queries still to drop */
+	bool dirty_close;             /* must not be reused */
+	bool registered;              /* fd is in its worker's epoll set */
+	bool reset_ran;               /* RESETTING ran server_reset_query */
+	uint8_t last_type;            /* type of the last message forwarded to the client */
+	char *login_password;         /* during login only; wiped after */
+	uint32_t backend_pid, backend_key;
+	pgc_params params;            /* reported parameters and the ones pgcarrier SET */
+	struct sockaddr_storage addr; /* for cancel requests */
+	socklen_t addrlen;
+	void *scram;                  /* pgc_scram_client during login */
+	double created_at;
+	double state_since;
+	uint64_t config_generation;   /* of the database entry it was made with */
+	pgc_link node;                /* pool->idle (pool lock) or worker->servers */
+};
+
+/* A pool: one (database, user) pair. */
+struct pgc_pool {
+	pthread_mutex_t lock;
+	char *dbname;                 /* client-visible database name */
+	char *user;                   /* server login user */
+	char *client_user;            /* for messages */
+	/* Settings from the config, refreshed on reload (lock). */
+	char *host;
+	int port;
+	char *server_dbname;
+	char *password;
+	int pool_size;
+	int min_pool_size;
+	int reserve_pool;
+	int max_db_connections;
+	int max_user_connections;
+	int pool_mode;
+	bool db_removed;
+	uint64_t config_generation;
+	/* State (lock). */
+	int total;                    /* all server connections: connecting + idle + linked + resetting */
+	int connecting;
+	int n_idle;
+	pgc_link idle;                /* idle servers, most recently used at the head */
+	pgc_link waiters;             /* FIFO of clients */
+	int n_waiters;
+	pgc_params welcome;           /* server parameters learned at the first login */
+	bool have_welcome;
+	atomic_int *db_count;         /* server connections to this database, all pools */
+	atomic_int *user_count;       /* server connections of this user, all pools */
+	pgc_pool *next;               /* engine->pools list */
+};
+
+/* A per-worker message queue: clients handed a server or an error by another worker. */
+struct pgc_worker {
+	pgc_kind kind;                /* PGC_KIND_WAKEUP, for the eventfd registration */
+	int id;
+	int epfd;
+	int wakefd;                   /* eventfd */
+	pthread_t thread;
+	pgc_engine *engine;
+	int *listen_fds;
+	int n_listen;
+	pgc_kind listener_kind;       /* epoll data for listeners points here */
+	pthread_mutex_t inbox_lock;
+	pgc_client *inbox;            /* LIFO; order within one wake-up does not matter */
+	atomic_bool wake_pending;
+	pgc_link clients;
+	pgc_link servers;             /* owned servers */
+	pgc_link cancels;             /* cancel requests being forwarded */
+	int n_clients;
+	pgc_iobuf *free_bufs;
+	int n_free_bufs;
+	struct epoll_event *events;   /* current batch, so closed objects can be forgotten */
+	int n_events;
+	double now;
+	double next_tick;
+	bool stopping;
+};
+
+struct pgc_engine {
+	_Atomic(const pgc_config *) cfg;  /* current config; replaced on reload */
+	pthread_mutex_t cfg_lock;     /* protects cfg pointer swap and pool registry */
+	pgc_config **old_cfgs;        /* kept until exit: workers may still read them */
+	int n_old_cfgs;
+	uint64_t generation;
+	pgc_worker *workers;
+	int n_workers;
+	int unix_fd;                  /* shared by all workers; -1 if none */
+	char unix_path[256];
+	pgc_pool *pools;
+	atomic_int clients_total;
+	atomic_bool shutting_down;    /* SIGINT: graceful */
+	atomic_uint next_pid;
+	/* counters keyed by name, never freed */
+	struct pgc_counter { char *name; atomic_int count; struct pgc_counter *next; } *db_counters, *user_counters;
+};
+
+/* ---- util ---- */
+double pgc_now(void);
+void pgc_list_init(pgc_link *l);
+void pgc_list_push_head(pgc_link *l, pgc_link *n);
+void pgc_list_push_tail(pgc_link *l, pgc_link *n);
+void pgc_list_remove(pgc_link *n);
+bool pgc_list_empty(const pgc_link *l);
+#define pgc_container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof(type, member)))
+
+void pgc_params_set(pgc_params *p, const char *key, const char *value);
+const char *pgc_params_get(const pgc_params *p, const char *key);
+void pgc_params_remove(pgc_params *p, const char *key);
+void pgc_params_free(pgc_params *p);
+/* Iterate: pos starts at 0; returns 0 at the end. */
+int pgc_params_next(const pgc_params *p, size_t *pos, const char **key, const char **value);
+/* True for parameters PostgreSQL reports with ParameterStatus (GUC_REPORT). */
+bool pgc_param_is_reported(const char *key);
+
+/* ---- worker.c ---- */
+extern __thread pgc_worker *pgc_current_worker;
+pgc_iobuf *pgc_worker_get_buf(pgc_worker *w);
+void pgc_worker_put_buf(pgc_worker *w, pgc_iobuf *b);
+void pgc_worker_forget(pgc_worker *w, void *ptr);
+int pgc_worker_watch(pgc_worker *w, int fd, void *ptr, uint32_t events);
+int pgc_worker_rewatch(pgc_worker *w, int fd, void *ptr, uint32_t events);
+void pgc_worker_unwatch(pgc_worker *w, int fd);
+/* Put c on its worker's inbox and wake that worker. Caller holds c's pool lock. */
+void pgc_worker_post(pgc_client *c);
+void *pgc_worker_main(void *arg);
+
+/* ---- client.c ---- */
+void pgc_client_accept(pgc_worker *w, int listen_fd);
+void pgc_client_event(pgc_client *c, uint32_t events);
+/* The pool gave c a server (s) or an error; runs on c's worker. */
+void pgc_client_handoff(pgc_client *c);
+/* An event on the server linked to c: forwarding in both directions. */
+void pgc_client_server_event(pgc_client *c, pgc_server *s, uint32_t events);
+void pgc_client_fatal(pgc_client *c, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void pgc_client_close(pgc_client *c, const char *reason);
+void pgc_client_tick(pgc_client *c, double now);
+/* Link s (owned by c's worker now) to c and start forwarding. */
+void pgc_client_link(pgc_client *c, pgc_server *s);
+
+/* ---- server.c ---- */
+/* Start a new server connection for pool p on worker w (counted in p->total by the caller). */
+void pgc_server_launch(pgc_worker *w, pgc_pool *p);
+void pgc_server_event(pgc_server *s, uint32_t events);
+/* s now belongs to worker w (it came from the pool or another worker). */
+void pgc_server_adopt(pgc_server *s, pgc_worker *w);
+/* Give s back: reset if needed, then idle in the pool or straight to a waiter. */
+void pgc_server_release(pgc_server *s);
+/* Close and free s, fixing the pool's counts. */
+void pgc_server_close(pgc_server *s, const char *reason);
+/* Set the epoll interest of an owned server (registering it if needed). */
+void pgc_server_set_events(pgc_server *s, uint32_t events);
+void pgc_server_tick(pgc_server *s, double now);
+/* Queue the parameter sync for c's settings in front of c's first message. */
+void pgc_server_sync_params(pgc_server *s, pgc_client *c);
+
+/* ---- pool.c ---- */
+/* Find or create the pool for a client; NULL with a message when the database is unknown. */
+pgc_pool *pgc_pool_get(pgc_engine *e, const char *dbname, const char *user, char *err, size_t errlen);
+/* Ask for a server for c: links at once (returns true) or queues c. */
+bool pgc_pool_request(pgc_client *c);
+/* c leaves the pool queue (closing); returns a server handed to it in the meantime, if any. */
+pgc_server *pgc_pool_cancel_wait(pgc_client *c);
+/* Server s (owned by the calling worker, unregistered) is ready for the next client. */
+void pgc_pool_put(pgc_server *s);
+/* A server of p is gone (closed or failed to log in); err: the error to give waiters if no server remains. */
+void pgc_pool_server_gone(pgc_pool *p, bool was_connecting, const pgc_msgbuf *err);
+/* Periodic work: idle timeouts, lifetimes, min_pool_size, reserve pool, waiter timeouts. */
+void pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now);
+/* Refresh every pool's settings from the current config. */
+void pgc_pool_reconfigure(pgc_engine *e);
+void pgc_pool_free_all(pgc_engine *e);
+int pgc_pool_mode_of(const pgc_pool *p);
+
+/* ---- cancel.c ---- */
+void pgc_cancel_register(pgc_client *c);
+void pgc_cancel_unregister(pgc_client *c);
+/* Forward a CancelRequest for (pid, key) from worker w. */
+void pgc_cancel_forward(pgc_worker *w, uint32_t pid, uint32_t key);
+void pgc_cancel_event(void *conn, uint32_t events);
+void pgc_cancel_drop_all(pgc_worker *w);
+
+/* ---- engine.c ---- */
+extern pgc_engine *pgc_the_engine;
+const pgc_config *pgc_engine_config(void);
+
+#endif

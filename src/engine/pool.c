@@ -1,0 +1,572 @@
+/*
+ * pool.c - pools of server connections, shared by all workers.
+ *
+ * A pool is one (database, user) pair. Its limits hold exactly across
+ * workers because every change of its counts happens under its lock, and
+ * its waiting clients form one FIFO whatever worker they are on. A server
+ * released on one worker goes straight to the oldest waiter; if that waiter
+ * lives on another worker, the server travels there through that worker's
+ * inbox (see worker.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "log.h"
+
+static char *
+dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void
+replace_str(char **dst, const char *src)
+{
+	free(*dst);
+	*dst = dup_or_null(src);
+}
+
+static atomic_int *
+counter_for(struct pgc_counter **list, const char *name)
+{
+	struct pgc_counter *c;
+
+	for (c = *list; c; c = c->next)
+		if (strcmp(c->name, name) == 0)
+			return &c->count;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->name = strdup(name);
+	atomic_init(&c->count, 0);
+	c->next = *list;
+	*list = c;
+	return &c->count;
+}
+
+/* Fill p's settings from cfg. Caller holds p->lock (or p is new). */
+static void
+pool_apply_config(pgc_pool *p, const pgc_config *cfg, uint64_t generation)
+{
+	const pgc_database *db = pgc_config_find_db(cfg, p->dbname);
+	const pgc_user *u = pgc_config_find_user(cfg, p->client_user);
+	const char *password;
+	int mode;
+
+	if (db == NULL)
+	{
+		p->db_removed = true;
+		return;
+	}
+	p->db_removed = false;
+
+	/* A change of where or how we log in makes existing servers stale. */
+	password = db->password ? db->password : pgc_config_find_secret(cfg, p->user);
+	if (p->host == NULL || strcmp(p->host, db->host ? db->host : "/var/run/postgresql") != 0 ||
+		p->port != db->port ||
+		strcmp(p->server_dbname ? p->server_dbname : "", db->dbname ? db->dbname : p->dbname) != 0 ||
+		(p->password == NULL) != (password == NULL) ||
+		(password && strcmp(p->password, password) != 0))
+		p->config_generation = generation;
+
+	replace_str(&p->host, db->host ? db->host : "/var/run/postgresql");
+	p->port = db->port > 0 ? db->port : 5432;
+	replace_str(&p->server_dbname, db->dbname ? db->dbname : p->dbname);
+	replace_str(&p->password, password);
+	p->pool_size = db->pool_size >= 0 ? db->pool_size : cfg->default_pool_size;
+	p->min_pool_size = db->min_pool_size >= 0 ? db->min_pool_size : cfg->min_pool_size;
+	p->reserve_pool = db->reserve_pool >= 0 ? db->reserve_pool : cfg->reserve_pool_size;
+	p->max_db_connections = db->max_db_connections >= 0 ? db->max_db_connections : cfg->max_db_connections;
+	p->max_user_connections = (u && u->max_user_connections >= 0) ? u->max_user_connections : cfg->max_user_connections;
+	mode = cfg->pool_mode;
+	if (db->pool_mode >= 0)
+		mode = db->pool_mode;
+	if (u && u->pool_mode >= 0)
+		mode = u->pool_mode;
+	p->pool_mode = mode;
+}
+
+pgc_pool *
+pgc_pool_get(pgc_engine *e, const char *dbname, const char *user, char *err, size_t errlen)
+{
+	const pgc_config *cfg;
+	const pgc_database *db;
+	const char *server_user;
+	pgc_pool *p;
+
+	pthread_mutex_lock(&e->cfg_lock);
+	cfg = atomic_load(&e->cfg);
+	db = pgc_config_find_db(cfg, dbname);
+	if (db == NULL)
+	{
+		pthread_mutex_unlock(&e->cfg_lock);
+		snprintf(err, errlen, "database \"%s\" does not exist", dbname);
+		return NULL;
+	}
+	server_user = db->user ? db->user : user;
+	for (p = e->pools; p; p = p->next)
+		if (strcmp(p->dbname, dbname) == 0 && strcmp(p->user, server_user) == 0)
+			break;
+	if (p == NULL)
+	{
+		p = calloc(1, sizeof(*p));
+		if (p == NULL)
+		{
+			pthread_mutex_unlock(&e->cfg_lock);
+			snprintf(err, errlen, "out of memory");
+			return NULL;
+		}
+		pthread_mutex_init(&p->lock, NULL);
+		p->dbname = strdup(dbname);
+		p->user = strdup(server_user);
+		p->client_user = strdup(user);
+		pgc_list_init(&p->idle);
+		pgc_list_init(&p->waiters);
+		p->db_count = counter_for(&e->db_counters, dbname);
+		p->user_count = counter_for(&e->user_counters, server_user);
+		pool_apply_config(p, cfg, e->generation);
+		p->config_generation = e->generation;
+		p->next = e->pools;
+		e->pools = p;
+	}
+	pthread_mutex_unlock(&e->cfg_lock);
+	return p;
+}
+
+int
+pgc_pool_mode_of(const pgc_pool *p)
+{
+	return p->pool_mode;
+}
+
+void
+pgc_pool_reconfigure(pgc_engine *e)
+{
+	const pgc_config *cfg;
+
+	pthread_mutex_lock(&e->cfg_lock);
+	cfg = atomic_load(&e->cfg);
+	for (pgc_pool *p = e->pools; p; p = p->next)
+	{
+		pthread_mutex_lock(&p->lock);
+		pool_apply_config(p, cfg, e->generation);
+		pthread_mutex_unlock(&p->lock);
+	}
+	pthread_mutex_unlock(&e->cfg_lock);
+}
+
+/* Increment *counter unless it would pass max (0 = no limit). */
+static bool
+counter_try_inc(atomic_int *counter, int max)
+{
+	int v = atomic_load(counter);
+
+	do
+	{
+		if (max > 0 && v >= max)
+			return false;
+	} while (!atomic_compare_exchange_weak(counter, &v, v + 1));
+	return true;
+}
+
+/* Reserve a slot for a new server connection. Caller holds p->lock. */
+static bool
+pool_reserve_slot(pgc_pool *p, bool use_reserve)
+{
+	int limit = p->pool_size + (use_reserve ? p->reserve_pool : 0);
+
+	if (p->db_removed || p->total >= limit)
+		return false;
+	if (!counter_try_inc(p->db_count, p->max_db_connections))
+		return false;
+	if (!counter_try_inc(p->user_count, p->max_user_connections))
+	{
+		atomic_fetch_sub(p->db_count, 1);
+		return false;
+	}
+	p->total++;
+	p->connecting++;
+	return true;
+}
+
+/* Forget a server's slot. Caller holds p->lock. */
+static void
+pool_release_slot(pgc_pool *p, bool was_connecting)
+{
+	p->total--;
+	if (was_connecting)
+		p->connecting--;
+	atomic_fetch_sub(p->db_count, 1);
+	atomic_fetch_sub(p->user_count, 1);
+}
+
+/* Is an idle server still usable? Called with the pool lock held. */
+static bool
+idle_server_usable(pgc_server *s, const pgc_config *cfg, double now)
+{
+	char byte;
+	ssize_t n;
+
+	if (s->dirty_close || s->config_generation != s->pool->config_generation)
+		return false;
+	if (cfg->server_lifetime > 0 && now - s->created_at > cfg->server_lifetime)
+		return false;
+	/* An idle server has nothing to say; if it did, it is closing (or worse). */
+	n = recv(s->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n == 0 || n > 0)
+		return false;
+	return errno == EAGAIN || errno == EWOULDBLOCK;
+}
+
+/* Close an idle server that was taken off the list. No lock needed: nobody else can see it. */
+static void
+discard_server(pgc_server *s)
+{
+	close(s->fd);
+	pgc_params_free(&s->params);
+	pgc_msgbuf_free(s->out);
+	free(s->out);
+	free(s);
+}
+
+bool
+pgc_pool_request(pgc_client *c)
+{
+	pgc_pool *p = c->pool;
+	const pgc_config *cfg = pgc_engine_config();
+	double now = c->worker->now;
+	pgc_server *s = NULL;
+	pgc_server *dead = NULL;
+	bool launch = false;
+
+	pthread_mutex_lock(&p->lock);
+	while (!pgc_list_empty(&p->idle))
+	{
+		pgc_server *cand = pgc_container_of(p->idle.next, pgc_server, node);
+
+		pgc_list_remove(&cand->node);
+		p->n_idle--;
+		if (idle_server_usable(cand, cfg, now))
+		{
+			s = cand;
+			break;
+		}
+		pool_release_slot(p, false);
+		cand->node.next = (pgc_link *) dead;    /* chain for closing after unlock */
+		dead = cand;
+	}
+	if (s)
+	{
+		s->state = SV_LINKED;
+		s->worker = c->worker;
+		s->client = c;
+		c->server = s;
+	}
+	else
+	{
+		c->queued = true;
+		c->wait_since = now;
+		pgc_list_push_tail(&p->waiters, &c->wait_node);
+		p->n_waiters++;
+		if (p->n_waiters > p->connecting)
+			launch = pool_reserve_slot(p, false);
+	}
+	pthread_mutex_unlock(&p->lock);
+
+	while (dead)
+	{
+		pgc_server *next = (pgc_server *) dead->node.next;
+
+		discard_server(dead);
+		dead = next;
+	}
+	if (launch)
+		pgc_server_launch(c->worker, p);
+	return s != NULL;
+}
+
+pgc_server *
+pgc_pool_cancel_wait(pgc_client *c)
+{
+	pgc_pool *p = c->pool;
+	pgc_server *s;
+
+	if (p == NULL)
+		return NULL;
+	pthread_mutex_lock(&p->lock);
+	if (c->queued)
+	{
+		pgc_list_remove(&c->wait_node);
+		p->n_waiters--;
+		c->queued = false;
+	}
+	if (c->in_inbox)
+	{
+		pgc_worker *w = c->worker;
+
+		pthread_mutex_lock(&w->inbox_lock);
+		for (pgc_client **pp = &w->inbox; *pp; pp = &(*pp)->inbox_next)
+		{
+			if (*pp == c)
+			{
+				*pp = c->inbox_next;
+				break;
+			}
+		}
+		c->in_inbox = false;
+		pthread_mutex_unlock(&w->inbox_lock);
+	}
+	s = c->server;
+	if (c->handoff_error)
+	{
+		pgc_msgbuf_free(c->handoff_error);
+		free(c->handoff_error);
+		c->handoff_error = NULL;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return s;
+}
+
+/* Hand s to the oldest waiter, if any. Caller holds p->lock; s is unowned. */
+static bool
+give_to_waiter(pgc_pool *p, pgc_server *s)
+{
+	pgc_client *c;
+
+	if (pgc_list_empty(&p->waiters))
+		return false;
+	c = pgc_container_of(p->waiters.next, pgc_client, wait_node);
+	pgc_list_remove(&c->wait_node);
+	p->n_waiters--;
+	c->queued = false;
+	s->state = SV_LINKED;
+	s->worker = c->worker;
+	s->client = c;
+	c->server = s;
+	pgc_worker_post(c);
+	return true;
+}
+
+void
+pgc_pool_put(pgc_server *s)
+{
+	pgc_pool *p = s->pool;
+	const pgc_config *cfg = pgc_engine_config();
+	double now = pgc_now();
+	bool close_it;
+	bool launch = false;
+	bool was_connecting = s->state == SV_CONNECTING || s->state == SV_LOGIN;
+
+	pthread_mutex_lock(&p->lock);
+	if (s->client)
+	{
+		s->client->server = NULL;
+		s->client = NULL;
+	}
+	if (was_connecting)
+		p->connecting--;
+	close_it = s->dirty_close || p->db_removed ||
+		s->config_generation != p->config_generation ||
+		(cfg->server_lifetime > 0 && now - s->created_at > cfg->server_lifetime) ||
+		p->total > p->pool_size + p->reserve_pool;
+	if (close_it)
+	{
+		pool_release_slot(p, false);
+		if (p->n_waiters > p->connecting)
+			launch = pool_reserve_slot(p, false);
+	}
+	else if (!give_to_waiter(p, s))
+	{
+		s->state = SV_IDLE;
+		s->worker = NULL;
+		s->state_since = now;
+		pgc_list_push_head(&p->idle, &s->node);
+		p->n_idle++;
+	}
+	pthread_mutex_unlock(&p->lock);
+
+	if (close_it)
+	{
+		pgc_log(PGC_DEBUG, "closing server connection to %s/%s: not reusable", p->dbname, p->user);
+		discard_server(s);
+		if (launch)
+			pgc_server_launch(pgc_current_worker, p);   /* goes to whoever waits first */
+	}
+}
+
+void
+pgc_pool_server_gone(pgc_pool *p, bool was_connecting, const pgc_msgbuf *err)
+{
+	bool launch = false;
+
+	pthread_mutex_lock(&p->lock);
+	pool_release_slot(p, was_connecting);
+	if (err && p->total == 0)
+	{
+		/* Nothing can serve the waiters now: they get the error, as a direct connection would. */
+		while (!pgc_list_empty(&p->waiters))
+		{
+			pgc_client *c = pgc_container_of(p->waiters.next, pgc_client, wait_node);
+
+			pgc_list_remove(&c->wait_node);
+			p->n_waiters--;
+			c->queued = false;
+			c->handoff_error = calloc(1, sizeof(pgc_msgbuf));
+			if (c->handoff_error)
+				pgc_msgbuf_bytes(c->handoff_error, err->data, err->len);
+			pgc_worker_post(c);
+		}
+	}
+	else if (p->n_waiters > p->connecting)
+		launch = pool_reserve_slot(p, false);
+	pthread_mutex_unlock(&p->lock);
+
+	if (launch)
+		pgc_server_launch(pgc_current_worker, p);
+}
+
+static void
+fail_waiter(pgc_pool *p, pgc_client *c, const char *sqlstate, const char *msg)
+{
+	pgc_list_remove(&c->wait_node);
+	p->n_waiters--;
+	c->queued = false;
+	c->handoff_error = calloc(1, sizeof(pgc_msgbuf));
+	if (c->handoff_error)
+		pgc_msgbuf_error(c->handoff_error, 'E', "FATAL", sqlstate, msg, NULL, NULL);
+	pgc_worker_post(c);
+}
+
+void
+pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now)
+{
+	const pgc_config *cfg = pgc_engine_config();
+	pgc_pool *p;
+
+	pthread_mutex_lock(&e->cfg_lock);
+	p = e->pools;
+	pthread_mutex_unlock(&e->cfg_lock);
+
+	/* Pools are only ever prepended, so walking from a snapshot of the head is safe. */
+	for (; p; p = p->next)
+	{
+		pgc_server *dead = NULL;
+		int launches = 0;
+		pgc_link *n, *next;
+
+		pthread_mutex_lock(&p->lock);
+		/* Idle servers: idle timeout (down to min_pool_size) and lifetime; oldest at the tail. */
+		for (n = p->idle.prev; n != &p->idle; n = next)
+		{
+			pgc_server *s = pgc_container_of(n, pgc_server, node);
+			bool too_idle = cfg->server_idle_timeout > 0 &&
+				now - s->state_since > cfg->server_idle_timeout && p->total > p->min_pool_size;
+			bool too_old = cfg->server_lifetime > 0 && now - s->created_at > cfg->server_lifetime;
+
+			next = n->prev;
+			if (too_idle || too_old || s->dirty_close || p->db_removed ||
+				s->config_generation != p->config_generation)
+			{
+				pgc_list_remove(&s->node);
+				p->n_idle--;
+				pool_release_slot(p, false);
+				s->node.next = (pgc_link *) dead;
+				dead = s;
+			}
+		}
+		/* Waiters: query_wait_timeout, then the reserve pool. */
+		if (cfg->query_wait_timeout > 0)
+		{
+			for (n = p->waiters.next; n != &p->waiters; n = next)
+			{
+				pgc_client *c = pgc_container_of(n, pgc_client, wait_node);
+				char msg[200];
+
+				next = n->next;
+				if (now - c->wait_since <= cfg->query_wait_timeout)
+					break;      /* FIFO: the rest waited less */
+				snprintf(msg, sizeof(msg),
+						 "canceling statement due to query_wait_timeout: no server connection "
+						 "became free within %g s (pool %s/%s, pool_size %d)",
+						 cfg->query_wait_timeout, p->dbname, p->user, p->pool_size);
+				pgc_log(PGC_LOG, "pool %s/%s exhausted: client waited %.1f s", p->dbname, p->user,
+						now - c->wait_since);
+				fail_waiter(p, c, "57014", msg);
+			}
+		}
+		while (p->n_waiters > p->connecting)
+		{
+			pgc_client *head = pgc_container_of(p->waiters.next, pgc_client, wait_node);
+			bool reserve = cfg->reserve_pool_timeout >= 0 &&
+				now - head->wait_since > cfg->reserve_pool_timeout;
+
+			if (!pool_reserve_slot(p, reserve))
+				break;
+			if (p->total > p->pool_size)
+				pgc_log(PGC_LOG, "pool %s/%s: using reserve pool (%d servers)", p->dbname, p->user, p->total);
+			launches++;
+		}
+		while (!p->db_removed && p->total < p->min_pool_size && pool_reserve_slot(p, false))
+			launches++;
+		pthread_mutex_unlock(&p->lock);
+
+		while (dead)
+		{
+			pgc_server *next_dead = (pgc_server *) dead->node.next;
+
+			discard_server(dead);
+			dead = next_dead;
+		}
+		while (launches-- > 0)
+			pgc_server_launch(w, p);
+	}
+}
+
+void
+pgc_pool_free_all(pgc_engine *e)
+{
+	pgc_pool *p = e->pools;
+
+	while (p)
+	{
+		pgc_pool *next = p->next;
+
+		while (!pgc_list_empty(&p->idle))
+		{
+			pgc_server *s = pgc_container_of(p->idle.next, pgc_server, node);
+
+			pgc_list_remove(&s->node);
+			discard_server(s);
+		}
+		pgc_params_free(&p->welcome);
+		free(p->dbname);
+		free(p->user);
+		free(p->client_user);
+		free(p->host);
+		free(p->server_dbname);
+		free(p->password);
+		pthread_mutex_destroy(&p->lock);
+		free(p);
+		p = next;
+	}
+	e->pools = NULL;
+	for (int i = 0; i < 2; i++)
+	{
+		struct pgc_counter *c = i ? e->db_counters : e->user_counters;
+
+		while (c)
+		{
+			struct pgc_counter *next = c->next;
+
+			free(c->name);
+			free(c);
+			c = next;
+		}
+	}
+	e->db_counters = e->user_counters = NULL;
+}

@@ -1,0 +1,838 @@
+/*
+ * server.c - server connections: connect, log in (trust, cleartext, md5,
+ * SCRAM-SHA-256), reset before reuse, close.
+ *
+ * Forwarding while a server is linked to a client lives in client.c; this
+ * file owns everything a server does on its own.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "core.h"
+#include "log.h"
+#include "sauth.h"
+
+static void
+wipe_password(pgc_server *s)
+{
+	if (s->login_password)
+	{
+		OPENSSL_cleanse(s->login_password, strlen(s->login_password));
+		free(s->login_password);
+		s->login_password = NULL;
+	}
+	pgc_scram_client_free(s->scram);
+	s->scram = NULL;
+}
+
+void
+pgc_server_set_events(pgc_server *s, uint32_t events)
+{
+	if (!s->registered)
+	{
+		if (pgc_worker_watch(s->worker, s->fd, s, events) == 0)
+		{
+			s->registered = true;
+			s->epoll_events = events;
+		}
+		return;
+	}
+	if (events != s->epoll_events)
+	{
+		pgc_worker_rewatch(s->worker, s->fd, s, events);
+		s->epoll_events = events;
+	}
+}
+
+static void
+server_unwatch(pgc_server *s)
+{
+	if (s->registered)
+	{
+		pgc_worker_unwatch(s->worker, s->fd);
+		s->registered = false;
+		s->epoll_events = 0;
+	}
+	pgc_worker_forget(s->worker, s);
+	pgc_list_remove(&s->node);
+}
+
+/* Free everything of s; its pool slot must already be given back. */
+static void
+server_destroy(pgc_server *s)
+{
+	if (s->worker)
+		server_unwatch(s);
+	if (s->fd >= 0)
+		close(s->fd);
+	wipe_password(s);
+	if (s->in && s->worker)
+		pgc_worker_put_buf(s->worker, s->in);
+	else
+		free(s->in);
+	pgc_params_free(&s->params);
+	if (s->out)
+	{
+		pgc_msgbuf_free(s->out);
+		free(s->out);
+	}
+	free(s);
+}
+
+void
+pgc_server_close(pgc_server *s, const char *reason)
+{
+	pgc_pool *p = s->pool;
+	bool was_connecting = s->state == SV_CONNECTING || s->state == SV_LOGIN;
+
+	if (reason)
+		pgc_log(PGC_DEBUG, "server connection %s/%s closed: %s", p->dbname, p->user, reason);
+	if (s->client)
+	{
+		pthread_mutex_lock(&p->lock);
+		s->client->server = NULL;
+		s->client = NULL;
+		pthread_mutex_unlock(&p->lock);
+	}
+	s->state = SV_CLOSED;
+	server_destroy(s);
+	pgc_pool_server_gone(p, was_connecting, NULL);
+}
+
+/* Login failed: waiting clients get err (an ErrorResponse) if nothing else can serve them. */
+static void
+server_login_failed(pgc_server *s, const pgc_msgbuf *err, const char *why)
+{
+	pgc_pool *p = s->pool;
+
+	pgc_log(PGC_WARNING, "could not log in to server for %s/%s (%s:%d): %s",
+			p->dbname, p->user, p->host, p->port, why);
+	s->state = SV_CLOSED;
+	server_destroy(s);
+	pgc_pool_server_gone(p, true, err);
+}
+
+static void
+server_login_failed_msg(pgc_server *s, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void
+server_login_failed_msg(pgc_server *s, const char *sqlstate, const char *fmt, ...)
+{
+	char msg[512];
+	pgc_msgbuf err;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pgc_msgbuf_init(&err);
+	pgc_msgbuf_error(&err, 'E', "FATAL", sqlstate, msg, NULL, NULL);
+	server_login_failed(s, &err, msg);
+	pgc_msgbuf_free(&err);
+}
+
+static pgc_msgbuf *
+server_out(pgc_server *s)
+{
+	if (s->out == NULL)
+	{
+		s->out = calloc(1, sizeof(pgc_msgbuf));
+		if (s->out)
+			pgc_msgbuf_init(s->out);
+	}
+	return s->out;
+}
+
+/*
+ * Write what pgcarrier queued for the server. Returns 1 when all is written,
+ * 0 when the socket is full, -1 on error.
+ */
+static int
+server_flush_out(pgc_server *s)
+{
+	while (s->out && s->out->len > 0)
+	{
+		ssize_t n = write(s->fd, s->out->data, s->out->len);
+
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return -1;
+		}
+		memmove(s->out->data, s->out->data + n, s->out->len - (size_t) n);
+		s->out->len -= (size_t) n;
+	}
+	return 1;
+}
+
+void
+pgc_server_launch(pgc_worker *w, pgc_pool *p)
+{
+	pgc_server *s = calloc(1, sizeof(*s));
+	char port[16];
+	int fd = -1;
+	pgc_msgbuf *out;
+
+	if (s == NULL)
+	{
+		pgc_pool_server_gone(p, true, NULL);
+		return;
+	}
+	s->kind = PGC_KIND_SERVER;
+	s->fd = -1;
+	s->pool = p;
+	s->worker = w;
+	s->state = SV_CONNECTING;
+	s->txn_status = 'I';
+	s->created_at = s->state_since = w->now;
+	pgc_list_push_tail(&w->servers, &s->node);
+
+	pthread_mutex_lock(&p->lock);
+	s->config_generation = p->config_generation;
+	if (p->password)
+		s->login_password = strdup(p->password);
+	out = server_out(s);
+	if (out)
+	{
+		pgc_msgbuf_begin(out, 0);
+		pgc_msgbuf_u32(out, PGC_PROTO_V3);
+		pgc_msgbuf_str(out, "user");
+		pgc_msgbuf_str(out, p->user);
+		pgc_msgbuf_str(out, "database");
+		pgc_msgbuf_str(out, p->server_dbname);
+		pgc_msgbuf_byte(out, 0);
+		pgc_msgbuf_end(out);
+	}
+	if (p->host[0] == '/')
+	{
+		struct sockaddr_un *un = (struct sockaddr_un *) &s->addr;
+
+		un->sun_family = AF_UNIX;
+		snprintf(un->sun_path, sizeof(un->sun_path), "%s/.s.PGSQL.%d", p->host, p->port);
+		s->addrlen = sizeof(*un);
+	}
+	else
+	{
+		struct addrinfo hints = {0}, *res = NULL;
+
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_NUMERICSERV;
+		snprintf(port, sizeof(port), "%d", p->port);
+		/* Numeric addresses resolve without blocking; names are looked up here (rare). */
+		if (getaddrinfo(p->host, port, &hints, &res) == 0 && res)
+		{
+			memcpy(&s->addr, res->ai_addr, res->ai_addrlen);
+			s->addrlen = res->ai_addrlen;
+		}
+		if (res)
+			freeaddrinfo(res);
+	}
+	pthread_mutex_unlock(&p->lock);
+
+	if (out == NULL || out->failed)
+	{
+		server_login_failed_msg(s, "53200", "out of memory");
+		return;
+	}
+	if (s->addrlen == 0)
+	{
+		server_login_failed_msg(s, "08001", "could not translate host name \"%s\" to address", p->host);
+		return;
+	}
+	fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+	{
+		server_login_failed_msg(s, "08001", "could not create socket: %s", strerror(errno));
+		return;
+	}
+	s->fd = fd;
+	if (s->addr.ss_family != AF_UNIX)
+	{
+		int one = 1;
+
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	if (connect(fd, (struct sockaddr *) &s->addr, s->addrlen) < 0 && errno != EINPROGRESS)
+	{
+		if (p->host[0] == '/')
+			server_login_failed_msg(s, "08001", "could not connect to server on socket \"%s/.s.PGSQL.%d\": %s",
+									p->host, p->port, strerror(errno));
+		else
+			server_login_failed_msg(s, "08001", "could not connect to server at \"%s\", port %d: %s",
+									p->host, p->port, strerror(errno));
+		return;
+	}
+	pgc_server_set_events(s, EPOLLOUT);
+}
+
+/* Record a ParameterStatus body ("name\0value\0") in params. */
+static void
+record_param(pgc_params *params, const uint8_t *body, size_t len)
+{
+	const char *name = (const char *) body;
+	size_t nl = strnlen(name, len);
+	const char *value;
+
+	if (nl + 1 >= len)
+		return;
+	value = name + nl + 1;
+	if (strnlen(value, len - nl - 1) == len - nl - 1)
+		return;
+	pgc_params_set(params, name, value);
+}
+
+/* Handle one complete message during login. Returns false if s was closed. */
+static bool
+login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
+{
+	pgc_pool *p = s->pool;
+	pgc_msgbuf *out = server_out(s);
+
+	switch (type)
+	{
+		case 'R':
+		{
+			uint32_t code;
+
+			if (len < 4)
+				break;
+			code = pgc_get_u32(body);
+			if (code == 0)
+				return true;
+			if (code != 12 && s->login_password == NULL)
+			{
+				server_login_failed_msg(s, "28P01",
+										"pgcarrier has no password to log in to the server as user \"%s\"",
+										p->user);
+				return false;
+			}
+			if (code == 3)
+			{
+				pgc_msgbuf_begin(out, 'p');
+				pgc_msgbuf_str(out, s->login_password);
+				pgc_msgbuf_end(out);
+			}
+			else if (code == 5 && len >= 8)
+			{
+				char resp[36];
+
+				pgc_md5_response(s->login_password, p->user, body + 4, resp);
+				pgc_msgbuf_begin(out, 'p');
+				pgc_msgbuf_str(out, resp);
+				pgc_msgbuf_end(out);
+				OPENSSL_cleanse(resp, sizeof(resp));
+			}
+			else if (code == 10)
+			{
+				char first[256];
+				int n;
+				bool have_scram = false;
+
+				for (size_t pos = 4; pos < len && body[pos]; pos += strnlen((const char *) body + pos, len - pos) + 1)
+					if (strncmp((const char *) body + pos, "SCRAM-SHA-256", len - pos) == 0)
+						have_scram = true;
+				if (!have_scram)
+				{
+					server_login_failed_msg(s, "28000", "server offers no SASL mechanism pgcarrier supports");
+					return false;
+				}
+				if (pgc_secret_is_md5(s->login_password) || pgc_secret_is_scram(s->login_password))
+				{
+					server_login_failed_msg(s, "28P01",
+											"server asks for SCRAM-SHA-256, but pgcarrier has only a hashed "
+											"password for user \"%s\"; give it the clear-text password", p->user);
+					return false;
+				}
+				s->scram = pgc_scram_client_new(s->login_password);
+				n = s->scram ? pgc_scram_client_first(s->scram, first, sizeof(first)) : -1;
+				if (n < 0)
+				{
+					server_login_failed_msg(s, "53200", "out of memory");
+					return false;
+				}
+				pgc_msgbuf_begin(out, 'p');
+				pgc_msgbuf_str(out, "SCRAM-SHA-256");
+				pgc_msgbuf_u32(out, (uint32_t) n);
+				pgc_msgbuf_bytes(out, first, (size_t) n);
+				pgc_msgbuf_end(out);
+			}
+			else if (code == 11 && s->scram)
+			{
+				char final[512];
+				char err[200];
+				int n = pgc_scram_client_final(s->scram, (const char *) body + 4, len - 4,
+											   final, sizeof(final), err, sizeof(err));
+
+				if (n < 0)
+				{
+					server_login_failed_msg(s, "08006", "SCRAM authentication with the server failed: %s", err);
+					return false;
+				}
+				pgc_msgbuf_begin(out, 'p');
+				pgc_msgbuf_bytes(out, final, (size_t) n);
+				pgc_msgbuf_end(out);
+				OPENSSL_cleanse(final, sizeof(final));
+			}
+			else if (code == 12 && s->scram)
+			{
+				char err[200];
+
+				if (pgc_scram_client_verify(s->scram, (const char *) body + 4, len - 4, err, sizeof(err)) < 0)
+				{
+					server_login_failed_msg(s, "08006", "the server failed SCRAM verification: %s", err);
+					return false;
+				}
+			}
+			else
+			{
+				server_login_failed_msg(s, "28000", "server asks for an authentication method pgcarrier does not support (%u)",
+										code);
+				return false;
+			}
+			return true;
+		}
+		case 'S':
+			record_param(&s->params, body, len);
+			return true;
+		case 'K':
+			if (len >= 8)
+			{
+				s->backend_pid = pgc_get_u32(body);
+				s->backend_key = pgc_get_u32(body + 4);
+			}
+			return true;
+		case 'E':
+		{
+			pgc_msgbuf err;
+			const char *m = pgc_error_field(body, len, 'M');
+
+			/* The server's own error goes to the clients that were waiting, as it would directly. */
+			pgc_msgbuf_init(&err);
+			pgc_msgbuf_bytes(&err, body - 5, len + 5);
+			server_login_failed(s, &err, m ? m : "error");
+			pgc_msgbuf_free(&err);
+			return false;
+		}
+		case 'Z':
+		{
+			wipe_password(s);
+			s->txn_status = len >= 1 ? (char) body[0] : 'I';
+			pthread_mutex_lock(&p->lock);
+			if (!p->have_welcome)
+			{
+				size_t pos = 0;
+				const char *k, *v;
+
+				while (pgc_params_next(&s->params, &pos, &k, &v))
+					pgc_params_set(&p->welcome, k, v);
+				p->have_welcome = true;
+			}
+			pthread_mutex_unlock(&p->lock);
+			server_unwatch(s);
+			if (s->in && s->in->start == s->in->end)
+			{
+				pgc_worker_put_buf(s->worker, s->in);
+				s->in = NULL;
+			}
+			pgc_log(PGC_DEBUG, "new server connection %s/%s (backend %u)", p->dbname, p->user, s->backend_pid);
+			pgc_pool_put(s);
+			return false;       /* s now belongs to the pool */
+		}
+		case 'N':
+		case 'v':
+			return true;
+		default:
+			server_login_failed_msg(s, "08P01", "unexpected message type '%c' from server during login", type);
+			return false;
+	}
+	server_login_failed_msg(s, "08P01", "invalid authentication request from server");
+	return false;
+}
+
+/* Read what is there into s->in. Returns bytes read, 0 on EOF, -1 on error, -2 if nothing now. */
+static ssize_t
+server_read(pgc_server *s)
+{
+	pgc_iobuf *b;
+	ssize_t n;
+
+	if (s->in == NULL)
+	{
+		s->in = pgc_worker_get_buf(s->worker);
+		if (s->in == NULL)
+			return -1;
+	}
+	b = s->in;
+	if (b->end == PGC_IOBUF_SIZE && b->start > 0)
+	{
+		memmove(b->data, b->data + b->start, b->end - b->start);
+		b->scan -= b->start;
+		b->end -= b->start;
+		b->start = 0;
+	}
+	if (b->end == PGC_IOBUF_SIZE)
+		return -2;
+	do
+		n = read(s->fd, b->data + b->end, PGC_IOBUF_SIZE - b->end);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK) ? -2 : -1;
+	b->end += (size_t) n;
+	return n;
+}
+
+/* Messages of our own queries (login or reset): handle whole messages, consume them. */
+static void
+server_consume(pgc_server *s)
+{
+	pgc_iobuf *b = s->in;
+
+	while (b && b->end - b->start >= 5)
+	{
+		uint8_t type;
+		uint32_t len;
+
+		pgc_msg_header(b->data + b->start, b->end - b->start, &type, &len);
+		if (len < 4 || len > PGC_IOBUF_SIZE - 5)
+		{
+			if (s->state == SV_LOGIN)
+				server_login_failed_msg(s, "08P01", "invalid message length from server");
+			else
+				pgc_server_close(s, "invalid message length");
+			return;
+		}
+		if (b->end - b->start < (size_t) len + 1)
+			return;
+		{
+			const uint8_t *body = b->data + b->start + 5;
+			size_t blen = len - 4;
+
+			b->start += (size_t) len + 1;
+			b->scan = b->start;
+			if (s->state == SV_LOGIN)
+			{
+				if (!login_message(s, type, body, blen))
+					return;
+			}
+			else if (s->state == SV_RESETTING)
+			{
+				if (type == 'S')
+					record_param(&s->params, body, blen);
+				else if (type == 'E')
+				{
+					const char *m = pgc_error_field(body, blen, 'M');
+
+					pgc_log(PGC_WARNING, "reset of server connection %s/%s failed: %s",
+							s->pool->dbname, s->pool->user, m ? m : "?");
+					s->dirty_close = true;
+				}
+				else if (type == 'Z')
+				{
+					s->txn_status = blen >= 1 ? (char) body[0] : 'I';
+					s->pending_rfq--;
+					s->swallow_rfq--;
+					if (s->pending_rfq <= 0)
+					{
+						s->pending_rfq = 0;
+						s->swallow_rfq = 0;
+						if (s->dirty_close || s->txn_status != 'I' || b->start != b->end)
+						{
+							pgc_server_close(s, "reset did not leave it clean");
+							return;
+						}
+						if (s->reset_ran)
+						{
+							/* The reset query discarded what we had SET; keep only reported values. */
+							pgc_params p2 = {0};
+							size_t pos = 0;
+							const char *k, *v;
+
+							while (pgc_params_next(&s->params, &pos, &k, &v))
+								if (pgc_param_is_reported(k))
+									pgc_params_set(&p2, k, v);
+							pgc_params_free(&s->params);
+							s->params = p2;
+							s->reset_ran = false;
+						}
+						server_unwatch(s);
+						pgc_worker_put_buf(s->worker, s->in);
+						s->in = NULL;
+						pgc_pool_put(s);
+						return;
+					}
+				}
+			}
+		}
+	}
+	if (b && b->start == b->end)
+		b->start = b->scan = b->end = 0;
+}
+
+void
+pgc_server_event(pgc_server *s, uint32_t events)
+{
+	if (s->state == SV_LINKED && s->client)
+	{
+		pgc_client_server_event(s->client, s, events);
+		return;
+	}
+	if (s->state == SV_CONNECTING)
+	{
+		int err = 0;
+		socklen_t el = sizeof(err);
+
+		if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+			err = errno;
+		if (err)
+		{
+			if (s->pool->host[0] == '/')
+				server_login_failed_msg(s, "08001", "could not connect to server on socket \"%s/.s.PGSQL.%d\": %s",
+										s->pool->host, s->pool->port, strerror(err));
+			else
+				server_login_failed_msg(s, "08001", "could not connect to server at \"%s\", port %d: %s",
+										s->pool->host, s->pool->port, strerror(err));
+			return;
+		}
+		s->state = SV_LOGIN;
+	}
+	if (events & EPOLLOUT || (s->out && s->out->len))
+	{
+		int r = server_flush_out(s);
+
+		if (r < 0)
+		{
+			if (s->state == SV_LOGIN)
+				server_login_failed_msg(s, "08006", "could not send data to server: %s", strerror(errno));
+			else
+				pgc_server_close(s, "write failed");
+			return;
+		}
+	}
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+	{
+		for (;;)
+		{
+			ssize_t n = server_read(s);
+			pgc_server_state before = s->state;
+
+			if (n == -2)
+				break;
+			if (n <= 0)
+			{
+				if (s->state == SV_LOGIN)
+					server_login_failed_msg(s, "08006", "server closed the connection unexpectedly during login");
+				else
+					pgc_server_close(s, "server closed the connection");
+				return;
+			}
+			server_consume(s);
+			/* consume may have handed s to the pool or closed it */
+			if (before != s->state || (s->state != SV_LOGIN && s->state != SV_RESETTING))
+				return;
+		}
+	}
+	if (s->state == SV_LOGIN || s->state == SV_RESETTING)
+		pgc_server_set_events(s, EPOLLIN | (s->out && s->out->len ? EPOLLOUT : 0));
+}
+
+void
+pgc_server_adopt(pgc_server *s, pgc_worker *w)
+{
+	s->worker = w;
+	if (s->node.next == NULL)
+		pgc_list_push_tail(&w->servers, &s->node);
+}
+
+void
+pgc_server_release(pgc_server *s)
+{
+	pgc_pool *p = s->pool;
+	bool session = pgc_pool_mode_of(p) == PGC_POOL_SESSION;
+	const pgc_config *cfg = pgc_engine_config();
+	bool need_rollback, need_reset;
+	pgc_msgbuf *out;
+
+	if ((s->in && s->in->start != s->in->end) || s->skip || s->pending_rfq > 0 || s->unsynced ||
+		s->swallow_rfq > 0 || s->dirty_close)
+	{
+		pgc_server_close(s, "released while busy");
+		return;
+	}
+	pgc_server_adopt(s, s->worker);
+	need_rollback = s->txn_status != 'I';
+	need_reset = session && cfg->server_reset_query && cfg->server_reset_query[0];
+	if (!need_rollback && !need_reset)
+	{
+		server_unwatch(s);
+		if (s->in)
+		{
+			pgc_worker_put_buf(s->worker, s->in);
+			s->in = NULL;
+		}
+		pgc_pool_put(s);
+		return;
+	}
+	/* Unlink first, so that a cancel request can no longer reach this backend for the old client. */
+	if (s->client)
+	{
+		pthread_mutex_lock(&p->lock);
+		s->client->server = NULL;
+		s->client = NULL;
+		pthread_mutex_unlock(&p->lock);
+	}
+	out = server_out(s);
+	if (out == NULL)
+	{
+		pgc_server_close(s, "out of memory");
+		return;
+	}
+	if (need_rollback)
+	{
+		pgc_msgbuf_query(out, "ROLLBACK");
+		s->pending_rfq++;
+		s->swallow_rfq++;
+	}
+	if (need_reset)
+	{
+		pgc_msgbuf_query(out, cfg->server_reset_query);
+		s->pending_rfq++;
+		s->swallow_rfq++;
+		s->reset_ran = true;
+	}
+	s->state = SV_RESETTING;
+	s->state_since = s->worker->now;
+	if (server_flush_out(s) < 0)
+	{
+		pgc_server_close(s, "write failed");
+		return;
+	}
+	pgc_server_set_events(s, EPOLLIN | (out->len ? EPOLLOUT : 0));
+}
+
+/* Quote a value as a SQL string literal into out. */
+static void
+append_literal(pgc_msgbuf *out, const char *v)
+{
+	pgc_msgbuf_byte(out, '\'');
+	for (; *v; v++)
+	{
+		if (*v == '\'')
+			pgc_msgbuf_byte(out, '\'');
+		pgc_msgbuf_byte(out, (uint8_t) *v);
+	}
+	pgc_msgbuf_byte(out, '\'');
+}
+
+static bool
+valid_guc_name(const char *k)
+{
+	if (!*k)
+		return false;
+	for (; *k; k++)
+		if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') ||
+			  *k == '_' || *k == '.'))
+			return false;
+	return true;
+}
+
+void
+pgc_server_sync_params(pgc_server *s, pgc_client *c)
+{
+	pgc_msgbuf sql;
+	size_t pos = 0;
+	const char *k, *v;
+	pgc_msgbuf *out;
+
+	pgc_msgbuf_init(&sql);
+	/* What the client wants and the server does not have. */
+	while (pgc_params_next(&c->params, &pos, &k, &v))
+	{
+		const char *have = pgc_params_get(&s->params, k);
+
+		if (!valid_guc_name(k) || (have && strcmp(have, v) == 0))
+			continue;
+		if (sql.len)
+			pgc_msgbuf_bytes(&sql, "; ", 2);
+		pgc_msgbuf_bytes(&sql, "SET \"", 5);
+		pgc_msgbuf_bytes(&sql, k, strlen(k));
+		pgc_msgbuf_bytes(&sql, "\" TO ", 5);
+		append_literal(&sql, v);
+		pgc_params_set(&s->params, k, v);
+	}
+	/* What an earlier client left on the server and this client did not ask for. */
+	pos = 0;
+	while (pgc_params_next(&s->params, &pos, &k, &v))
+	{
+		const char *dflt;
+
+		if (pgc_params_get(&c->params, k) || !valid_guc_name(k))
+			continue;
+		dflt = pgc_params_get(&c->pool->welcome, k);
+		if (dflt && strcmp(dflt, v) == 0)
+			continue;
+		if (dflt == NULL && pgc_param_is_reported(k))
+			continue;
+		if (sql.len)
+			pgc_msgbuf_bytes(&sql, "; ", 2);
+		pgc_msgbuf_bytes(&sql, "RESET \"", 7);
+		pgc_msgbuf_bytes(&sql, k, strlen(k));
+		pgc_msgbuf_byte(&sql, '"');
+	}
+	if (sql.len == 0 || sql.failed)
+	{
+		pgc_msgbuf_free(&sql);
+		return;
+	}
+	/* Non-reported parameters we RESET are gone from the server now. */
+	{
+		pgc_params keep = {0};
+
+		pos = 0;
+		while (pgc_params_next(&s->params, &pos, &k, &v))
+			if (pgc_param_is_reported(k) || pgc_params_get(&c->params, k))
+				pgc_params_set(&keep, k, v);
+		pgc_params_free(&s->params);
+		s->params = keep;
+	}
+	pgc_msgbuf_byte(&sql, 0);
+	out = server_out(s);
+	if (out)
+	{
+		pgc_msgbuf_begin(out, 'Q');
+		pgc_msgbuf_bytes(out, sql.data, sql.len);
+		pgc_msgbuf_end(out);
+		s->pending_rfq++;
+		s->swallow_rfq++;
+	}
+	pgc_msgbuf_free(&sql);
+}
+
+void
+pgc_server_tick(pgc_server *s, double now)
+{
+	const pgc_config *cfg = pgc_engine_config();
+
+	if ((s->state == SV_CONNECTING || s->state == SV_LOGIN) && cfg->server_connect_timeout > 0 &&
+		now - s->created_at > cfg->server_connect_timeout)
+		server_login_failed_msg(s, "08001", "could not connect to server: timeout after %g s",
+								cfg->server_connect_timeout);
+	else if (s->state == SV_RESETTING && now - s->state_since > 60)
+		pgc_server_close(s, "reset took too long");
+}

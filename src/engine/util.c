@@ -1,0 +1,149 @@
+/*
+ * util.c - small helpers for the engine: clock, intrusive lists, parameter lists.
+ */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "core.h"
+
+double
+pgc_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+void
+pgc_list_init(pgc_link *l)
+{
+	l->prev = l->next = l;
+}
+
+bool
+pgc_list_empty(const pgc_link *l)
+{
+	return l->next == l;
+}
+
+void
+pgc_list_push_head(pgc_link *l, pgc_link *n)
+{
+	n->next = l->next;
+	n->prev = l;
+	l->next->prev = n;
+	l->next = n;
+}
+
+void
+pgc_list_push_tail(pgc_link *l, pgc_link *n)
+{
+	n->prev = l->prev;
+	n->next = l;
+	l->prev->next = n;
+	l->prev = n;
+}
+
+void
+pgc_list_remove(pgc_link *n)
+{
+	if (n->next == NULL)
+		return;
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->prev = n->next = NULL;
+}
+
+/* Parameter lists: "key\0value\0key\0value\0". Keys compare case-insensitively, as GUC names do. */
+
+int
+pgc_params_next(const pgc_params *p, size_t *pos, const char **key, const char **value)
+{
+	if (p->blob == NULL || *pos >= p->len)
+		return 0;
+	*key = p->blob + *pos;
+	*pos += strlen(*key) + 1;
+	*value = p->blob + *pos;
+	*pos += strlen(*value) + 1;
+	return 1;
+}
+
+const char *
+pgc_params_get(const pgc_params *p, const char *key)
+{
+	size_t pos = 0;
+	const char *k, *v;
+
+	while (pgc_params_next(p, &pos, &k, &v))
+		if (strcasecmp(k, key) == 0)
+			return v;
+	return NULL;
+}
+
+void
+pgc_params_remove(pgc_params *p, const char *key)
+{
+	size_t pos = 0;
+	const char *k, *v;
+
+	while (pgc_params_next(p, &pos, &k, &v))
+	{
+		if (strcasecmp(k, key) == 0)
+		{
+			size_t from = (size_t) (k - p->blob);
+
+			memmove(p->blob + from, p->blob + pos, p->len - pos);
+			p->len -= pos - from;
+			return;
+		}
+	}
+}
+
+void
+pgc_params_set(pgc_params *p, const char *key, const char *value)
+{
+	size_t kl = strlen(key) + 1;
+	size_t vl = strlen(value) + 1;
+	const char *old = pgc_params_get(p, key);
+	char *blob;
+
+	if (old && strcmp(old, value) == 0)
+		return;
+	pgc_params_remove(p, key);
+	blob = realloc(p->blob, p->len + kl + vl);
+	if (blob == NULL)
+		return;                 /* keeps the old list; the setting is simply not tracked */
+	memcpy(blob + p->len, key, kl);
+	memcpy(blob + p->len + kl, value, vl);
+	p->blob = blob;
+	p->len += kl + vl;
+}
+
+void
+pgc_params_free(pgc_params *p)
+{
+	free(p->blob);
+	p->blob = NULL;
+	p->len = 0;
+}
+
+bool
+pgc_param_is_reported(const char *key)
+{
+	/* PostgreSQL 15's GUC_REPORT parameters. */
+	static const char *const reported[] = {
+		"application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
+		"in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser",
+		"server_encoding", "server_version", "session_authorization",
+		"standard_conforming_strings", "TimeZone", NULL
+	};
+
+	for (int i = 0; reported[i]; i++)
+		if (strcasecmp(reported[i], key) == 0)
+			return true;
+	return false;
+}

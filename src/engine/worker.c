@@ -1,0 +1,248 @@
+/*
+ * worker.c - one event loop per thread.
+ *
+ * Each worker owns its clients for life, and the server connections linked
+ * to them. Another worker that hands one of our clients a server (or an
+ * error) puts the client on our inbox and wakes us with an eventfd.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "log.h"
+
+__thread pgc_worker *pgc_current_worker;
+
+#define MAX_FREE_BUFS 64
+#define TICK_INTERVAL 0.2
+
+pgc_iobuf *
+pgc_worker_get_buf(pgc_worker *w)
+{
+	pgc_iobuf *b = w->free_bufs;
+
+	if (b)
+	{
+		w->free_bufs = b->next_free;
+		w->n_free_bufs--;
+	}
+	else
+	{
+		b = malloc(sizeof(*b));
+		if (b == NULL)
+			return NULL;
+	}
+	b->next_free = NULL;
+	b->start = b->scan = b->end = 0;
+	return b;
+}
+
+void
+pgc_worker_put_buf(pgc_worker *w, pgc_iobuf *b)
+{
+	if (b == NULL)
+		return;
+	if (w->n_free_bufs >= MAX_FREE_BUFS)
+	{
+		free(b);
+		return;
+	}
+	b->next_free = w->free_bufs;
+	w->free_bufs = b;
+	w->n_free_bufs++;
+}
+
+void
+pgc_worker_forget(pgc_worker *w, void *ptr)
+{
+	/* Events of this batch not yet handled must not reach a closed or departed object. */
+	if (w != pgc_current_worker)
+		return;
+	for (int i = 0; i < w->n_events; i++)
+		if (w->events[i].data.ptr == ptr)
+			w->events[i].data.ptr = NULL;
+}
+
+int
+pgc_worker_watch(pgc_worker *w, int fd, void *ptr, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = ptr};
+
+	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
+	{
+		pgc_log(PGC_WARNING, "epoll_ctl(ADD) failed: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+pgc_worker_rewatch(pgc_worker *w, int fd, void *ptr, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = ptr};
+
+	return epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev);
+}
+
+void
+pgc_worker_unwatch(pgc_worker *w, int fd)
+{
+	epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
+void
+pgc_worker_post(pgc_client *c)
+{
+	pgc_worker *w = c->worker;
+
+	pthread_mutex_lock(&w->inbox_lock);
+	c->inbox_next = w->inbox;
+	w->inbox = c;
+	c->in_inbox = true;
+	pthread_mutex_unlock(&w->inbox_lock);
+	/* Our own inbox is drained after every batch; others need a wake-up, one per batch. */
+	if (w != pgc_current_worker && !atomic_exchange(&w->wake_pending, true))
+	{
+		uint64_t one = 1;
+
+		if (write(w->wakefd, &one, sizeof(one)) < 0)
+			pgc_log(PGC_WARNING, "could not wake worker %d: %s", w->id, strerror(errno));
+	}
+}
+
+static void
+drain_inbox(pgc_worker *w)
+{
+	for (;;)
+	{
+		pgc_client *list;
+
+		atomic_store(&w->wake_pending, false);
+		pthread_mutex_lock(&w->inbox_lock);
+		list = w->inbox;
+		w->inbox = NULL;
+		for (pgc_client *c = list; c; c = c->inbox_next)
+			c->in_inbox = false;
+		pthread_mutex_unlock(&w->inbox_lock);
+		if (list == NULL)
+			return;
+		while (list)
+		{
+			pgc_client *c = list;
+
+			list = c->inbox_next;
+			pgc_client_handoff(c);
+		}
+	}
+}
+
+static void
+tick(pgc_worker *w)
+{
+	pgc_link *n, *next;
+
+	for (n = w->clients.next; n != &w->clients; n = next)
+	{
+		next = n->next;
+		pgc_client_tick(pgc_container_of(n, pgc_client, node), w->now);
+	}
+	for (n = w->servers.next; n != &w->servers; n = next)
+	{
+		next = n->next;
+		pgc_server_tick(pgc_container_of(n, pgc_server, node), w->now);
+	}
+	if (w->id == 0)
+		pgc_pool_maintain(w->engine, w, w->now);
+}
+
+static void
+stop_listening(pgc_worker *w)
+{
+	for (int i = 0; i < w->n_listen; i++)
+	{
+		pgc_worker_unwatch(w, w->listen_fds[i]);
+		if (w->listen_fds[i] != w->engine->unix_fd)
+			close(w->listen_fds[i]);
+	}
+	w->n_listen = 0;
+}
+
+void *
+pgc_worker_main(void *arg)
+{
+	pgc_worker *w = arg;
+	struct epoll_event events[PGC_MAX_EVENTS];
+
+	pgc_current_worker = w;
+	w->now = pgc_now();
+	w->next_tick = w->now + TICK_INTERVAL;
+	for (;;)
+	{
+		int timeout_ms = (int) ((w->next_tick - w->now) * 1000) + 1;
+		int n;
+
+		if (timeout_ms < 0)
+			timeout_ms = 0;
+		n = epoll_wait(w->epfd, events, PGC_MAX_EVENTS, timeout_ms);
+		if (n < 0 && errno != EINTR)
+		{
+			pgc_log(PGC_ERROR, "epoll_wait failed: %s", strerror(errno));
+			break;
+		}
+		w->now = pgc_now();
+		w->events = events;
+		w->n_events = n > 0 ? n : 0;
+		for (int i = 0; i < w->n_events; i++)
+		{
+			void *ptr = events[i].data.ptr;
+
+			if (ptr == NULL)
+				continue;
+			switch (*(pgc_kind *) ptr)
+			{
+				case PGC_KIND_LISTENER:
+					for (int j = 0; j < w->n_listen; j++)
+						pgc_client_accept(w, w->listen_fds[j]);
+					break;
+				case PGC_KIND_CLIENT:
+					pgc_client_event(ptr, events[i].events);
+					break;
+				case PGC_KIND_SERVER:
+					pgc_server_event(ptr, events[i].events);
+					break;
+				case PGC_KIND_WAKEUP:
+				{
+					uint64_t v;
+
+					if (read(w->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+						pgc_log(PGC_WARNING, "eventfd read failed: %s", strerror(errno));
+					break;
+				}
+				case PGC_KIND_CANCEL:
+					pgc_cancel_event(ptr, events[i].events);
+					break;
+			}
+		}
+		w->n_events = 0;
+		drain_inbox(w);
+		if (w->now >= w->next_tick)
+		{
+			if (atomic_load(&w->engine->shutting_down) && !w->stopping)
+			{
+				w->stopping = true;
+				stop_listening(w);
+			}
+			tick(w);
+			drain_inbox(w);
+			w->next_tick = w->now + TICK_INTERVAL;
+		}
+		if (w->stopping && pgc_list_empty(&w->clients) && pgc_list_empty(&w->servers))
+			break;
+	}
+	pgc_cancel_drop_all(w);
+	return NULL;
+}

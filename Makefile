@@ -41,7 +41,7 @@ ifeq ($(SAN),1)
 pgcarrier: $(BUILD)/pgcarrier
 else
 pgcarrier: $(BUILD)/pgcarrier
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 endif
 
 $(BUILD)/pgcarrier: $(ENGINE_OBJ) $(DAEMON_OBJ)

@@ -173,7 +173,15 @@ struct pgc_pool {
 	int total;                    /* all server connections: connecting + idle + linked + resetting */
 	int connecting;
 	int n_idle;
-	pgc_link idle;                /* idle servers, most recently used at the head */
+	/*
+	 * Idle servers, one list per worker, most recently used at the head. An
+	 * idle server stays registered in the epoll set of the worker whose list
+	 * it is on, and only that worker takes it off: so a server that stays on
+	 * one worker costs no epoll_ctl per transaction, and a server that closes
+	 * while idle is noticed at once.
+	 */
+	pgc_link *idle;
+	bool *donate_asked;           /* per worker: asked to give an idle server to a waiter elsewhere */
 	pgc_link waiters;             /* FIFO of clients */
 	int n_waiters;
 	pgc_params welcome;           /* server parameters learned at the first login */
@@ -197,6 +205,8 @@ struct pgc_worker {
 	pthread_mutex_t inbox_lock;
 	pgc_client *inbox;            /* LIFO; order within one wake-up does not matter */
 	atomic_bool wake_pending;
+	pgc_pool **donate;            /* pools whose waiters want one of our idle servers (inbox lock) */
+	int n_donate, cap_donate;
 	pgc_link clients;
 	pgc_link servers;             /* owned servers */
 	pgc_link cancels;             /* cancel requests being forwarded */
@@ -256,6 +266,8 @@ int pgc_worker_rewatch(pgc_worker *w, int fd, void *ptr, uint32_t events);
 void pgc_worker_unwatch(pgc_worker *w, int fd);
 /* Put c on its worker's inbox and wake that worker. Caller holds c's pool lock. */
 void pgc_worker_post(pgc_client *c);
+/* Ask worker w to give idle servers of p to p's waiters. */
+void pgc_worker_ask_donation(pgc_worker *w, pgc_pool *p);
 void *pgc_worker_main(void *arg);
 
 /* ---- client.c ---- */
@@ -299,8 +311,14 @@ pgc_server *pgc_pool_cancel_wait(pgc_client *c);
 void pgc_pool_put(pgc_server *s);
 /* A server of p is gone (closed or failed to log in); err: the error to give waiters if no server remains. */
 void pgc_pool_server_gone(pgc_pool *p, bool was_connecting, const pgc_msgbuf *err);
-/* Periodic work: idle timeouts, lifetimes, min_pool_size, reserve pool, waiter timeouts. */
+/* Periodic work of worker 0: waiter timeouts, reserve pool, min_pool_size. */
 void pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now);
+/* Periodic work of every worker on its own idle servers: timeouts, lifetimes; all of them when closing_all. */
+void pgc_pool_maintain_idle(pgc_engine *e, pgc_worker *w, double now, bool closing_all);
+/* Give our idle servers of the pools that asked to their waiters (runs on w). */
+void pgc_pool_donate(pgc_worker *w, pgc_pool *p);
+/* An idle server of ours said something or closed: drop it. */
+void pgc_pool_idle_event(pgc_server *s);
 /* Refresh every pool's settings from the current config. */
 void pgc_pool_reconfigure(pgc_engine *e);
 void pgc_pool_free_all(pgc_engine *e);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -125,7 +126,19 @@ pgc_pool_get(pgc_engine *e, const char *dbname, const char *user, char *err, siz
 		p->dbname = strdup(dbname);
 		p->user = strdup(server_user);
 		p->client_user = strdup(user);
-		pgc_list_init(&p->idle);
+		p->idle = calloc((size_t) e->n_workers, sizeof(pgc_link));
+		p->donate_asked = calloc((size_t) e->n_workers, sizeof(bool));
+		if (p->idle == NULL || p->donate_asked == NULL)
+		{
+			pthread_mutex_unlock(&e->cfg_lock);
+			snprintf(err, errlen, "out of memory");
+			free(p->idle);
+			free(p->donate_asked);
+			free(p);
+			return NULL;
+		}
+		for (int i = 0; i < e->n_workers; i++)
+			pgc_list_init(&p->idle[i]);
 		pgc_list_init(&p->waiters);
 		p->db_count = counter_for(&e->db_counters, dbname);
 		p->user_count = counter_for(&e->user_counters, server_user);
@@ -205,49 +218,78 @@ pool_release_slot(pgc_pool *p, bool was_connecting)
 	atomic_fetch_sub(p->user_count, 1);
 }
 
-/* Is an idle server still usable? Called with the pool lock held. */
+/* May an idle server be handed out again? Called with the pool lock held. */
 static bool
 idle_server_usable(pgc_server *s, const pgc_config *cfg, double now)
 {
-	char byte;
-	ssize_t n;
-
-	if (s->dirty_close || s->config_generation != s->pool->config_generation)
+	if (s->dirty_close || s->config_generation != s->pool->config_generation || s->pool->db_removed)
 		return false;
 	if (cfg->server_lifetime > 0 && now - s->created_at > cfg->server_lifetime)
 		return false;
-	/* An idle server has nothing to say; if it did, it is closing (or worse). */
-	n = recv(s->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-	if (n == 0 || n > 0)
-		return false;
-	return errno == EAGAIN || errno == EWOULDBLOCK;
+	return true;
 }
 
-/* Close an idle server that was taken off the list. No lock needed: nobody else can see it. */
+/*
+ * Close a server nobody else can see any more (off every list, slot given
+ * back). Runs on the worker whose epoll set it is in, if any.
+ */
 static void
 discard_server(pgc_server *s)
 {
+	if (s->registered && s->worker)
+	{
+		pgc_worker_unwatch(s->worker, s->fd);
+		pgc_worker_forget(s->worker, s);
+	}
 	close(s->fd);
 	pgc_params_free(&s->params);
-	pgc_msgbuf_free(s->out);
-	free(s->out);
+	if (s->out)
+	{
+		pgc_msgbuf_free(s->out);
+		free(s->out);
+	}
+	free(s->in);
 	free(s);
+}
+
+static void
+discard_chain(pgc_server *dead)
+{
+	while (dead)
+	{
+		pgc_server *next = (pgc_server *) dead->node.next;
+
+		discard_server(dead);
+		dead = next;
+	}
+}
+
+/* A worker other than exclude (may be NULL) with idle servers in p, or NULL. Caller holds p->lock. */
+static pgc_worker *
+find_donor(pgc_pool *p, pgc_engine *e, pgc_worker *exclude)
+{
+	for (int i = 0; i < e->n_workers; i++)
+		if (&e->workers[i] != exclude && !pgc_list_empty(&p->idle[i]))
+			return &e->workers[i];
+	return NULL;
 }
 
 bool
 pgc_pool_request(pgc_client *c)
 {
 	pgc_pool *p = c->pool;
+	pgc_worker *w = c->worker;
 	const pgc_config *cfg = pgc_engine_config();
-	double now = c->worker->now;
+	double now = w->now;
 	pgc_server *s = NULL;
 	pgc_server *dead = NULL;
+	pgc_worker *donor = NULL;
 	bool launch = false;
 
 	pthread_mutex_lock(&p->lock);
-	while (!pgc_list_empty(&p->idle))
+	while (!pgc_list_empty(&p->idle[w->id]))
 	{
-		pgc_server *cand = pgc_container_of(p->idle.next, pgc_server, node);
+		pgc_server *cand = pgc_container_of(p->idle[w->id].next, pgc_server, node);
 
 		pgc_list_remove(&cand->node);
 		p->n_idle--;
@@ -263,7 +305,6 @@ pgc_pool_request(pgc_client *c)
 	if (s)
 	{
 		s->state = SV_LINKED;
-		s->worker = c->worker;
 		s->client = c;
 		c->server = s;
 	}
@@ -274,19 +315,24 @@ pgc_pool_request(pgc_client *c)
 		pgc_list_push_tail(&p->waiters, &c->wait_node);
 		p->n_waiters++;
 		if (p->n_waiters > p->connecting)
-			launch = pool_reserve_slot(p, false);
+		{
+			/* An idle server on another worker is cheaper than a new one. */
+			donor = find_donor(p, w->engine, w);
+			if (donor && p->donate_asked[donor->id])
+				;
+			else if (donor)
+				p->donate_asked[donor->id] = true;
+			else
+				launch = pool_reserve_slot(p, false);
+		}
 	}
 	pthread_mutex_unlock(&p->lock);
 
-	while (dead)
-	{
-		pgc_server *next = (pgc_server *) dead->node.next;
-
-		discard_server(dead);
-		dead = next;
-	}
+	discard_chain(dead);
+	if (donor)
+		pgc_worker_ask_donation(donor, p);
 	if (launch)
-		pgc_server_launch(c->worker, p);
+		pgc_server_launch(w, p);
 	return s != NULL;
 }
 
@@ -332,18 +378,61 @@ pgc_pool_cancel_wait(pgc_client *c)
 	return s;
 }
 
-/* Hand s to the oldest waiter, if any. Caller holds p->lock; s is unowned. */
-static bool
-give_to_waiter(pgc_pool *p, pgc_server *s)
+/*
+ * The waiter to serve next from worker w: the oldest, unless one of w's own
+ * waiters is nearly as old (within 2 ms): moving a server to another worker
+ * costs two epoll_ctl calls and a wake-up, and 2 ms of unfairness is far
+ * below what a client waiting for a pool notices.
+ */
+static pgc_client *
+next_waiter(pgc_pool *p, pgc_worker *w)
 {
-	pgc_client *c;
+	pgc_client *head;
+	pgc_link *n;
+	int scanned = 0;
 
 	if (pgc_list_empty(&p->waiters))
+		return NULL;
+	head = pgc_container_of(p->waiters.next, pgc_client, wait_node);
+	if (head->worker == w)
+		return head;
+	for (n = head->wait_node.next; n != &p->waiters && scanned < 16; n = n->next, scanned++)
+	{
+		pgc_client *c = pgc_container_of(n, pgc_client, wait_node);
+
+		if (c->wait_since - head->wait_since > 0.002)
+			break;
+		if (c->worker == w)
+			return c;
+	}
+	return head;
+}
+
+/*
+ * Hand s (owned by worker w) to a waiter, if any. Caller holds p->lock.
+ * A server that changes worker leaves w's epoll set here, before the other
+ * worker can see it.
+ */
+static bool
+give_to_waiter(pgc_pool *p, pgc_server *s, pgc_worker *w)
+{
+	pgc_client *c = next_waiter(p, w);
+
+	if (c == NULL)
 		return false;
-	c = pgc_container_of(p->waiters.next, pgc_client, wait_node);
 	pgc_list_remove(&c->wait_node);
 	p->n_waiters--;
 	c->queued = false;
+	if (c->worker != w)
+	{
+		if (s->registered)
+		{
+			pgc_worker_unwatch(w, s->fd);
+			s->registered = false;
+			s->epoll_events = 0;
+		}
+		pgc_worker_forget(w, s);
+	}
 	s->state = SV_LINKED;
 	s->worker = c->worker;
 	s->client = c;
@@ -356,12 +445,14 @@ void
 pgc_pool_put(pgc_server *s)
 {
 	pgc_pool *p = s->pool;
+	pgc_worker *w = s->worker;
 	const pgc_config *cfg = pgc_engine_config();
-	double now = pgc_now();
+	double now = w->now;
 	bool close_it;
 	bool launch = false;
 	bool was_connecting = s->state == SV_CONNECTING || s->state == SV_LOGIN;
 
+	pgc_list_remove(&s->node);  /* off w->servers: it is the pool's now */
 	pthread_mutex_lock(&p->lock);
 	if (s->client)
 	{
@@ -370,9 +461,8 @@ pgc_pool_put(pgc_server *s)
 	}
 	if (was_connecting)
 		p->connecting--;
-	close_it = s->dirty_close || p->db_removed ||
-		s->config_generation != p->config_generation ||
-		(cfg->server_lifetime > 0 && now - s->created_at > cfg->server_lifetime) ||
+	close_it = !idle_server_usable(s, cfg, now) ||
+		atomic_load(&w->engine->shutting_down) ||
 		p->total > p->pool_size + p->reserve_pool;
 	if (close_it)
 	{
@@ -380,12 +470,25 @@ pgc_pool_put(pgc_server *s)
 		if (p->n_waiters > p->connecting)
 			launch = pool_reserve_slot(p, false);
 	}
-	else if (!give_to_waiter(p, s))
+	else if (!give_to_waiter(p, s, w))
 	{
 		s->state = SV_IDLE;
-		s->worker = NULL;
 		s->state_since = now;
-		pgc_list_push_head(&p->idle, &s->node);
+		if (!s->registered)
+		{
+			/* Idle servers are watched by their worker, which notices when they close. */
+			if (pgc_worker_watch(w, s->fd, s, EPOLLIN) == 0)
+			{
+				s->registered = true;
+				s->epoll_events = EPOLLIN;
+			}
+		}
+		else if (s->epoll_events != EPOLLIN)
+		{
+			pgc_worker_rewatch(w, s->fd, s, EPOLLIN);
+			s->epoll_events = EPOLLIN;
+		}
+		pgc_list_push_head(&p->idle[w->id], &s->node);
 		p->n_idle++;
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -393,10 +496,54 @@ pgc_pool_put(pgc_server *s)
 	if (close_it)
 	{
 		pgc_log(PGC_DEBUG, "closing server connection to %s/%s: not reusable", p->dbname, p->user);
+		s->node.next = NULL;
 		discard_server(s);
 		if (launch)
-			pgc_server_launch(pgc_current_worker, p);   /* goes to whoever waits first */
+			pgc_server_launch(w, p);    /* goes to whoever waits first */
 	}
+}
+
+void
+pgc_pool_donate(pgc_worker *w, pgc_pool *p)
+{
+	const pgc_config *cfg = pgc_engine_config();
+	pgc_server *dead = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	p->donate_asked[w->id] = false;
+	while (p->n_waiters > 0 && !pgc_list_empty(&p->idle[w->id]))
+	{
+		pgc_server *s = pgc_container_of(p->idle[w->id].next, pgc_server, node);
+
+		pgc_list_remove(&s->node);
+		p->n_idle--;
+		if (!idle_server_usable(s, cfg, w->now))
+		{
+			pool_release_slot(p, false);
+			s->node.next = (pgc_link *) dead;
+			dead = s;
+			continue;
+		}
+		give_to_waiter(p, s, w);
+	}
+	pthread_mutex_unlock(&p->lock);
+	discard_chain(dead);
+}
+
+void
+pgc_pool_idle_event(pgc_server *s)
+{
+	pgc_pool *p = s->pool;
+
+	/* Only this worker takes servers off its own idle list, so s is still there. */
+	pthread_mutex_lock(&p->lock);
+	pgc_list_remove(&s->node);
+	p->n_idle--;
+	pool_release_slot(p, false);
+	pthread_mutex_unlock(&p->lock);
+	pgc_log(PGC_LOG, "idle server connection %s/%s closed by the server", p->dbname, p->user);
+	s->node.next = NULL;
+	discard_server(s);
 }
 
 void
@@ -442,35 +589,39 @@ fail_waiter(pgc_pool *p, pgc_client *c, const char *sqlstate, const char *msg)
 	pgc_worker_post(c);
 }
 
-void
-pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now)
+static pgc_pool *
+pools_head(pgc_engine *e)
 {
-	const pgc_config *cfg = pgc_engine_config();
 	pgc_pool *p;
 
+	/* Pools are only ever prepended, so walking from a snapshot of the head is safe. */
 	pthread_mutex_lock(&e->cfg_lock);
 	p = e->pools;
 	pthread_mutex_unlock(&e->cfg_lock);
+	return p;
+}
 
-	/* Pools are only ever prepended, so walking from a snapshot of the head is safe. */
-	for (; p; p = p->next)
+void
+pgc_pool_maintain_idle(pgc_engine *e, pgc_worker *w, double now, bool closing_all)
+{
+	const pgc_config *cfg = pgc_engine_config();
+
+	for (pgc_pool *p = pools_head(e); p; p = p->next)
 	{
 		pgc_server *dead = NULL;
-		int launches = 0;
+		pgc_link *list = &p->idle[w->id];
 		pgc_link *n, *next;
 
 		pthread_mutex_lock(&p->lock);
-		/* Idle servers: idle timeout (down to min_pool_size) and lifetime; oldest at the tail. */
-		for (n = p->idle.prev; n != &p->idle; n = next)
+		/* Oldest at the tail. */
+		for (n = list->prev; n != list; n = next)
 		{
 			pgc_server *s = pgc_container_of(n, pgc_server, node);
 			bool too_idle = cfg->server_idle_timeout > 0 &&
 				now - s->state_since > cfg->server_idle_timeout && p->total > p->min_pool_size;
-			bool too_old = cfg->server_lifetime > 0 && now - s->created_at > cfg->server_lifetime;
 
 			next = n->prev;
-			if (too_idle || too_old || s->dirty_close || p->db_removed ||
-				s->config_generation != p->config_generation)
+			if (closing_all || too_idle || !idle_server_usable(s, cfg, now))
 			{
 				pgc_list_remove(&s->node);
 				p->n_idle--;
@@ -479,6 +630,23 @@ pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now)
 				dead = s;
 			}
 		}
+		pthread_mutex_unlock(&p->lock);
+		discard_chain(dead);
+	}
+}
+
+void
+pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now)
+{
+	const pgc_config *cfg = pgc_engine_config();
+
+	for (pgc_pool *p = pools_head(e); p; p = p->next)
+	{
+		int launches = 0;
+		pgc_worker *donor = NULL;
+		pgc_link *n, *next;
+
+		pthread_mutex_lock(&p->lock);
 		/* Waiters: query_wait_timeout, then the reserve pool. */
 		if (cfg->query_wait_timeout > 0)
 		{
@@ -489,7 +657,7 @@ pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now)
 
 				next = n->next;
 				if (now - c->wait_since <= cfg->query_wait_timeout)
-					break;      /* FIFO: the rest waited less */
+					continue;
 				snprintf(msg, sizeof(msg),
 						 "canceling statement due to query_wait_timeout: no server connection "
 						 "became free within %g s (pool %s/%s, pool_size %d)",
@@ -499,7 +667,13 @@ pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now)
 				fail_waiter(p, c, "57014", msg);
 			}
 		}
-		while (p->n_waiters > p->connecting)
+		if (p->n_waiters > p->connecting)
+		{
+			donor = find_donor(p, e, NULL);
+			if (donor)
+				p->donate_asked[donor->id] = true;
+		}
+		while (donor == NULL && p->n_waiters > p->connecting)
 		{
 			pgc_client *head = pgc_container_of(p->waiters.next, pgc_client, wait_node);
 			bool reserve = cfg->reserve_pool_timeout >= 0 &&
@@ -511,17 +685,15 @@ pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now)
 				pgc_log(PGC_LOG, "pool %s/%s: using reserve pool (%d servers)", p->dbname, p->user, p->total);
 			launches++;
 		}
-		while (!p->db_removed && p->total < p->min_pool_size && pool_reserve_slot(p, false))
+		while (!p->db_removed && !atomic_load(&e->shutting_down) && p->total < p->min_pool_size &&
+			   pool_reserve_slot(p, false))
 			launches++;
 		pthread_mutex_unlock(&p->lock);
 
-		while (dead)
-		{
-			pgc_server *next_dead = (pgc_server *) dead->node.next;
-
-			discard_server(dead);
-			dead = next_dead;
-		}
+		if (donor == w)
+			pgc_pool_donate(w, p);
+		else if (donor)
+			pgc_worker_ask_donation(donor, p);
 		while (launches-- > 0)
 			pgc_server_launch(w, p);
 	}
@@ -536,13 +708,19 @@ pgc_pool_free_all(pgc_engine *e)
 	{
 		pgc_pool *next = p->next;
 
-		while (!pgc_list_empty(&p->idle))
+		for (int i = 0; i < e->n_workers; i++)
 		{
-			pgc_server *s = pgc_container_of(p->idle.next, pgc_server, node);
+			while (!pgc_list_empty(&p->idle[i]))
+			{
+				pgc_server *s = pgc_container_of(p->idle[i].next, pgc_server, node);
 
-			pgc_list_remove(&s->node);
-			discard_server(s);
+				pgc_list_remove(&s->node);
+				s->registered = false;      /* the event loops are gone */
+				discard_server(s);
+			}
 		}
+		free(p->idle);
+		free(p->donate_asked);
 		pgc_params_free(&p->welcome);
 		free(p->dbname);
 		free(p->user);

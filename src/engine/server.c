@@ -445,7 +445,6 @@ login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 				p->have_welcome = true;
 			}
 			pthread_mutex_unlock(&p->lock);
-			server_unwatch(s);
 			if (s->in && s->in->start == s->in->end)
 			{
 				pgc_worker_put_buf(s->worker, s->in);
@@ -571,7 +570,6 @@ server_consume(pgc_server *s)
 							s->params = p2;
 							s->reset_ran = false;
 						}
-						server_unwatch(s);
 						pgc_worker_put_buf(s->worker, s->in);
 						s->in = NULL;
 						pgc_pool_put(s);
@@ -591,6 +589,11 @@ pgc_server_event(pgc_server *s, uint32_t events)
 	if (s->state == SV_LINKED && s->client)
 	{
 		pgc_client_server_event(s->client, s, events);
+		return;
+	}
+	if (s->state == SV_IDLE)
+	{
+		pgc_pool_idle_event(s);
 		return;
 	}
 	if (s->state == SV_CONNECTING)
@@ -680,7 +683,6 @@ pgc_server_release(pgc_server *s)
 	need_reset = session && cfg->server_reset_query && cfg->server_reset_query[0];
 	if (!need_rollback && !need_reset)
 	{
-		server_unwatch(s);
 		if (s->in)
 		{
 			pgc_worker_put_buf(s->worker, s->in);

@@ -17,6 +17,8 @@
 
 __thread pgc_worker *pgc_current_worker;
 
+static void wake(pgc_worker *w);
+
 #define MAX_FREE_BUFS 64
 #define TICK_INTERVAL 0.2
 
@@ -105,6 +107,12 @@ pgc_worker_post(pgc_client *c)
 	c->in_inbox = true;
 	pthread_mutex_unlock(&w->inbox_lock);
 	/* Our own inbox is drained after every batch; others need a wake-up, one per batch. */
+	wake(w);
+}
+
+static void
+wake(pgc_worker *w)
+{
 	if (w != pgc_current_worker && !atomic_exchange(&w->wake_pending, true))
 	{
 		uint64_t one = 1;
@@ -114,12 +122,36 @@ pgc_worker_post(pgc_client *c)
 	}
 }
 
+void
+pgc_worker_ask_donation(pgc_worker *w, pgc_pool *p)
+{
+	pthread_mutex_lock(&w->inbox_lock);
+	if (w->n_donate == w->cap_donate)
+	{
+		int cap = w->cap_donate ? w->cap_donate * 2 : 8;
+		pgc_pool **d = realloc(w->donate, sizeof(*d) * (size_t) cap);
+
+		if (d == NULL)
+		{
+			pthread_mutex_unlock(&w->inbox_lock);
+			return;             /* worker 0's maintenance asks again */
+		}
+		w->donate = d;
+		w->cap_donate = cap;
+	}
+	w->donate[w->n_donate++] = p;
+	pthread_mutex_unlock(&w->inbox_lock);
+	wake(w);
+}
+
 static void
 drain_inbox(pgc_worker *w)
 {
 	for (;;)
 	{
 		pgc_client *list;
+		pgc_pool *donate[16];
+		int n_donate;
 
 		atomic_store(&w->wake_pending, false);
 		pthread_mutex_lock(&w->inbox_lock);
@@ -127,8 +159,13 @@ drain_inbox(pgc_worker *w)
 		w->inbox = NULL;
 		for (pgc_client *c = list; c; c = c->inbox_next)
 			c->in_inbox = false;
+		n_donate = w->n_donate < 16 ? w->n_donate : 16;
+		memcpy(donate, w->donate + w->n_donate - n_donate, sizeof(pgc_pool *) * (size_t) n_donate);
+		w->n_donate -= n_donate;
 		pthread_mutex_unlock(&w->inbox_lock);
-		if (list == NULL)
+		for (int i = 0; i < n_donate; i++)
+			pgc_pool_donate(w, donate[i]);
+		if (list == NULL && n_donate == 0)
 			return;
 		while (list)
 		{
@@ -155,6 +192,7 @@ tick(pgc_worker *w)
 		next = n->next;
 		pgc_server_tick(pgc_container_of(n, pgc_server, node), w->now);
 	}
+	pgc_pool_maintain_idle(w->engine, w, w->now, w->stopping);
 	if (w->id == 0)
 		pgc_pool_maintain(w->engine, w, w->now);
 }
@@ -243,6 +281,8 @@ pgc_worker_main(void *arg)
 		if (w->stopping && pgc_list_empty(&w->clients) && pgc_list_empty(&w->servers))
 			break;
 	}
+	pgc_pool_maintain_idle(w->engine, w, w->now, true);
 	pgc_cancel_drop_all(w);
+	free(w->donate);
 	return NULL;
 }

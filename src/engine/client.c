@@ -789,13 +789,12 @@ scan_server(pgc_client *c, pgc_server *s)
 static void
 server_died(pgc_client *c, pgc_server *s)
 {
-	bool told = false;
+	bool told;
 
 	if (s->in && s->in->start < s->in->scan)
-	{
-		told = s->last_type == 'E';
 		(void) write_from(c->fd, s->in);
-	}
+	/* An ErrorResponse last (FATAL, on a server shutdown) already told the client why. */
+	told = s->last_type == 'E';
 	s->dirty_close = true;
 	pgc_server_close(s, "server closed the connection unexpectedly");
 	if (told)

@@ -193,7 +193,8 @@ pool_reserve_slot(pgc_pool *p, bool use_reserve)
 {
 	int limit = p->pool_size + (use_reserve ? p->reserve_pool : 0);
 
-	if (p->db_removed || p->total >= limit)
+	/* A removed database still serves the clients it has; it just takes no new ones. */
+	if (p->total >= limit)
 		return false;
 	if (!counter_try_inc(p->db_count, p->max_db_connections))
 		return false;
@@ -222,7 +223,7 @@ pool_release_slot(pgc_pool *p, bool was_connecting)
 static bool
 idle_server_usable(pgc_server *s, const pgc_config *cfg, double now)
 {
-	if (s->dirty_close || s->config_generation != s->pool->config_generation || s->pool->db_removed)
+	if (s->dirty_close || s->config_generation != s->pool->config_generation)
 		return false;
 	if (cfg->server_lifetime > 0 && now - s->created_at > cfg->server_lifetime)
 		return false;

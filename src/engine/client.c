@@ -209,7 +209,15 @@ pgc_client_close(pgc_client *c, const char *reason)
 		pgc_log(PGC_LOG, "closing client %s (%s/%s): %s", c->addr, c->dbname, c->user, reason);
 	pgc_cancel_unregister(c);
 	/* Out of the queue; a server handed to us meanwhile comes back here. */
-	s = (c->queued || c->in_inbox) ? pgc_pool_cancel_wait(c) : c->server;
+	/*
+	 * A waiting client may be handed a server by another worker at any
+	 * moment: only under the pool lock can we tell.  A linked client's server
+	 * is ours.
+	 */
+	if (c->state == CL_WAITING || c->state == CL_LOGIN)
+		s = pgc_pool_cancel_wait(c);
+	else
+		s = c->server;
 	if (s)
 	{
 		/* A message the server got only part of makes the server unusable. */

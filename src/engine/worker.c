@@ -160,7 +160,8 @@ drain_inbox(pgc_worker *w)
 		for (pgc_client *c = list; c; c = c->inbox_next)
 			c->in_inbox = false;
 		n_donate = w->n_donate < 16 ? w->n_donate : 16;
-		memcpy(donate, w->donate + w->n_donate - n_donate, sizeof(pgc_pool *) * (size_t) n_donate);
+		if (n_donate > 0)
+			memcpy(donate, w->donate + w->n_donate - n_donate, sizeof(pgc_pool *) * (size_t) n_donate);
 		w->n_donate -= n_donate;
 		pthread_mutex_unlock(&w->inbox_lock);
 		for (int i = 0; i < n_donate; i++)

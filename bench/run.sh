@@ -1,0 +1,420 @@
+#!/usr/bin/env bash
+# Benchmark direct PostgreSQL, PgBouncer and pgcarrier in one run on this
+# machine, following shared BENCHMARKS.md's method:
+#
+#   PostgreSQL 15, pgbench -i -s 10, max_connections = 1200,
+#   shared_buffers = 1GB, fsync = off, synchronous_commit = off.
+#   Poolers reach it over its Unix socket, pgbench reaches them (and
+#   PostgreSQL, for "direct") over TCP 127.0.0.1. Poolers in transaction
+#   mode, pool size 8, logging off; pgcarrier with workers = 0 (one per core).
+#
+#   pgbench -h 127.0.0.1 -p PORT -n -j 2 -T 20 -c N -S [-M ...] [-C] postgres
+#   at 8, 100 and 1000 clients (-T 45 at 1000), -M prepared and -M extended
+#   at 100, -C at 8. Pooler CPU per transaction from /proc/PID/stat
+#   (utime + stime, all threads) before/after. Memory per idle client: 5000
+#   clients connect, run SELECT 1 and stay idle; pooler VmRSS before/after.
+#
+# Usage (root):  bash bench/run.sh
+#   BENCH_DURATION=20       seconds per pgbench run (1000 clients: x 45/20)
+#   BENCH_DURATION_1000=    override the 1000-client duration
+#   BENCH_REPEAT=1          repeats; the table shows the median
+#   BENCH_ONLY=direct,pgbouncer,pgcarrier   targets to run
+#   BENCH_WORKLOADS=S8,S100,S1000,P100,E100,C8   workloads to run
+#   BENCH_IDLE_CLIENTS=5000 idle clients for the memory test (0: skip it)
+#   BENCH_WORKERS=0         pgcarrier workers
+#   BENCH_KEEP=1            keep the temporary directory (logs, pgbench output)
+#
+# Prints the table and writes it to bench/results/latest.md (and a dated copy).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+DURATION=${BENCH_DURATION:-20}
+DURATION_1000=${BENCH_DURATION_1000:-$(( (DURATION * 45 + 19) / 20 ))}
+REPEAT=${BENCH_REPEAT:-1}
+ONLY=${BENCH_ONLY:-direct,pgbouncer,pgcarrier}
+WORKLOADS=${BENCH_WORKLOADS:-S8,S100,S1000,P100,E100,C8}
+IDLE_CLIENTS=${BENCH_IDLE_CLIENTS:-5000}
+WORKERS=${BENCH_WORKERS:-0}
+POOL_SIZE=8
+PGBIN=/usr/lib/postgresql/15/bin
+PY=/usr/bin/python3
+DB=postgres
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "bench: run as root (PostgreSQL and the poolers run as user postgres)" >&2
+    exit 1
+fi
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+has() { case ",$1," in *",$2,"*) return 0 ;; esac; return 1; }
+
+for t in ${ONLY//,/ }; do
+    case $t in direct|pgbouncer|pgcarrier) ;; *) echo "bench: unknown target '$t' in BENCH_ONLY" >&2; exit 1 ;; esac
+done
+for w in ${WORKLOADS//,/ }; do
+    case $w in S8|S100|S1000|P100|E100|C8) ;; *) echo "bench: unknown workload '$w' in BENCH_WORKLOADS" >&2; exit 1 ;; esac
+done
+
+if ! command -v pgbouncer >/dev/null 2>&1 || [ ! -x "$PGBIN/pgbench" ] || [ ! -x "$PY" ]; then
+    bash scripts/deps.sh
+fi
+
+CARRIER_OK=1
+if has "$ONLY" pgcarrier; then
+    if [ ! -x ./pgcarrier ]; then
+        log "building pgcarrier"
+        make >/dev/null || CARRIER_OK=0
+    fi
+    [ -x ./pgcarrier ] || CARRIER_OK=0
+    [ "$CARRIER_OK" = 1 ] || log "no ./pgcarrier (make failed): its cells will read 'fail'"
+fi
+
+# 1000 pgbench clients plus 1000 pooler sockets; 5000 idle clients on both ends.
+want_fd=$(( IDLE_CLIENTS + 3000 ))
+[ "$want_fd" -lt 12000 ] && want_fd=12000
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want_fd" ]; then
+    ulimit -n "$want_fd" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+fi
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $(( IDLE_CLIENTS + 200 )) ]; then
+    log "warning: ulimit -n is $(ulimit -n), too low for $IDLE_CLIENTS idle clients"
+fi
+
+free_port() {
+    local p
+    for _ in $(seq 1 500); do
+        p=$((20000 + RANDOM % 40000))
+        case " ${USED_PORTS:-} " in *" $p "*) continue ;; esac
+        if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
+            USED_PORTS="${USED_PORTS:-} $p"
+            echo "$p"
+            return 0
+        fi
+    done
+    echo "bench: no free port" >&2
+    return 1
+}
+
+TMP=$(mktemp -d /tmp/pgcarrier-bench.XXXXXX)
+chmod 755 "$TMP"
+chown postgres: "$TMP"
+PGDATA=$TMP/data
+OUT=$TMP/results
+mkdir -p "$OUT"
+: >"$OUT/runs.tsv"
+: >"$OUT/idle.tsv"
+POOLER_PID=
+IDLE_PID=
+PG_STARTED=0
+
+stop_pid() { # pid: SIGTERM, then SIGKILL after 5 s
+    local pid=$1
+    [ -n "$pid" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    stop_pid "$IDLE_PID"
+    stop_pid "$POOLER_PID"
+    if [ "$PG_STARTED" = 1 ]; then
+        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    if [ "$rc" -ne 0 ] && [ -d "$TMP" ]; then
+        for f in "$TMP"/postgres.log "$TMP"/pgbouncer.log "$TMP"/pgcarrier.log "$TMP"/*.out; do
+            [ -f "$f" ] && { echo "--- $f (last lines)" >&2; tail -n 15 "$f" >&2; }
+        done
+    fi
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then
+        echo "bench: kept $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- PostgreSQL
+PGPORT=$(free_port)
+log "PostgreSQL 15 on 127.0.0.1:$PGPORT and $TMP/.s.PGSQL.$PGPORT"
+runuser -u postgres -- "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 \
+    --no-sync >"$TMP/initdb.log" 2>&1 || { cat "$TMP/initdb.log" >&2; exit 1; }
+cat >>"$PGDATA/postgresql.conf" <<EOF
+port = $PGPORT
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$TMP'
+max_connections = 1200
+shared_buffers = 1GB
+fsync = off
+synchronous_commit = off
+EOF
+PG_STARTED=1
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -l "$TMP/postgres.log" -w -t 120 start >/dev/null \
+    || { tail -n 30 "$TMP/postgres.log" >&2; exit 1; }
+PSQL=("$PGBIN/psql" -X -q -At -h "$TMP" -p "$PGPORT" -U postgres -d "$DB")
+log "pgbench -i -s 10"
+"$PGBIN/pgbench" -i -s 10 -q -h "$TMP" -p "$PGPORT" -U postgres "$DB" >"$TMP/init.log" 2>&1 \
+    || { cat "$TMP/init.log" >&2; exit 1; }
+"${PSQL[@]}" -c 'CHECKPOINT' >/dev/null
+
+# ------------------------------------------------------------------ poolers
+BOUNCER_PORT=$(free_port)
+CARRIER_PORT=$(free_port)
+MAX_CLIENTS=$(( IDLE_CLIENTS + 1100 ))
+
+cat >"$TMP/userlist.txt" <<EOF
+"postgres" ""
+EOF
+cat >"$TMP/pgbouncer.ini" <<EOF
+[databases]
+$DB = host=$TMP port=$PGPORT dbname=$DB
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $BOUNCER_PORT
+unix_socket_dir = $TMP
+auth_type = trust
+auth_file = $TMP/userlist.txt
+pool_mode = transaction
+default_pool_size = $POOL_SIZE
+max_client_conn = $MAX_CLIENTS
+logfile = $TMP/pgbouncer.log
+pidfile = $TMP/pgbouncer.pid
+log_connections = 0
+log_disconnections = 0
+log_stats = 0
+EOF
+
+cat >"$TMP/pgcarrier.ini" <<EOF
+[pgcarrier]
+listen_addr = 127.0.0.1
+listen_port = $CARRIER_PORT
+unix_socket_dir = $TMP
+workers = $WORKERS
+pool_mode = transaction
+default_pool_size = $POOL_SIZE
+max_client_conn = $MAX_CLIENTS
+auth_type = trust
+logfile = $TMP/pgcarrier.log
+pidfile = $TMP/pgcarrier.pid
+log_connections = 0
+log_disconnections = 0
+
+[databases]
+$DB = host=$TMP port=$PGPORT dbname=$DB
+EOF
+if [ "$CARRIER_OK" = 1 ] && has "$ONLY" pgcarrier; then
+    install -m 755 -o postgres ./pgcarrier "$TMP/pgcarrier"
+fi
+chown postgres: "$TMP"/*.ini "$TMP/userlist.txt"
+
+port_of() {
+    case $1 in direct) echo "$PGPORT" ;; pgbouncer) echo "$BOUNCER_PORT" ;; pgcarrier) echo "$CARRIER_PORT" ;; esac
+}
+
+# Start a pooler as user postgres (PgBouncer refuses root); setpriv execs, so
+# $! is the pooler's own pid.
+start_pooler() {
+    local t=$1 port
+    port=$(port_of "$t")
+    case $t in
+        pgbouncer) set -- /usr/sbin/pgbouncer "$TMP/pgbouncer.ini" ;;
+        pgcarrier) [ "$CARRIER_OK" = 1 ] || return 1
+                   set -- "$TMP/pgcarrier" -c "$TMP/pgcarrier.ini" ;;
+    esac
+    setpriv --reuid=postgres --regid=postgres --init-groups -- "$@" >>"$TMP/$t.out" 2>&1 &
+    POOLER_PID=$!
+    for _ in $(seq 1 100); do
+        if ! kill -0 "$POOLER_PID" 2>/dev/null; then
+            log "$t exited at startup"; tail -n 20 "$TMP/$t.out" "$TMP/$t.log" 2>/dev/null >&2 || true
+            POOLER_PID=
+            return 1
+        fi
+        if [ -n "$(ss -Htln "( sport = :$port )")" ] &&
+           "$PGBIN/psql" -X -q -At -h 127.0.0.1 -p "$port" -U postgres -d "$DB" -c 'SELECT 1' >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    log "$t does not answer on 127.0.0.1:$port"
+    stop_pid "$POOLER_PID"; POOLER_PID=
+    return 1
+}
+
+stop_pooler() {
+    stop_pid "$POOLER_PID"
+    POOLER_PID=
+}
+
+cpu_ticks() { # utime + stime of all threads; fields after "pid (comm) "
+    sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+rss_kb() {
+    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+
+# Wait until PostgreSQL has at most $1 client backends (besides ours): after
+# a 1000-client direct run, backends take a while to exit.
+settle() {
+    local max=$1 n
+    for _ in $(seq 1 600); do
+        n=$("${PSQL[@]}" -c "SELECT count(*) FROM pg_stat_activity
+                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()" 2>/dev/null || echo 9999)
+        [ "$n" -le "$max" ] && return 0
+        sleep 0.1
+    done
+    log "warning: $n client backends still there"
+}
+
+run_workload() { # target workload rep
+    local t=$1 w=$2 rep=$3 port clients T args before after rc tps txns status cpu
+    port=$(port_of "$t")
+    T=$DURATION
+    case $w in
+        S8)    clients=8;    args=(-S) ;;
+        S100)  clients=100;  args=(-S) ;;
+        S1000) clients=1000; args=(-S); T=$DURATION_1000 ;;
+        P100)  clients=100;  args=(-S -M prepared) ;;
+        E100)  clients=100;  args=(-S -M extended) ;;
+        C8)    clients=8;    args=(-S -C) ;;
+    esac
+    local outf="$TMP/pgbench.$t.$w.$rep"
+    before=-
+    [ "$t" != direct ] && [ -n "$POOLER_PID" ] && before=$(cpu_ticks "$POOLER_PID")
+    set +e
+    timeout -k 10 $(( T * 3 + 120 )) \
+        "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -j 2 -T "$T" -c "$clients" "${args[@]}" "$DB" \
+        >"$outf" 2>"$outf.err"
+    rc=$?
+    set -e
+    cpu=-
+    if [ "$before" != - ] && kill -0 "$POOLER_PID" 2>/dev/null; then
+        after=$(cpu_ticks "$POOLER_PID")
+        cpu=$(( after - before ))
+    fi
+    tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$outf" | head -n 1)
+    txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$outf" | head -n 1)
+    # rc 0 with 0 transactions: every client was still connecting when -T
+    # ran out (direct, 1000 clients, on a slow machine): a real 0 TPS.
+    # Any error pgbench logs counts as a failure: with -M prepared, pgbench
+    # logs a failed PREPARE and carries on, and a pooler that does not track
+    # prepared statements then "passes" only by luck.
+    local errs
+    errs=$(grep -c 'error:' "$outf.err" 2>/dev/null || true)
+    if [ "$rc" -eq 0 ] && [ "${errs:-0}" -eq 0 ] && [ -n "$tps" ] && [ -n "$txns" ]; then
+        status=ok
+        if [ "$cpu" = - ]; then
+            log "$t $w: $tps tps, $txns transactions"
+        else
+            log "$t $w: $tps tps, $txns transactions, pooler CPU $cpu ticks"
+        fi
+    else
+        status=fail
+        log "$t $w: FAILED (pgbench exit $rc, ${errs:-0} errors logged, ${txns:-no} transactions): $(grep -m1 -E 'error|ERROR|FATAL|abort' "$outf.err" 2>/dev/null || tail -n 1 "$outf.err")"
+        [ -z "$tps" ] && tps=0
+        [ -z "$txns" ] && txns=0
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$w" "$rep" "$status" "$tps" "$txns" "$cpu" >>"$OUT/runs.tsv"
+    if [ "$t" = direct ]; then settle 0; else settle "$POOL_SIZE"; fi
+}
+
+mark_failed() { # target rep: a pooler that did not start
+    local w
+    for w in ${WORKLOADS//,/ }; do
+        printf '%s\t%s\t%s\tfail\t0\t0\t-\n' "$1" "$w" "$2" >>"$OUT/runs.tsv"
+    done
+}
+
+idle_test() { # target rep, on a freshly started pooler
+    local t=$1 rep=$2 port before after line ok
+    port=$(port_of "$t")
+    if ! start_pooler "$t"; then
+        printf '%s\t%s\tfail\t0\t0\t0\n' "$t" "$rep" >>"$OUT/idle.tsv"
+        return 0
+    fi
+    sleep 1
+    before=$(rss_kb "$POOLER_PID")
+    rm -f "$TMP/idle.ready"
+    "$PY" "$ROOT/bench/idle_clients.py" --host 127.0.0.1 --port "$port" --user postgres --dbname "$DB" \
+        -n "$IDLE_CLIENTS" --ready-file "$TMP/idle.ready" --hold 900 >"$TMP/idle.$t.out" 2>&1 &
+    IDLE_PID=$!
+    for _ in $(seq 1 3000); do
+        [ -f "$TMP/idle.ready" ] && break
+        kill -0 "$IDLE_PID" 2>/dev/null || break
+        sleep 0.2
+    done
+    line=$(cat "$TMP/idle.ready" 2>/dev/null || echo "ok=0 failed=?")
+    sleep 2
+    after=0
+    kill -0 "$POOLER_PID" 2>/dev/null && after=$(rss_kb "$POOLER_PID")
+    ok=${line#ok=}; ok=${ok%% *}
+    if [ "$ok" = "$IDLE_CLIENTS" ] && [ "$after" -gt 0 ]; then
+        log "$t idle: $line, VmRSS $before kB -> $after kB"
+        printf '%s\t%s\tok\t%s\t%s\t%s\n' "$t" "$rep" "$before" "$after" "$ok" >>"$OUT/idle.tsv"
+    else
+        log "$t idle: FAILED ($line; VmRSS $before kB -> $after kB): $(grep -m3 idle_clients "$TMP/idle.$t.out" | tr '\n' ' ')"
+        printf '%s\t%s\tfail\t%s\t%s\t%s\n' "$t" "$rep" "$before" "$after" "$ok" >>"$OUT/idle.tsv"
+    fi
+    stop_pid "$IDLE_PID"; IDLE_PID=
+    stop_pooler
+}
+
+# ---------------------------------------------------------------- the runs
+{
+    echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "cores=$(nproc)"
+    echo "loadavg=$(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "kernel=Linux $(uname -r)"
+    echo "postgres=$("$PGBIN/postgres" -V | sed 's/^postgres (PostgreSQL) /PostgreSQL /')"
+    echo "pgbouncer=$(/usr/sbin/pgbouncer -V 2>/dev/null | head -n 1)"
+    echo "pgcarrier=$( [ "$CARRIER_OK" = 1 ] && ./pgcarrier --version 2>/dev/null | head -n 1 | sed 's/^pgcarrier //' || echo '?')"
+    echo "workers=$WORKERS"
+    echo "duration=$DURATION"
+    echo "duration_1000=$DURATION_1000"
+    echo "repeat=$REPEAT"
+    echo "targets=$ONLY"
+    echo "workloads=$WORKLOADS"
+    echo "clk_tck=$(getconf CLK_TCK)"
+    echo "idle_clients=$IDLE_CLIENTS"
+} >"$OUT/meta"
+
+for rep in $(seq 1 "$REPEAT"); do
+    for t in direct pgbouncer pgcarrier; do
+        has "$ONLY" "$t" || continue
+        log "== round $rep/$REPEAT: $t"
+        if [ "$t" != direct ] && ! start_pooler "$t"; then
+            mark_failed "$t" "$rep"
+            continue
+        fi
+        for w in ${WORKLOADS//,/ }; do
+            if [ "$t" != direct ] && ! kill -0 "$POOLER_PID" 2>/dev/null; then
+                log "$t died; restarting it"
+                POOLER_PID=
+                start_pooler "$t" || true
+            fi
+            run_workload "$t" "$w" "$rep"
+        done
+        [ "$t" != direct ] && stop_pooler
+        if [ "$t" != direct ] && [ "$IDLE_CLIENTS" -gt 0 ]; then
+            idle_test "$t" "$rep"
+        fi
+    done
+done
+
+mkdir -p bench/results
+"$PY" bench/report.py "$OUT" >"$TMP/table.md"
+stamp=$(date -u +%Y%m%d-%H%M%S)
+cp "$TMP/table.md" bench/results/latest.md
+cp "$TMP/table.md" "bench/results/$stamp.md"
+cp "$OUT/runs.tsv" "bench/results/$stamp.runs.tsv"
+cp "$OUT/idle.tsv" "bench/results/$stamp.idle.tsv"
+echo
+cat "$TMP/table.md"
+echo
+log "written to bench/results/latest.md"

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# See pgcarrier work: 1000 pgbench clients on 8 PostgreSQL connections.
+#
+# On a fresh Debian 12 machine, as root:   bash scripts/demo.sh
+#
+# Installs dependencies, builds ./pgcarrier, starts a throwaway PostgreSQL 15
+# (max_connections = 100) in a temporary directory on a free port, puts
+# pgcarrier in front of it (transaction pooling, 8 server connections), runs
+# `pgbench -c 1000 -j 2 -T 20 -S` through pgcarrier and shows, sampled during
+# the run, how many clients pgcarrier had and how many server backends it
+# used. Everything it started is stopped and the directory removed on exit.
+#
+# Knobs: DEMO_CLIENTS (1000), DEMO_DURATION (20), DEMO_POOL_SIZE (8).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+CLIENTS=${DEMO_CLIENTS:-1000}
+DURATION=${DEMO_DURATION:-20}
+POOL_SIZE=${DEMO_POOL_SIZE:-8}
+PGBIN=/usr/lib/postgresql/15/bin
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "demo.sh: run as root (it installs packages and runs PostgreSQL as user postgres)" >&2
+    exit 1
+fi
+
+say() { printf '\n== %s\n' "$*"; }
+
+say "installing dependencies"
+bash scripts/deps.sh
+
+say "building pgcarrier"
+make
+
+# pgcarrier and pgbench each hold one descriptor per client.
+need=$((CLIENTS * 2 + 200))
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need" ]; then
+    ulimit -n "$need" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+fi
+
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + RANDOM % 40000))
+        if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
+            echo "$p"
+            return 0
+        fi
+    done
+    echo "demo.sh: no free port found" >&2
+    return 1
+}
+
+TMP=$(mktemp -d /tmp/pgcarrier-demo.XXXXXX)
+chmod 755 "$TMP"
+chown postgres: "$TMP"
+PGDATA=$TMP/data
+CARRIER_PID=
+SAMPLER_PID=
+PG_STARTED=0
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [ -n "$SAMPLER_PID" ]; then kill "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; fi
+    if [ -n "$CARRIER_PID" ]; then
+        kill -TERM "$CARRIER_PID" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$CARRIER_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$CARRIER_PID" 2>/dev/null || true
+        wait "$CARRIER_PID" 2>/dev/null || true
+    fi
+    if [ "$PG_STARTED" = 1 ]; then
+        runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+PGPORT=$(free_port)
+say "starting a throwaway PostgreSQL 15 on port $PGPORT (socket in $TMP)"
+runuser -u postgres -- "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust \
+    -E UTF8 --no-sync >"$TMP/initdb.log" 2>&1 || { cat "$TMP/initdb.log"; exit 1; }
+PG_STARTED=1
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -l "$TMP/postgres.log" -w -t 60 \
+    -o "-p $PGPORT -k $TMP -c listen_addresses='' -c max_connections=100 -c fsync=off" \
+    start >/dev/null || { cat "$TMP/postgres.log"; exit 1; }
+
+PSQL=("$PGBIN/psql" -X -q -h "$TMP" -p "$PGPORT" -U postgres)
+"${PSQL[@]}" -d postgres -c 'CREATE DATABASE bench'
+say "pgbench -i -s 10 (1,000,000 rows)"
+"$PGBIN/pgbench" -i -s 10 -q -h "$TMP" -p "$PGPORT" -U postgres bench 2>&1 | tail -n 1
+
+CPORT=$(free_port)
+cat >"$TMP/pgcarrier.ini" <<EOF
+[pgcarrier]
+listen_addr = 127.0.0.1
+listen_port = $CPORT
+unix_socket_dir = $TMP
+workers = 0
+pool_mode = transaction
+default_pool_size = $POOL_SIZE
+max_client_conn = 2000
+auth_type = trust
+logfile = $TMP/pgcarrier.log
+log_connections = 0
+log_disconnections = 0
+
+[databases]
+bench = host=$TMP port=$PGPORT dbname=bench
+EOF
+
+say "starting ./pgcarrier on 127.0.0.1:$CPORT (transaction mode, default_pool_size = $POOL_SIZE)"
+sed 's/^/    /' "$TMP/pgcarrier.ini"
+"$ROOT/pgcarrier" -c "$TMP/pgcarrier.ini" >"$TMP/pgcarrier.out" 2>&1 &
+CARRIER_PID=$!
+for i in $(seq 1 100); do
+    if ! kill -0 "$CARRIER_PID" 2>/dev/null; then
+        echo "demo.sh: pgcarrier exited at startup:" >&2
+        cat "$TMP/pgcarrier.out" "$TMP/pgcarrier.log" 2>/dev/null >&2 || true
+        CARRIER_PID=
+        exit 1
+    fi
+    [ -n "$(ss -Htln "( sport = :$CPORT )")" ] && break
+    [ "$i" = 100 ] && { echo "demo.sh: pgcarrier does not listen on $CPORT" >&2; exit 1; }
+    sleep 0.1
+done
+
+# Sampler: once a second, clients connected to pgcarrier (established TCP
+# sockets on its port) and PostgreSQL backends of database "bench" whose
+# client is pgcarrier (it reaches PostgreSQL over the Unix socket; pgbench
+# only ever talks to pgcarrier, over TCP).
+SAMPLES=$TMP/samples
+: >"$SAMPLES"
+(
+    trap 'exit 0' TERM
+    while :; do
+        c=$(ss -Htn state established "( sport = :$CPORT )" 2>/dev/null | wc -l)
+        b=$("${PSQL[@]}" -d postgres -Atc "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = 'bench' AND backend_type = 'client backend'
+                AND client_port = -1 AND pid <> pg_backend_pid()" 2>/dev/null || echo '?')
+        echo "$c $b" >>"$SAMPLES"
+        sleep 1
+    done
+) &
+SAMPLER_PID=$!
+
+say "pgbench -c $CLIENTS -j 2 -T $DURATION -S through pgcarrier"
+set +e
+"$PGBIN/pgbench" -h 127.0.0.1 -p "$CPORT" -U postgres -n -S -c "$CLIENTS" -j 2 -T "$DURATION" -P 5 bench \
+    2>&1 >"$TMP/pgbench.out" | tee "$TMP/pgbench.err" | grep --line-buffered '^progress'
+PGBENCH_RC=${PIPESTATUS[0]}
+set -e
+kill "$SAMPLER_PID" 2>/dev/null || true
+wait "$SAMPLER_PID" 2>/dev/null || true
+SAMPLER_PID=
+
+cat "$TMP/pgbench.out"
+if [ "$PGBENCH_RC" -ne 0 ]; then
+    echo "pgbench exited with status $PGBENCH_RC; its last errors:"
+    grep -v '^progress' "$TMP/pgbench.err" | tail -n 20
+fi
+
+say "sampled once a second during the run (clients on pgcarrier / PostgreSQL backends used)"
+awk '{ printf "%s/%s ", $1, $2 } END { print "" }' "$SAMPLES" | fold -s -w 100
+awk -v want="$CLIENTS" -v pool="$POOL_SIZE" '
+    $2 ~ /^[0-9]+$/ { if ($1 > mc) mc = $1; if ($2 > mb) mb = $2 }
+    END {
+        printf "\nat most %d clients connected to pgcarrier at once; at most %d PostgreSQL backends used (pool size %d)\n", mc, mb, pool
+    }' "$SAMPLES"
+
+if [ "$PGBENCH_RC" -ne 0 ]; then
+    echo "pgcarrier log (last lines):"
+    tail -n 20 "$TMP/pgcarrier.log" 2>/dev/null || true
+    exit 1
+fi
+echo "demo done; stopping pgcarrier and PostgreSQL, removing $TMP"

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Install everything pgcarrier needs to build, test, demo and benchmark on
+# Debian 12, as root. Safe to run again: when every package is already
+# installed it does nothing but make sure no packaged service holds a port.
+#
+#   bash scripts/deps.sh            install what is missing
+#   DEPS_FORCE=1 bash scripts/deps.sh   always run apt-get update + install
+set -euo pipefail
+
+PKGS=(
+    build-essential pkg-config
+    libssl-dev libcmocka-dev libpg-query-dev
+    postgresql-15 postgresql-server-dev-15 postgresql-client-15
+    postgresql-contrib libpq-dev
+    pgbouncer pgpool2
+    python3 python3-pytest python3-psycopg python3-asyncpg
+    clang libclang-rt-14-dev
+    procps iproute2 util-linux
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "deps.sh: must run as root (apt-get install)" >&2
+    exit 1
+fi
+
+missing=()
+for p in "${PKGS[@]}"; do
+    if ! dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -gt 0 ] || [ "${DEPS_FORCE:-0}" = 1 ]; then
+    echo "deps.sh: installing: ${missing[*]:-(forced) ${PKGS[*]}}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${PKGS[@]}"
+else
+    echo "deps.sh: all packages already installed"
+fi
+
+# The postgresql and pgbouncer packages start their own services on install.
+# Tests, demo and bench start private servers on free ports, so stop the
+# packaged ones and keep them from starting again at boot.
+if command -v pg_lsclusters >/dev/null 2>&1; then
+    while read -r ver cluster _port status _rest; do
+        [ -n "${ver:-}" ] || continue
+        if [ "$status" = online ]; then
+            echo "deps.sh: stopping packaged cluster $ver/$cluster"
+            pg_ctlcluster "$ver" "$cluster" stop || true
+        fi
+        conf="/etc/postgresql/$ver/$cluster/start.conf"
+        if [ -f "$conf" ] && grep -qx 'auto' "$conf"; then
+            sed -i 's/^auto$/manual/' "$conf" || true
+        fi
+    done < <(pg_lsclusters -h 2>/dev/null || true)
+fi
+
+for svc in pgbouncer pgpool2; do
+    if [ -x "/etc/init.d/$svc" ]; then
+        service "$svc" stop >/dev/null 2>&1 || true
+        if command -v update-rc.d >/dev/null 2>&1; then
+            update-rc.d "$svc" disable >/dev/null 2>&1 || true
+        fi
+    fi
+done
+
+# The PostgreSQL binaries live outside PATH on Debian; the scripts use full
+# paths, but say where they are for humans.
+if [ ! -x /usr/lib/postgresql/15/bin/postgres ]; then
+    echo "deps.sh: /usr/lib/postgresql/15/bin/postgres missing after install" >&2
+    exit 1
+fi
+echo "deps.sh: ok"

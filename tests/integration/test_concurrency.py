@@ -1,0 +1,356 @@
+"""Concurrency tests: many clients over few server connections.  Every
+client must get its own correct answers, transactions are never
+interleaved, pool limits hold exactly across worker threads, and pgbench
+runs without failures.
+"""
+
+import asyncio
+import os
+import random
+import re
+import subprocess
+import threading
+import time
+
+import pytest
+
+import harness
+
+PGBENCH = os.path.join(harness.PG_BINDIR, "pgbench")
+
+
+def new_tag():
+    return random.randint(1, 2 ** 31 - 2)
+
+
+class BackendMonitor:
+    """Samples pgcarrier's server connections for (db, user) from a thread."""
+
+    def __init__(self, pg, db="app", user="app", interval=0.05):
+        self.pg, self.db, self.user, self.interval = pg, db, user, interval
+        self.samples = []
+        self._stop = threading.Event()
+        self._th = threading.Thread(target=self._run, daemon=True)
+        self.error = None
+
+    def _run(self):
+        try:
+            with self.pg.connect(db="postgres", user="postgres") as conn:
+                while not self._stop.is_set():
+                    n = conn.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
+                        "'client backend' AND datname = %s AND usename = %s AND "
+                        "coalesce(application_name, '') NOT LIKE 'pgc-%%'",
+                        [self.db, self.user]).fetchone()[0]
+                    self.samples.append(n)
+                    self._stop.wait(self.interval)
+        except Exception as e:  # reported by stop()
+            self.error = e
+
+    def __enter__(self):
+        self._th.start()
+        return self
+
+    def __exit__(self, *a):
+        self._stop.set()
+        self._th.join(10)
+
+    @property
+    def max(self):
+        return max(self.samples) if self.samples else 0
+
+
+# ---------------------------------------------------------------------------
+# 1000 clients over pool_size = 8
+# ---------------------------------------------------------------------------
+
+@pytest.mark.timeout(90)
+def test_thousand_clients_transaction_mode(carrier, pg):
+    N = 1000
+    c = carrier(pool_mode="transaction", pool_size=8)
+    tag = new_tag()
+    results = {}
+    errors = []
+
+    async def main():
+        connect_sem = asyncio.Semaphore(100)
+        all_connected = asyncio.Event()
+        connected = [0]
+
+        async def client(i):
+            async with connect_sem:
+                conn = await c.aconnect()
+            try:
+                connected[0] += 1
+                if connected[0] == N:
+                    all_connected.set()
+                await asyncio.wait_for(all_connected.wait(), 60)
+                r = {}
+                r["double"] = await conn.fetchval("SELECT $1::int * 2", i)
+                r["text"] = await conn.fetchval("SELECT $1::text || '-' || $2::text",
+                                                "c%d" % i, str(i * 7))
+                async with conn.transaction():
+                    await conn.execute("INSERT INTO scratch(client, seq, val) "
+                                       "VALUES ($1, $2, $3)", tag, i, "v%d" % i)
+                    tx1 = await conn.fetchval("SELECT txid_current()")
+                    rows = await conn.fetch("SELECT seq, val FROM scratch "
+                                            "WHERE client = $1 AND seq = $2", tag, i)
+                    tx2 = await conn.fetchval("SELECT txid_current()")
+                r["rows"] = [tuple(x) for x in rows]
+                r["tx"] = (tx1, tx2)
+                r["after"] = await conn.fetchval(
+                    "SELECT count(*) FROM scratch WHERE client = $1 AND seq = $2", tag, i)
+                results[i] = r
+            except Exception as e:
+                errors.append((i, repr(e)))
+            finally:
+                await conn.close(timeout=20)
+
+        await asyncio.gather(*(client(i) for i in range(N)))
+
+    with BackendMonitor(pg) as mon:
+        t0 = time.monotonic()
+        asyncio.run(asyncio.wait_for(main(), 80))
+        took = time.monotonic() - t0
+    assert errors == [], errors[:10]
+    assert len(results) == N
+    for i, r in results.items():
+        assert r["double"] == 2 * i
+        assert r["text"] == "c%d-%d" % (i, i * 7)
+        assert r["rows"] == [(i, "v%d" % i)]
+        assert r["tx"][0] == r["tx"][1]
+        assert r["after"] == 1
+    assert len({r["tx"][0] for r in results.values()}) == N
+    assert mon.error is None, mon.error
+    assert 1 <= mon.max <= 8, "server backends seen: max %d" % mon.max
+    assert pg.sql("SELECT count(*) FROM scratch WHERE client = %d" % tag, db="app") == str(N)
+    pg.sql("DELETE FROM scratch WHERE client = %d" % tag, db="app")
+    print("1000 clients: %.1fs, max server backends %d" % (took, mon.max))
+
+
+# ---------------------------------------------------------------------------
+# transactions are never interleaved
+# ---------------------------------------------------------------------------
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["session", "transaction"])
+def test_transactions_not_interleaved(carrier, pg, mode):
+    CLIENTS, TX = 40, 10
+    pool = 4 if mode == "transaction" else CLIENTS
+    c = carrier(pool_mode=mode, pool_size=pool)
+    seen = []
+    errors = []
+
+    async def client(i):
+        conn = await c.aconnect()
+        try:
+            for k in range(TX):
+                await conn.execute("BEGIN")
+                t1 = await conn.fetchval("SELECT txid_current()")
+                p1 = await conn.fetchval("SELECT pg_backend_pid()")
+                await conn.fetchval("SELECT set_config('pgc.owner', $1, true)", "%d/%d" % (i, k))
+                await conn.execute("SELECT pg_sleep(0.002)")
+                owner = await conn.fetchval("SELECT current_setting('pgc.owner')")
+                t2 = await conn.fetchval("SELECT txid_current()")
+                p2 = await conn.fetchval("SELECT pg_backend_pid()")
+                await conn.execute("COMMIT")
+                seen.append((i, k, t1, t2, p1, p2, owner))
+                # outside a transaction the local setting is gone
+                leftover = await conn.fetchval("SELECT current_setting('pgc.owner', true)")
+                if leftover not in (None, ""):
+                    errors.append(("leak", i, k, leftover))
+        except Exception as e:
+            errors.append((i, repr(e)))
+        finally:
+            await conn.close(timeout=10)
+
+    async def main():
+        await asyncio.gather(*(client(i) for i in range(CLIENTS)))
+
+    asyncio.run(asyncio.wait_for(main(), 50))
+    assert errors == [], errors[:10]
+    assert len(seen) == CLIENTS * TX
+    for i, k, t1, t2, p1, p2, owner in seen:
+        assert t1 == t2, "txid changed inside a transaction"
+        assert p1 == p2, "backend changed inside a transaction"
+        assert owner == "%d/%d" % (i, k), "saw another client's transaction state"
+    assert len({s[2] for s in seen}) == len(seen), "two transactions shared a txid"
+    if mode == "transaction":
+        assert len({s[4] for s in seen}) <= pool
+
+
+@pytest.mark.timeout(60)
+def test_single_server_shared_across_workers(carrier, pg):
+    """pool_size=1 with clients on both workers: the one server connection
+    moves between worker threads; every client finishes, and there is never
+    a second server."""
+    c = carrier(pool_mode="transaction", pool_size=1)
+    pids = set()
+    errors = []
+
+    async def client(i):
+        conn = await c.aconnect()
+        try:
+            for k in range(10):
+                async with conn.transaction():
+                    pids.add(await conn.fetchval("SELECT pg_backend_pid()"))
+                    assert await conn.fetchval("SELECT $1::int + $2::int", i, k) == i + k
+        except Exception as e:
+            errors.append((i, repr(e)))
+        finally:
+            await conn.close(timeout=10)
+
+    async def main():
+        await asyncio.gather(*(client(i) for i in range(24)))
+
+    with BackendMonitor(pg) as mon:
+        asyncio.run(asyncio.wait_for(main(), 50))
+    assert errors == []
+    assert len(pids) == 1
+    assert mon.max <= 1
+
+
+@pytest.mark.timeout(60)
+def test_waiting_clients_fifo_no_starvation(carrier, pg):
+    """More clients than servers, each holding its server for a while:
+    everybody is served, and the pool never grows past its size."""
+    c = carrier(pool_mode="transaction", pool_size=2)
+    done = []
+
+    async def client(i):
+        conn = await c.aconnect()
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_sleep(0.05)")
+                done.append((i, time.monotonic()))
+        finally:
+            await conn.close(timeout=10)
+
+    async def main():
+        await asyncio.gather(*(client(i) for i in range(40)))
+
+    with BackendMonitor(pg) as mon:
+        t0 = time.monotonic()
+        asyncio.run(asyncio.wait_for(main(), 40))
+        took = time.monotonic() - t0
+    assert len(done) == 40
+    assert mon.max <= 2
+    # 40 x 50 ms over 2 servers: about 1 s; must not be serialised to one
+    assert took < 15
+
+
+# ---------------------------------------------------------------------------
+# a client that vanishes in a transaction does not leave the server dirty
+# ---------------------------------------------------------------------------
+
+@pytest.mark.timeout(60)
+def test_client_abort_mid_transaction(carrier, pg):
+    c = carrier(pool_mode="transaction", pool_size=1)
+    tag = new_tag()
+
+    async def main():
+        a = await c.aconnect()
+        await a.execute("BEGIN")
+        await a.execute("INSERT INTO scratch VALUES ($1, 1, 'uncommitted')", tag)
+        await a.execute("SELECT set_config('pgc.dirty', 'yes', true)")
+        a.terminate()  # socket closed, no Terminate, no COMMIT
+
+        b = await c.aconnect()
+        try:
+            t0 = time.monotonic()
+            assert await b.fetchval("SELECT txid_current_if_assigned()", timeout=10) is None
+            assert await b.fetchval("SELECT count(*) FROM scratch WHERE client = $1", tag) == 0
+            assert await b.fetchval("SELECT current_setting('pgc.dirty', true)") in (None, "")
+            assert time.monotonic() - t0 < 5
+
+            # now a client disappears while its query still runs
+            x = await c.aconnect()
+            task = asyncio.ensure_future(x.execute("SELECT pg_sleep(6)"))
+            await asyncio.sleep(0.5)
+            x.terminate()
+            try:
+                await task
+            except Exception:
+                pass
+            t0 = time.monotonic()
+            assert await b.fetchval("SELECT 'next client served'", timeout=10) == \
+                "next client served"
+            assert time.monotonic() - t0 < 5, "waited for the abandoned query"
+            assert await b.fetchval("SELECT txid_current_if_assigned()") is None
+        finally:
+            await b.close(timeout=10)
+
+    asyncio.run(asyncio.wait_for(main(), 50))
+    assert pg.sql("SELECT count(*) FROM scratch WHERE client = %d" % tag, db="app") == "0"
+
+
+# ---------------------------------------------------------------------------
+# pgbench
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pgbench_db(pg):
+    r = subprocess.run([PGBENCH, "-i", "-q", "-s", "1", "-h", pg.sockdir,
+                        "-p", str(pg.port), "-U", "app", "app"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout
+    return pg
+
+
+CUSTOM_SCRIPT = r"""\set aid random(1, 100000)
+\set delta random(-5000, 5000)
+BEGIN;
+SELECT set_config('pgc.client', :client_id::text, true);
+UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;
+SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
+SELECT 1 / (current_setting('pgc.client') = :client_id::text)::int;
+INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 1, :aid, :delta, CURRENT_TIMESTAMP);
+END;
+"""
+
+
+def run_pgbench(c, args, timeout=40):
+    cmd = [PGBENCH, "-n", "-h", c.host, "-p", str(c.port), "-U", "app"] + args + ["app"]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=timeout)
+    out = r.stdout
+    processed = re.search(r"number of transactions actually processed: (\d+)", out)
+    failed = re.search(r"number of failed transactions: (\d+)", out)
+    assert r.returncode == 0, "pgbench exit %d\n%s\n--- pgcarrier log ---\n%s" % (
+        r.returncode, out[-3000:], c.log()[-2000:])
+    assert processed and int(processed.group(1)) > 0, out
+    assert failed and int(failed.group(1)) == 0, out
+    assert "aborted" not in out.lower(), out
+    return int(processed.group(1)), out
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode,proto", [("session", "prepared"),
+                                        ("transaction", "extended"),
+                                        ("statement", "simple")])
+def test_pgbench_select_only(carrier, pgbench_db, mode, proto):
+    pool = 50 if mode == "session" else 8
+    c = carrier(pool_mode=mode, pool_size=pool)
+    with BackendMonitor(pgbench_db) as mon:
+        n, out = run_pgbench(c, ["-c", "50", "-j", "2", "-T", "5", "-S", "-M", proto])
+    assert mon.max <= pool
+    print("pgbench -S %s/%s: %d transactions" % (mode, proto, n))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode,proto", [("session", "simple"),
+                                        ("transaction", "simple"),
+                                        ("transaction", "extended")])
+def test_pgbench_custom_script(carrier, pgbench_db, tmp_path, mode, proto):
+    script = tmp_path / "custom.sql"
+    script.write_text(CUSTOM_SCRIPT)
+    pool = 50 if mode == "session" else 8
+    c = carrier(pool_mode=mode, pool_size=pool)
+    before = int(pgbench_db.sql("SELECT count(*) FROM pgbench_history", db="app"))
+    with BackendMonitor(pgbench_db) as mon:
+        n, out = run_pgbench(c, ["-c", "50", "-j", "2", "-T", "5", "-M", proto,
+                                 "-f", str(script)])
+    after = int(pgbench_db.sql("SELECT count(*) FROM pgbench_history", db="app"))
+    assert after - before == n, "committed rows do not match pgbench's count"
+    assert mon.max <= pool

@@ -497,8 +497,11 @@ server_read(pgc_server *s)
 	return n;
 }
 
-/* Messages of our own queries (login or reset): handle whole messages, consume them. */
-static void
+/*
+ * Messages of our own queries (login or reset): handle whole messages,
+ * consume them. Returns false when s is gone (closed, or handed to the pool).
+ */
+static bool
 server_consume(pgc_server *s)
 {
 	pgc_iobuf *b = s->in;
@@ -515,10 +518,10 @@ server_consume(pgc_server *s)
 				server_login_failed_msg(s, "08P01", "invalid message length from server");
 			else
 				pgc_server_close(s, "invalid message length");
-			return;
+			return false;
 		}
 		if (b->end - b->start < (size_t) len + 1)
-			return;
+			return true;
 		{
 			const uint8_t *body = b->data + b->start + 5;
 			size_t blen = len - 4;
@@ -528,7 +531,7 @@ server_consume(pgc_server *s)
 			if (s->state == SV_LOGIN)
 			{
 				if (!login_message(s, type, body, blen))
-					return;
+					return false;
 			}
 			else if (s->state == SV_RESETTING)
 			{
@@ -554,7 +557,7 @@ server_consume(pgc_server *s)
 						if (s->dirty_close || s->txn_status != 'I' || b->start != b->end)
 						{
 							pgc_server_close(s, "reset did not leave it clean");
-							return;
+							return false;
 						}
 						if (s->reset_ran)
 						{
@@ -573,7 +576,7 @@ server_consume(pgc_server *s)
 						pgc_worker_put_buf(s->worker, s->in);
 						s->in = NULL;
 						pgc_pool_put(s);
-						return;
+						return false;
 					}
 				}
 			}
@@ -581,6 +584,7 @@ server_consume(pgc_server *s)
 	}
 	if (b && b->start == b->end)
 		b->start = b->scan = b->end = 0;
+	return true;
 }
 
 void
@@ -633,7 +637,6 @@ pgc_server_event(pgc_server *s, uint32_t events)
 		for (;;)
 		{
 			ssize_t n = server_read(s);
-			pgc_server_state before = s->state;
 
 			if (n == -2)
 				break;
@@ -645,9 +648,7 @@ pgc_server_event(pgc_server *s, uint32_t events)
 					pgc_server_close(s, "server closed the connection");
 				return;
 			}
-			server_consume(s);
-			/* consume may have handed s to the pool or closed it */
-			if (before != s->state || (s->state != SV_LOGIN && s->state != SV_RESETTING))
+			if (!server_consume(s))
 				return;
 		}
 	}

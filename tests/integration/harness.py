@@ -67,6 +67,10 @@ Pgcarrier(binary, settings=None, databases=None, users=None, auth_file=None)
                                   merge, rewrite the file, SIGHUP, sleep wait
         write_config()            rewrite the file from current attributes
         running (bool), pid, port, host, sockdir, config_path, logfile
+        expect_exit               set True when the test makes the daemon
+                                  exit by other means (admin SHUTDOWN, a
+                                  signal sent with os.kill): cleanup then
+                                  does not report its exit as a crash
         log() -> str              whole daemon log
         sanitizer_report() -> str '' or an excerpt with sanitizer findings
         dsn(db='app', user='app', **kw)       TCP libpq DSN
@@ -455,6 +459,7 @@ class Pgcarrier:
         self.proc = None
         self.stop_timed_out = False
         self._stopped_by_harness = False  # stop()/kill() was called
+        self.expect_exit = False  # set by tests that make it exit on its own
         self._cleaned = False
         self._logfh = None
         _LIVE.append(self)
@@ -499,6 +504,7 @@ class Pgcarrier:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
+                self._stopped_by_harness = True  # already reported here
                 raise HarnessError("pgcarrier exited with %s during startup\n"
                                    "--- config ---\n%s--- log ---\n%s"
                                    % (self.proc.returncode, self._config_text(),
@@ -506,6 +512,7 @@ class Pgcarrier:
             if _port_open(self.host, self.port):
                 return self
             if time.monotonic() > deadline:
+                self._stopped_by_harness = True
                 self.proc.kill()
                 self.proc.wait()
                 raise HarnessError("pgcarrier did not accept on port %d within "
@@ -598,7 +605,7 @@ class Pgcarrier:
         try:
             if self.proc is not None:
                 died_early = self.proc.poll() is not None
-                by_harness = self._stopped_by_harness
+                by_harness = self._stopped_by_harness or self.expect_exit
                 if died_early and not by_harness:
                     problems.append("pgcarrier exited on its own during the "
                                     "test (exit code %s)" % self.proc.returncode)

@@ -70,87 +70,6 @@ server_update_events(pgc_server *s)
 	pgc_server_set_events(s, ev);
 }
 
-/* Read once into *bufp. Returns bytes read, 0 on EOF, -1 on error, -2 when nothing can be read now. */
-static ssize_t
-read_into(pgc_worker *w, int fd, pgc_iobuf **bufp)
-{
-	pgc_iobuf *b = *bufp;
-	ssize_t n;
-
-	if (b == NULL)
-	{
-		b = *bufp = pgc_worker_get_buf(w);
-		if (b == NULL)
-			return -1;
-	}
-	if (b->end == PGC_IOBUF_SIZE && b->start > 0)
-	{
-		memmove(b->data, b->data + b->start, b->end - b->start);
-		b->scan -= b->start;
-		b->end -= b->start;
-		b->start = 0;
-	}
-	if (b->end == PGC_IOBUF_SIZE)
-		return -2;
-	do
-		n = read(fd, b->data + b->end, PGC_IOBUF_SIZE - b->end);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return (errno == EAGAIN || errno == EWOULDBLOCK) ? -2 : -1;
-	b->end += (size_t) n;
-	return n;
-}
-
-/* Write b[start, scan) to fd. Returns 1 when all is written, 0 when the socket is full, -1 on error. */
-static int
-write_from(int fd, pgc_iobuf *b)
-{
-	while (b->start < b->scan)
-	{
-		ssize_t n = write(fd, b->data + b->start, b->scan - b->start);
-
-		if (n < 0)
-		{
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			return -1;
-		}
-		b->start += (size_t) n;
-	}
-	if (b->start == b->end)
-		b->start = b->scan = b->end = 0;
-	return 1;
-}
-
-static int
-write_msgbuf(int fd, pgc_msgbuf *m)
-{
-	size_t done = 0;
-	int rc = 1;
-
-	while (m && done < m->len)
-	{
-		ssize_t n = write(fd, m->data + done, m->len - done);
-
-		if (n < 0)
-		{
-			if (errno == EINTR)
-				continue;
-			rc = (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
-			break;
-		}
-		done += (size_t) n;
-	}
-	if (m && done)
-	{
-		memmove(m->data, m->data + done, m->len - done);
-		m->len -= done;
-	}
-	return rc;
-}
-
 static pgc_msgbuf *
 client_out(pgc_client *c)
 {
@@ -171,7 +90,7 @@ client_flush_out(pgc_client *c)
 
 	if (c->out == NULL || c->out->len == 0)
 		return 1;
-	rc = write_msgbuf(c->fd, c->out);
+	rc = pgc_msgbuf_write(c->fd, c->out);
 	if (rc == 0)
 		c->want_write = true;
 	if (rc == 1)
@@ -269,7 +188,7 @@ pgc_client_fatal(pgc_client *c, const char *sqlstate, const char *fmt, ...)
 	{
 		pgc_msgbuf_error(out, 'E', "FATAL", sqlstate, msg, NULL, NULL);
 		/* Best effort: a client that does not read does not hold us up. */
-		(void) write_msgbuf(c->fd, out);
+		(void) pgc_msgbuf_write(c->fd, out);
 	}
 	if (pgc_engine_config()->log_pooler_errors)
 		pgc_log(PGC_LOG, "client %s: %s: %s", c->addr, sqlstate, msg);
@@ -800,7 +719,7 @@ server_died(pgc_client *c, pgc_server *s)
 	bool told;
 
 	if (s->in && s->in->start < s->in->scan)
-		(void) write_from(c->fd, s->in);
+		(void) pgc_iobuf_write(c->fd, s->in);
 	/* An ErrorResponse last (FATAL, on a server shutdown) already told the client why. */
 	told = s->last_type == 'E';
 	s->dirty_close = true;
@@ -882,7 +801,7 @@ pump(pgc_client *c)
 		}
 		if (s->out && s->out->len)
 		{
-			rc = write_msgbuf(s->fd, s->out);
+			rc = pgc_msgbuf_write(s->fd, s->out);
 			if (rc < 0)
 			{
 				server_died(c, s);
@@ -892,7 +811,7 @@ pump(pgc_client *c)
 		}
 		if (!s->want_write && c->in && c->in->start < c->in->scan)
 		{
-			rc = write_from(s->fd, c->in);
+			rc = pgc_iobuf_write(s->fd, c->in);
 			if (rc < 0)
 			{
 				server_died(c, s);
@@ -916,7 +835,7 @@ pump(pgc_client *c)
 		}
 		if (!c->want_write && s->in && s->in->start < s->in->scan)
 		{
-			rc = write_from(c->fd, s->in);
+			rc = pgc_iobuf_write(c->fd, s->in);
 			if (rc < 0)
 			{
 				pgc_client_close(c, "client went away");
@@ -983,7 +902,7 @@ pgc_client_server_event(pgc_client *c, pgc_server *s, uint32_t events)
 		s->want_write = false;
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 	{
-		ssize_t n = read_into(c->worker, s->fd, &s->in);
+		ssize_t n = pgc_iobuf_read(c->worker, s->fd, &s->in);
 
 		if (n == 0 || n == -1)
 		{
@@ -1004,7 +923,7 @@ pgc_client_event(pgc_client *c, uint32_t events)
 		c->want_write = false;
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 	{
-		ssize_t n = read_into(c->worker, c->fd, &c->in);
+		ssize_t n = pgc_iobuf_read(c->worker, c->fd, &c->in);
 
 		if (n == 0 || n == -1)
 		{
@@ -1057,7 +976,7 @@ pgc_client_handoff(pgc_client *c)
 		pgc_msgbuf *err = c->handoff_error;
 
 		c->handoff_error = NULL;
-		(void) write_msgbuf(c->fd, err);
+		(void) pgc_msgbuf_write(c->fd, err);
 		pgc_msgbuf_free(err);
 		free(err);
 		pgc_client_close(c, "no server connection could be had");

@@ -256,6 +256,14 @@ int pgc_params_next(const pgc_params *p, size_t *pos, const char **key, const ch
 /* True for parameters PostgreSQL reports with ParameterStatus (GUC_REPORT). */
 bool pgc_param_is_reported(const char *key);
 
+/* ---- iobuf.c ---- */
+/* Read once into *bufp (taken from w's free list if NULL). Bytes read, 0 on EOF, -1 on error, -2 if nothing now. */
+ssize_t pgc_iobuf_read(pgc_worker *w, int fd, pgc_iobuf **bufp);
+/* Write b[start, scan) to fd. 1 when all is written, 0 when the socket is full, -1 on error. */
+int pgc_iobuf_write(int fd, pgc_iobuf *b);
+/* Write m (NULL is fine) and drop what was written. 1 all written, 0 socket full, -1 error. */
+int pgc_msgbuf_write(int fd, pgc_msgbuf *m);
+
 /* ---- worker.c ---- */
 extern __thread pgc_worker *pgc_current_worker;
 pgc_iobuf *pgc_worker_get_buf(pgc_worker *w);
@@ -292,6 +300,8 @@ void pgc_server_event(pgc_server *s, uint32_t events);
 void pgc_server_adopt(pgc_server *s, pgc_worker *w);
 /* Give s back: reset if needed, then idle in the pool or straight to a waiter. */
 void pgc_server_release(pgc_server *s);
+/* Free s and everything it holds; its pool slot must already be given back. */
+void pgc_server_destroy(pgc_server *s);
 /* Close and free s, fixing the pool's counts. */
 void pgc_server_close(pgc_server *s, const char *reason);
 /* Set the epoll interest of an owned server (registering it if needed). */

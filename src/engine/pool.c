@@ -230,29 +230,7 @@ idle_server_usable(pgc_server *s, const pgc_config *cfg, double now)
 	return true;
 }
 
-/*
- * Close a server nobody else can see any more (off every list, slot given
- * back). Runs on the worker whose epoll set it is in, if any.
- */
-static void
-discard_server(pgc_server *s)
-{
-	if (s->registered && s->worker)
-	{
-		pgc_worker_unwatch(s->worker, s->fd);
-		pgc_worker_forget(s->worker, s);
-	}
-	close(s->fd);
-	pgc_params_free(&s->params);
-	if (s->out)
-	{
-		pgc_msgbuf_free(s->out);
-		free(s->out);
-	}
-	free(s->in);
-	free(s);
-}
-
+/* Close servers that nobody else can see any more (off every list, slots given back), chained by node.next. */
 static void
 discard_chain(pgc_server *dead)
 {
@@ -260,7 +238,8 @@ discard_chain(pgc_server *dead)
 	{
 		pgc_server *next = (pgc_server *) dead->node.next;
 
-		discard_server(dead);
+		dead->node.next = dead->node.prev = NULL;
+		pgc_server_destroy(dead);
 		dead = next;
 	}
 }
@@ -498,7 +477,7 @@ pgc_pool_put(pgc_server *s)
 	{
 		pgc_log(PGC_DEBUG, "closing server connection to %s/%s: not reusable", p->dbname, p->user);
 		s->node.next = NULL;
-		discard_server(s);
+		pgc_server_destroy(s);
 		if (launch)
 			pgc_server_launch(w, p);    /* goes to whoever waits first */
 	}
@@ -542,9 +521,17 @@ pgc_pool_idle_event(pgc_server *s)
 	p->n_idle--;
 	pool_release_slot(p, false);
 	pthread_mutex_unlock(&p->lock);
-	pgc_log(PGC_LOG, "idle server connection %s/%s closed by the server", p->dbname, p->user);
+	{
+		char byte;
+		ssize_t n = recv(s->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+
+		/* Data from an idle server is a notification for an earlier client's LISTEN, or a FATAL. */
+		pgc_log(PGC_LOG, "idle server connection %s/%s %s; closing it", p->dbname, p->user,
+				n == 0 ? "was closed by the server" :
+				n > 0 ? "sent a message while idle" : "failed");
+	}
 	s->node.next = NULL;
-	discard_server(s);
+	pgc_server_destroy(s);
 }
 
 void
@@ -717,7 +704,7 @@ pgc_pool_free_all(pgc_engine *e)
 
 				pgc_list_remove(&s->node);
 				s->registered = false;      /* the event loops are gone */
-				discard_server(s);
+				pgc_server_destroy(s);
 			}
 		}
 		free(p->idle);

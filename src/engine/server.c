@@ -70,9 +70,8 @@ server_unwatch(pgc_server *s)
 	pgc_list_remove(&s->node);
 }
 
-/* Free everything of s; its pool slot must already be given back. */
-static void
-server_destroy(pgc_server *s)
+void
+pgc_server_destroy(pgc_server *s)
 {
 	if (s->worker)
 		server_unwatch(s);
@@ -108,7 +107,7 @@ pgc_server_close(pgc_server *s, const char *reason)
 		pthread_mutex_unlock(&p->lock);
 	}
 	s->state = SV_CLOSED;
-	server_destroy(s);
+	pgc_server_destroy(s);
 	pgc_pool_server_gone(p, was_connecting, NULL);
 }
 
@@ -121,7 +120,7 @@ server_login_failed(pgc_server *s, const pgc_msgbuf *err, const char *why)
 	pgc_log(PGC_WARNING, "could not log in to server for %s/%s (%s:%d): %s",
 			p->dbname, p->user, p->host, p->port, why);
 	s->state = SV_CLOSED;
-	server_destroy(s);
+	pgc_server_destroy(s);
 	pgc_pool_server_gone(p, true, err);
 }
 
@@ -157,29 +156,11 @@ server_out(pgc_server *s)
 	return s->out;
 }
 
-/*
- * Write what pgcarrier queued for the server. Returns 1 when all is written,
- * 0 when the socket is full, -1 on error.
- */
+/* Write what pgcarrier queued for the server: 1 all written, 0 socket full, -1 error. */
 static int
 server_flush_out(pgc_server *s)
 {
-	while (s->out && s->out->len > 0)
-	{
-		ssize_t n = write(s->fd, s->out->data, s->out->len);
-
-		if (n < 0)
-		{
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			return -1;
-		}
-		memmove(s->out->data, s->out->data + n, s->out->len - (size_t) n);
-		s->out->len -= (size_t) n;
-	}
-	return 1;
+	return pgc_msgbuf_write(s->fd, s->out);
 }
 
 void
@@ -465,38 +446,6 @@ login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 	return false;
 }
 
-/* Read what is there into s->in. Returns bytes read, 0 on EOF, -1 on error, -2 if nothing now. */
-static ssize_t
-server_read(pgc_server *s)
-{
-	pgc_iobuf *b;
-	ssize_t n;
-
-	if (s->in == NULL)
-	{
-		s->in = pgc_worker_get_buf(s->worker);
-		if (s->in == NULL)
-			return -1;
-	}
-	b = s->in;
-	if (b->end == PGC_IOBUF_SIZE && b->start > 0)
-	{
-		memmove(b->data, b->data + b->start, b->end - b->start);
-		b->scan -= b->start;
-		b->end -= b->start;
-		b->start = 0;
-	}
-	if (b->end == PGC_IOBUF_SIZE)
-		return -2;
-	do
-		n = read(s->fd, b->data + b->end, PGC_IOBUF_SIZE - b->end);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return (errno == EAGAIN || errno == EWOULDBLOCK) ? -2 : -1;
-	b->end += (size_t) n;
-	return n;
-}
-
 /*
  * Messages of our own queries (login or reset): handle whole messages,
  * consume them. Returns false when s is gone (closed, or handed to the pool).
@@ -636,7 +585,7 @@ pgc_server_event(pgc_server *s, uint32_t events)
 	{
 		for (;;)
 		{
-			ssize_t n = server_read(s);
+			ssize_t n = pgc_iobuf_read(s->worker, s->fd, &s->in);
 
 			if (n == -2)
 				break;

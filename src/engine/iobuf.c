@@ -1,0 +1,90 @@
+/*
+ * iobuf.c - moving bytes between sockets and buffers, for clients and servers alike.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core.h"
+
+/* Read once into *bufp. Returns bytes read, 0 on EOF, -1 on error, -2 when nothing can be read now. */
+ssize_t
+pgc_iobuf_read(pgc_worker *w, int fd, pgc_iobuf **bufp)
+{
+	pgc_iobuf *b = *bufp;
+	ssize_t n;
+
+	if (b == NULL)
+	{
+		b = *bufp = pgc_worker_get_buf(w);
+		if (b == NULL)
+			return -1;
+	}
+	if (b->end == PGC_IOBUF_SIZE && b->start > 0)
+	{
+		memmove(b->data, b->data + b->start, b->end - b->start);
+		b->scan -= b->start;
+		b->end -= b->start;
+		b->start = 0;
+	}
+	if (b->end == PGC_IOBUF_SIZE)
+		return -2;
+	do
+		n = read(fd, b->data + b->end, PGC_IOBUF_SIZE - b->end);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK) ? -2 : -1;
+	b->end += (size_t) n;
+	return n;
+}
+
+/* Write b[start, scan) to fd. Returns 1 when all is written, 0 when the socket is full, -1 on error. */
+int
+pgc_iobuf_write(int fd, pgc_iobuf *b)
+{
+	while (b->start < b->scan)
+	{
+		ssize_t n = write(fd, b->data + b->start, b->scan - b->start);
+
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return -1;
+		}
+		b->start += (size_t) n;
+	}
+	if (b->start == b->end)
+		b->start = b->scan = b->end = 0;
+	return 1;
+}
+
+int
+pgc_msgbuf_write(int fd, pgc_msgbuf *m)
+{
+	size_t done = 0;
+	int rc = 1;
+
+	while (m && done < m->len)
+	{
+		ssize_t n = write(fd, m->data + done, m->len - done);
+
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			rc = (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+			break;
+		}
+		done += (size_t) n;
+	}
+	if (m && done)
+	{
+		memmove(m->data, m->data + done, m->len - done);
+		m->len -= done;
+	}
+	return rc;
+}
+

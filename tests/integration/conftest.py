@@ -20,7 +20,7 @@ carrier     factory, function-scoped:
             sanitizer report.  Teardown then waits (<= 10 s) until the
             server has no pgcarrier backends left, so tests do not see each
             other's connections.
-pgc_bin     the daemon binary path (skips the test when it does not exist).
+pgc_bin     the daemon binary path (fails the test when it does not exist).
 
 Markers
 -------
@@ -86,7 +86,7 @@ def fresh_pg():
 def pgc_bin():
     b = harness.pgcarrier_bin()
     if not os.access(b, os.X_OK):
-        pytest.skip("pgcarrier binary %s not built (set PGCARRIER_BIN)" % b)
+        pytest.fail("pgcarrier binary %s not built (run make, or set PGCARRIER_BIN)" % b)
     return b
 
 

@@ -62,10 +62,8 @@ fi
 
 CARRIER_OK=1
 if has "$ONLY" pgcarrier; then
-    if [ ! -x ./pgcarrier ]; then
-        log "building pgcarrier"
-        make >/dev/null || CARRIER_OK=0
-    fi
+    log "building pgcarrier (make)"
+    make >/dev/null || CARRIER_OK=0
     [ -x ./pgcarrier ] || CARRIER_OK=0
     [ "$CARRIER_OK" = 1 ] || log "no ./pgcarrier (make failed): its cells will read 'fail'"
 fi

@@ -738,18 +738,47 @@ def test_parameter_status(carrier, pg, mode):
 # cancel
 # ---------------------------------------------------------------------------
 
-def _cancel_once(conn, delay=0.5):
-    t = threading.Timer(delay, conn.cancel)
-    t.start()
-    t0 = time.monotonic()
+_cancel_seq = [0]
+
+
+def _cancel_once(conn, pg, settle=0.2):
+    """Run pg_sleep(30) on conn; once the server really executes it (seen in
+    pg_stat_activity), cancel it with conn.cancel() from another thread.
+    Returns seconds from the cancel request to the QueryCanceled error.
+    Then waits ``settle`` seconds, so that a late duplicate of the cancel
+    signal (see test_no_stray_cancel_after_cancel_returns) lands while the
+    connection is idle and cannot disturb the caller's next query."""
+    _cancel_seq[0] += 1
+    marker = "pgc-cancel-%d-%d" % (os.getpid(), _cancel_seq[0])
+    sent = []
+    stop = threading.Event()
+
+    def canceller():
+        with pg.connect(db="postgres", user="postgres") as mon:
+            deadline = time.monotonic() + 15
+            while not stop.is_set() and time.monotonic() < deadline:
+                n = mon.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                                "AND query LIKE %s", ["%" + marker + "%"]).fetchone()[0]
+                if n:
+                    sent.append(time.monotonic())
+                    conn.cancel()
+                    return
+                time.sleep(0.02)
+
+    th = threading.Thread(target=canceller)
+    th.start()
     try:
         with pytest.raises(pgerr.QueryCanceled) as ei:
-            conn.execute("SELECT pg_sleep(30)")
+            conn.execute("SELECT pg_sleep(30) /* %s */" % marker)
     finally:
-        t.cancel()
-        t.join()
+        stop.set()
+        th.join()
     assert ei.value.sqlstate == "57014"
-    return time.monotonic() - t0
+    assert sent, ("the query was cancelled before this test's cancel request "
+                  "was sent: a stray cancel from an earlier request")
+    took = time.monotonic() - sent[0]
+    time.sleep(settle)
+    return took
 
 
 @pytest.mark.timeout(90)
@@ -760,16 +789,124 @@ def test_cancel(carrier, pg, mode):
     # both worker threads
     for i in range(8):
         with c.connect(unix=(i % 2 == 1)) as conn:
-            took = _cancel_once(conn)
+            took = _cancel_once(conn, pg)
             assert took < 5, "cancel took %.1fs" % took
             assert conn.execute("SELECT 'usable'").fetchone() == ("usable",)
             if mode != "statement":
                 conn.autocommit = False
-                took = _cancel_once(conn)  # inside a transaction
+                took = _cancel_once(conn, pg)  # inside a transaction
                 assert took < 5
                 conn.rollback()
                 conn.autocommit = True
             assert conn.execute("SELECT 2").fetchone() == (2,)
+
+
+class CancelDelayProxy:
+    """TCP proxy in front of the real server (for a pgcarrier [databases]
+    entry).  Ordinary connections are piped through; on a CancelRequest it
+    forwards the 16 bytes, waits until the server closes that connection,
+    then keeps its own side open ``delay`` more seconds before closing, as a
+    slow postmaster would."""
+
+    def __init__(self, target_port, delay):
+        import asyncio
+        self.target_port, self.delay = target_port, delay
+        self.cancels = []  # (received, closed towards pgcarrier) monotonic times
+        self.port = None
+        self._ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+        self._th = threading.Thread(target=self._run, daemon=True)
+        self._th.start()
+        self._ready.wait(10)
+
+    def _run(self):
+        import asyncio
+        asyncio.set_event_loop(self._loop)
+
+        async def pipe(r, w):
+            try:
+                while True:
+                    d = await r.read(65536)
+                    if not d:
+                        break
+                    w.write(d)
+                    await w.drain()
+            except Exception:
+                pass
+            finally:
+                try:
+                    w.close()
+                except Exception:
+                    pass
+
+        async def handle(cr, cw):
+            try:
+                head = await cr.readexactly(8)
+            except Exception:
+                cw.close()
+                return
+            sr, sw = await asyncio.open_connection("127.0.0.1", self.target_port)
+            if struct.unpack("!II", head)[1] == 80877102:
+                t0 = time.monotonic()
+                sw.write(head + await cr.readexactly(8))
+                await sw.drain()
+                await sr.read()  # until the server closes
+                await asyncio.sleep(self.delay)
+                self.cancels.append((t0, time.monotonic()))
+                sw.close()
+                cw.close()
+                return
+            sw.write(head)
+            await asyncio.gather(pipe(cr, sw), pipe(sr, cw))
+
+        async def main():
+            srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+            self.port = srv.sockets[0].getsockname()[1]
+            self._ready.set()
+            await asyncio.Event().wait()
+
+        try:
+            self._loop.run_until_complete(main())
+        except Exception:
+            pass
+
+    def close(self):
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["session", "transaction"])
+def test_cancel_returns_after_server_finished(carrier, pg, mode):
+    """With PostgreSQL itself, when the client's cancel connection is closed
+    the cancel has been delivered: the postmaster closes it only after
+    signalling the backend (twice: the backend and its process group).  A
+    pooler that closes the client's cancel connection earlier lets the
+    client go on while the server still acts on the cancel, and a late
+    signal then cancels the client's next query (in transaction mode:
+    another client's).  So pgcarrier must answer the client's CancelRequest
+    (close) only once the server has closed pgcarrier's cancel connection."""
+    proxy = CancelDelayProxy(pg.port, delay=1.0)
+    try:
+        c = carrier(pool_mode=mode, extra_databases={
+            "proxied": {"host": "127.0.0.1", "port": proxy.port, "dbname": "app"}})
+        with c.connect(db="proxied") as conn:
+            timings = []
+            orig_cancel = conn.cancel
+
+            def timed_cancel():
+                t0 = time.monotonic()
+                orig_cancel()
+                timings.append(time.monotonic() - t0)
+
+            conn.cancel = timed_cancel
+            _cancel_once(conn, pg, settle=0)
+            assert conn.execute("SELECT 'usable'").fetchone() == ("usable",)
+        assert len(proxy.cancels) == 1
+        assert timings[0] >= 0.9, (
+            "conn.cancel() returned after %.3fs, before the server had closed "
+            "the forwarded cancel connection (1.0s)" % timings[0])
+    finally:
+        proxy.close()
 
 
 @pytest.mark.timeout(60)
@@ -808,11 +945,14 @@ def test_asyncpg_timeout_cancels(carrier, pg, mode):
     async def main():
         conn = await c.aconnect()
         try:
+            # warm up: server login done, so the timeout below fires while
+            # pg_sleep runs (not during Parse, where PG may drop a cancel)
+            assert await conn.fetchval("SELECT 1") == 1
             for _ in range(3):
                 t0 = time.monotonic()
                 with pytest.raises(asyncio.TimeoutError):
-                    await conn.fetchval("SELECT pg_sleep(30)", timeout=0.5)
-                assert time.monotonic() - t0 < 5
+                    await conn.fetchval("SELECT pg_sleep(30)", timeout=1.0)
+                assert time.monotonic() - t0 < 6
                 assert await conn.fetchval("SELECT $1::int + 1", 1, timeout=10) == 2
         finally:
             await conn.close(timeout=5)

@@ -5,6 +5,11 @@
  * may arrive on any worker: the registry maps the pair to the client, the
  * client's pool lock tells which server it is linked to right now, and a new
  * connection carries that backend's own key to the server.
+ *
+ * The requesting connection stays open until the server has closed ours, as
+ * PostgreSQL's own does: a client that waits for that knows the cancel has
+ * been acted on before it sends its next query, which it could otherwise
+ * cancel by accident.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,7 +28,10 @@ static pgc_client *registry[CANCEL_BUCKETS];
 
 typedef struct cancel_conn {
 	pgc_kind kind;              /* PGC_KIND_CANCEL */
-	int fd;
+	int fd;                     /* to the server */
+	int client_fd;              /* the requesting connection, closed last */
+	bool sent;
+	double started;
 	pgc_worker *worker;
 	pgc_link node;
 	uint8_t packet[16];
@@ -65,12 +73,14 @@ cancel_conn_free(cancel_conn *cc)
 	pgc_worker_unwatch(cc->worker, cc->fd);
 	pgc_worker_forget(cc->worker, cc);
 	close(cc->fd);
+	if (cc->client_fd >= 0)
+		close(cc->client_fd);
 	pgc_list_remove(&cc->node);
 	free(cc);
 }
 
 void
-pgc_cancel_forward(pgc_worker *w, uint32_t pid, uint32_t key)
+pgc_cancel_forward(pgc_worker *w, uint32_t pid, uint32_t key, int client_fd)
 {
 	struct sockaddr_storage addr;
 	socklen_t addrlen = 0;
@@ -98,13 +108,20 @@ pgc_cancel_forward(pgc_worker *w, uint32_t pid, uint32_t key)
 	}
 	pthread_mutex_unlock(&registry_lock);
 	if (addrlen == 0)
-		return;                 /* unknown key, or nothing running: nothing to cancel */
-
+	{
+		close(client_fd);       /* unknown key, or nothing running: nothing to cancel */
+		return;
+	}
 	cc = calloc(1, sizeof(*cc));
 	if (cc == NULL)
+	{
+		close(client_fd);
 		return;
+	}
 	cc->kind = PGC_KIND_CANCEL;
 	cc->worker = w;
+	cc->client_fd = client_fd;
+	cc->started = w->now;
 	pgc_put_u32(cc->packet, 16);
 	pgc_put_u32(cc->packet + 4, PGC_CANCEL_REQUEST_CODE);
 	pgc_put_u32(cc->packet + 8, backend_pid);
@@ -115,6 +132,7 @@ pgc_cancel_forward(pgc_worker *w, uint32_t pid, uint32_t key)
 		pgc_log(PGC_WARNING, "could not forward cancel request: %s", strerror(errno));
 		if (cc->fd >= 0)
 			close(cc->fd);
+		close(client_fd);
 		free(cc);
 		return;
 	}
@@ -126,14 +144,40 @@ void
 pgc_cancel_event(void *conn, uint32_t events)
 {
 	cancel_conn *cc = conn;
+	char byte;
 
-	if (events & EPOLLOUT)
+	if (!cc->sent && (events & EPOLLOUT))
 	{
-		/* 16 bytes fit in any socket buffer; the server closes after reading them. */
+		/* 16 bytes fit in any socket buffer. */
 		if (write(cc->fd, cc->packet, sizeof(cc->packet)) != (ssize_t) sizeof(cc->packet))
+		{
 			pgc_log(PGC_WARNING, "could not forward cancel request: %s", strerror(errno));
+			cancel_conn_free(cc);
+			return;
+		}
+		cc->sent = true;
+		pgc_worker_rewatch(cc->worker, cc->fd, cc, EPOLLIN);
+		return;
 	}
+	/* The server closes the connection once it has signalled the backend. */
+	if (read(cc->fd, &byte, 1) > 0)
+		return;
 	cancel_conn_free(cc);
+}
+
+void
+pgc_cancel_tick(pgc_worker *w, double now)
+{
+	pgc_link *n, *next;
+
+	for (n = w->cancels.next; n != &w->cancels; n = next)
+	{
+		cancel_conn *cc = pgc_container_of(n, cancel_conn, node);
+
+		next = n->next;
+		if (now - cc->started > 10)
+			cancel_conn_free(cc);
+	}
 }
 
 void

@@ -149,7 +149,8 @@ pgc_client_close(pgc_client *c, const char *reason)
 	if (c->registered)
 		pgc_worker_unwatch(w, c->fd);
 	pgc_worker_forget(w, c);
-	close(c->fd);
+	if (c->fd >= 0)
+		close(c->fd);
 	c->fd = -1;
 	pgc_list_remove(&c->node);
 	w->n_clients--;
@@ -423,8 +424,15 @@ client_startup(pgc_client *c)
 		}
 		if (st.code == PGC_CANCEL_REQUEST_CODE)
 		{
-			pgc_cancel_forward(c->worker, st.cancel_pid, st.cancel_key);
-			pgc_client_close(c, "cancel request handled");
+			int fd = c->fd;
+
+			/* The connection moves to the cancel forward, which closes it when done. */
+			if (c->registered)
+				pgc_worker_unwatch(c->worker, fd);
+			c->registered = false;
+			c->fd = -1;
+			pgc_client_close(c, "cancel request");
+			pgc_cancel_forward(pgc_current_worker, st.cancel_pid, st.cancel_key, fd);
 			return;
 		}
 		if (PGC_PROTO_MAJOR(st.code) != 3)

@@ -337,8 +337,13 @@ int pgc_pool_mode_of(const pgc_pool *p);
 /* ---- cancel.c ---- */
 void pgc_cancel_register(pgc_client *c);
 void pgc_cancel_unregister(pgc_client *c);
-/* Forward a CancelRequest for (pid, key) from worker w. */
-void pgc_cancel_forward(pgc_worker *w, uint32_t pid, uint32_t key);
+/*
+ * Forward a CancelRequest for (pid, key) from worker w. Takes client_fd (the
+ * requesting connection) and closes it once the server has closed ours.
+ */
+void pgc_cancel_forward(pgc_worker *w, uint32_t pid, uint32_t key, int client_fd);
+/* Give up on cancel forwards that take too long. */
+void pgc_cancel_tick(pgc_worker *w, double now);
 void pgc_cancel_event(void *conn, uint32_t events);
 void pgc_cancel_drop_all(pgc_worker *w);
 

@@ -193,6 +193,7 @@ tick(pgc_worker *w)
 		next = n->next;
 		pgc_server_tick(pgc_container_of(n, pgc_server, node), w->now);
 	}
+	pgc_cancel_tick(w, w->now);
 	pgc_pool_maintain_idle(w->engine, w, w->now, w->stopping);
 	if (w->id == 0)
 		pgc_pool_maintain(w->engine, w, w->now);

@@ -265,7 +265,7 @@ def test_client_abort_mid_transaction(carrier, pg):
 
             # now a client disappears while its query still runs
             x = await c.aconnect()
-            task = asyncio.ensure_future(x.execute("SELECT pg_sleep(6)"))
+            task = asyncio.ensure_future(x.execute("SELECT pg_sleep(20) /* abandoned */"))
             await asyncio.sleep(0.5)
             x.terminate()
             try:
@@ -280,8 +280,47 @@ def test_client_abort_mid_transaction(carrier, pg):
         finally:
             await b.close(timeout=10)
 
-    asyncio.run(asyncio.wait_for(main(), 50))
-    assert pg.sql("SELECT count(*) FROM scratch WHERE client = %d" % tag, db="app") == "0"
+    try:
+        asyncio.run(asyncio.wait_for(main(), 50))
+        assert pg.sql("SELECT count(*) FROM scratch WHERE client = %d" % tag,
+                      db="app") == "0"
+    finally:
+        # the abandoned backend may still sleep (pgcarrier closed its
+        # connection, PostgreSQL notices only when it next writes)
+        pg.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+               "WHERE query LIKE '%pg_sleep(20) /* abandoned */%' "
+               "AND pid <> pg_backend_pid()")
+
+
+@pytest.mark.timeout(60)
+def test_session_mode_server_reset_between_clients(carrier, pg):
+    """Session mode, one server: what a client leaves behind (settings, temp
+    table, prepared statement, advisory lock, LISTEN, open cursor WITH HOLD)
+    is gone for the next client on the same server connection."""
+    c = carrier(pool_mode="session", pool_size=1)
+    with c.connect() as a:
+        pid_a = a.execute("SELECT pg_backend_pid()").fetchone()[0]
+        a.execute("SET search_path = pg_catalog")
+        a.execute("SET statement_timeout = '123s'")
+        a.execute("SELECT set_config('pgc.left', 'behind', false)")
+        a.execute("CREATE TEMP TABLE leftover(x int)")
+        a.execute("PREPARE leftover_stmt AS SELECT 1")
+        a.execute("SELECT pg_advisory_lock(4242)")
+        a.execute("LISTEN leftover_chan")
+        a.execute("DECLARE leftover_cur CURSOR WITH HOLD FOR SELECT 1")
+    with c.connect() as b:
+        assert b.execute("SELECT pg_backend_pid()").fetchone()[0] == pid_a, \
+            "expected the same server connection to be reused"
+        assert b.execute("SHOW search_path").fetchone()[0] == '"$user", public'
+        assert b.execute("SHOW statement_timeout").fetchone()[0] == "0"
+        assert b.execute("SELECT current_setting('pgc.left', true)").fetchone()[0] in (None, "")
+        assert b.execute("SELECT count(*) FROM pg_class WHERE relname = 'leftover' "
+                         "AND relpersistence = 't'").fetchone()[0] == 0
+        assert b.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0] == 0
+        assert b.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                         "AND pid = pg_backend_pid()").fetchone()[0] == 0
+        assert b.execute("SELECT count(*) FROM pg_listening_channels()").fetchone()[0] == 0
+        assert b.execute("SELECT count(*) FROM pg_cursors").fetchone()[0] == 0
 
 
 # ---------------------------------------------------------------------------

@@ -592,6 +592,28 @@ def test_raw_copy_messages(carrier, pg, mode):
 # large results
 # ---------------------------------------------------------------------------
 
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["session", "transaction"])
+def test_large_messages_from_client(carrier, pg, mode):
+    """Client messages of tens of MB (Bind with a 24 MB parameter, a 16 MB
+    simple Query, 8 MB CopyData) cross pgcarrier intact."""
+    c = carrier(pool_mode=mode)
+    big = "".join(random.choice("abcdefghij") for _ in range(1000)) * 24 * 1024
+    want = hashlib.md5(big.encode()).hexdigest()
+    with c.connect() as p:
+        assert p.execute("SELECT length(x), md5(x) FROM (SELECT %s::text AS x) s",
+                         [big]).fetchone() == (len(big), want)
+        q = "SELECT md5('%s')" % big[:16 * 1024 * 1024]
+        assert p.execute(q).fetchone() == (
+            hashlib.md5(big[:16 * 1024 * 1024].encode()).hexdigest(),)
+        tag = new_tag()
+        with p.cursor().copy("COPY scratch (client, seq, val) FROM STDIN") as cp:
+            cp.write(b"%d\t1\t%s\n" % (tag, big[:8 * 1024 * 1024].encode()))
+        assert p.execute("SELECT length(val) FROM scratch WHERE client = %s",
+                         [tag]).fetchone() == (8 * 1024 * 1024,)
+        p.execute("DELETE FROM scratch WHERE client = %s", [tag])
+
+
 BIG_SQL = "SELECT g, repeat(md5(g::text), 32) FROM generate_series(1, 110000) g"
 
 
@@ -732,6 +754,14 @@ def test_parameter_status(carrier, pg, mode):
         for k in keys:
             assert p.info.parameter_status(k) == d.info.parameter_status(k), k
         assert p.info.server_version == d.info.server_version
+        # ParameterStatus sent by the server after the login is forwarded
+        if mode != "statement":
+            p.execute("SET application_name = 'pgc-param-test'")
+            assert p.info.parameter_status("application_name") == "pgc-param-test"
+            p.execute("RESET application_name")
+            p.execute("SET DateStyle = 'SQL, DMY'")
+            assert p.info.parameter_status("DateStyle") == "SQL, DMY"
+            p.execute("RESET DateStyle")
 
 
 # ---------------------------------------------------------------------------
@@ -811,8 +841,9 @@ class CancelDelayProxy:
     def __init__(self, target_port, delay):
         import asyncio
         self.target_port, self.delay = target_port, delay
-        self.cancels = []  # (received, closed towards pgcarrier) monotonic times
+        self.cancels = []  # arrival times of CancelRequests
         self.port = None
+        self._writers = []
         self._ready = threading.Event()
         self._loop = asyncio.new_event_loop()
         self._th = threading.Thread(target=self._run, daemon=True)
@@ -840,19 +871,20 @@ class CancelDelayProxy:
                     pass
 
         async def handle(cr, cw):
+            self._writers.append(cw)
             try:
                 head = await cr.readexactly(8)
             except Exception:
                 cw.close()
                 return
             sr, sw = await asyncio.open_connection("127.0.0.1", self.target_port)
+            self._writers.append(sw)
             if struct.unpack("!II", head)[1] == 80877102:
-                t0 = time.monotonic()
+                self.cancels.append(time.monotonic())
                 sw.write(head + await cr.readexactly(8))
                 await sw.drain()
                 await sr.read()  # until the server closes
                 await asyncio.sleep(self.delay)
-                self.cancels.append((t0, time.monotonic()))
                 sw.close()
                 cw.close()
                 return
@@ -871,7 +903,15 @@ class CancelDelayProxy:
             pass
 
     def close(self):
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        def shut():
+            for w in self._writers:
+                try:
+                    w.transport.abort()
+                except Exception:
+                    pass
+            self._loop.call_later(0.1, self._loop.stop)
+        self._loop.call_soon_threadsafe(shut)
+        self._th.join(5)
 
 
 @pytest.mark.timeout(60)

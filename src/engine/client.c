@@ -70,18 +70,6 @@ server_update_events(pgc_server *s)
 	pgc_server_set_events(s, ev);
 }
 
-static pgc_msgbuf *
-client_out(pgc_client *c)
-{
-	if (c->out == NULL)
-	{
-		c->out = calloc(1, sizeof(pgc_msgbuf));
-		if (c->out)
-			pgc_msgbuf_init(c->out);
-	}
-	return c->out;
-}
-
 /* Write what pgcarrier composed for the client. 1 done, 0 blocked, -1 error. */
 static int
 client_flush_out(pgc_client *c)
@@ -94,11 +82,7 @@ client_flush_out(pgc_client *c)
 	if (rc == 0)
 		c->want_write = true;
 	if (rc == 1)
-	{
-		pgc_msgbuf_free(c->out);
-		free(c->out);
-		c->out = NULL;
-	}
+		pgc_msgbuf_release(&c->out);
 	return rc;
 }
 
@@ -158,16 +142,8 @@ pgc_client_close(pgc_client *c, const char *reason)
 		atomic_fetch_sub(&w->engine->clients_total, 1);
 	if (c->in)
 		pgc_worker_put_buf(w, c->in);
-	if (c->out)
-	{
-		pgc_msgbuf_free(c->out);
-		free(c->out);
-	}
-	if (c->handoff_error)
-	{
-		pgc_msgbuf_free(c->handoff_error);
-		free(c->handoff_error);
-	}
+	pgc_msgbuf_release(&c->out);
+	pgc_msgbuf_release(&c->handoff_error);
 	pgc_params_free(&c->params);
 	free(c->user);
 	free(c->dbname);
@@ -184,7 +160,7 @@ pgc_client_fatal(pgc_client *c, const char *sqlstate, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	out = client_out(c);
+	out = pgc_msgbuf_ensure(&c->out);
 	if (out)
 	{
 		pgc_msgbuf_error(out, 'E', "FATAL", sqlstate, msg, NULL, NULL);
@@ -201,7 +177,7 @@ pgc_client_fatal(pgc_client *c, const char *sqlstate, const char *fmt, ...)
 static void
 send_welcome(pgc_client *c)
 {
-	pgc_msgbuf *out = client_out(c);
+	pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);
 	pgc_pool *p = c->pool;
 	size_t pos = 0;
 	const char *k, *v;
@@ -327,7 +303,7 @@ client_login(pgc_client *c, const pgc_startup *st)
 	}
 	if (PGC_PROTO_MINOR(st->code) > 0 || n_unknown > 0)
 	{
-		pgc_msgbuf *out = client_out(c);
+		pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);
 
 		/* We speak 3.0 and no protocol options; say so, and go on, as PostgreSQL does. */
 		if (out)
@@ -853,7 +829,7 @@ pump(pgc_client *c)
 		}
 		if (c->stmt_violation && !c->want_write && (s->in == NULL || s->in->start == s->in->end))
 		{
-			pgc_msgbuf *out = client_out(c);
+			pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);
 
 			c->stmt_violation = false;
 			if (out)

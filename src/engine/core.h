@@ -263,6 +263,10 @@ ssize_t pgc_iobuf_read(pgc_worker *w, int fd, pgc_iobuf **bufp);
 int pgc_iobuf_write(int fd, pgc_iobuf *b);
 /* Write m (NULL is fine) and drop what was written. 1 all written, 0 socket full, -1 error. */
 int pgc_msgbuf_write(int fd, pgc_msgbuf *m);
+/* The message buffer in *slot, allocated on first use (NULL if out of memory). */
+pgc_msgbuf *pgc_msgbuf_ensure(pgc_msgbuf **slot);
+/* Free the message buffer in *slot, if any, and clear the slot. */
+void pgc_msgbuf_release(pgc_msgbuf **slot);
 
 /* ---- worker.c ---- */
 extern __thread pgc_worker *pgc_current_worker;

@@ -2,6 +2,7 @@
  * iobuf.c - moving bytes between sockets and buffers, for clients and servers alike.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -88,3 +89,26 @@ pgc_msgbuf_write(int fd, pgc_msgbuf *m)
 	return rc;
 }
 
+
+pgc_msgbuf *
+pgc_msgbuf_ensure(pgc_msgbuf **slot)
+{
+	if (*slot == NULL)
+	{
+		*slot = calloc(1, sizeof(pgc_msgbuf));
+		if (*slot)
+			pgc_msgbuf_init(*slot);
+	}
+	return *slot;
+}
+
+void
+pgc_msgbuf_release(pgc_msgbuf **slot)
+{
+	if (*slot)
+	{
+		pgc_msgbuf_free(*slot);
+		free(*slot);
+		*slot = NULL;
+	}
+}

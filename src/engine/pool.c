@@ -348,12 +348,7 @@ pgc_pool_cancel_wait(pgc_client *c)
 		pthread_mutex_unlock(&w->inbox_lock);
 	}
 	s = c->server;
-	if (c->handoff_error)
-	{
-		pgc_msgbuf_free(c->handoff_error);
-		free(c->handoff_error);
-		c->handoff_error = NULL;
-	}
+	pgc_msgbuf_release(&c->handoff_error);
 	pthread_mutex_unlock(&p->lock);
 	return s;
 }

@@ -83,11 +83,7 @@ pgc_server_destroy(pgc_server *s)
 	else
 		free(s->in);
 	pgc_params_free(&s->params);
-	if (s->out)
-	{
-		pgc_msgbuf_free(s->out);
-		free(s->out);
-	}
+	pgc_msgbuf_release(&s->out);
 	free(s);
 }
 
@@ -144,18 +140,6 @@ server_login_failed_msg(pgc_server *s, const char *sqlstate, const char *fmt, ..
 	pgc_msgbuf_free(&err);
 }
 
-static pgc_msgbuf *
-server_out(pgc_server *s)
-{
-	if (s->out == NULL)
-	{
-		s->out = calloc(1, sizeof(pgc_msgbuf));
-		if (s->out)
-			pgc_msgbuf_init(s->out);
-	}
-	return s->out;
-}
-
 /* Write what pgcarrier queued for the server: 1 all written, 0 socket full, -1 error. */
 static int
 server_flush_out(pgc_server *s)
@@ -189,7 +173,7 @@ pgc_server_launch(pgc_worker *w, pgc_pool *p)
 	s->config_generation = p->config_generation;
 	if (p->password)
 		s->login_password = strdup(p->password);
-	out = server_out(s);
+	out = pgc_msgbuf_ensure(&s->out);
 	if (out)
 	{
 		pgc_msgbuf_begin(out, 0);
@@ -284,7 +268,7 @@ static bool
 login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 {
 	pgc_pool *p = s->pool;
-	pgc_msgbuf *out = server_out(s);
+	pgc_msgbuf *out = pgc_msgbuf_ensure(&s->out);
 
 	switch (type)
 	{
@@ -649,7 +633,7 @@ pgc_server_release(pgc_server *s)
 		s->client = NULL;
 		pthread_mutex_unlock(&p->lock);
 	}
-	out = server_out(s);
+	out = pgc_msgbuf_ensure(&s->out);
 	if (out == NULL)
 	{
 		pgc_server_close(s, "out of memory");
@@ -764,7 +748,7 @@ pgc_server_sync_params(pgc_server *s, pgc_client *c)
 		s->params = keep;
 	}
 	pgc_msgbuf_byte(&sql, 0);
-	out = server_out(s);
+	out = pgc_msgbuf_ensure(&s->out);
 	if (out)
 	{
 		pgc_msgbuf_begin(out, 'Q');

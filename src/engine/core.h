@@ -186,8 +186,9 @@ struct pgc_pool {
 	int n_waiters;
 	pgc_params welcome;           /* server parameters learned at the first login */
 	bool have_welcome;
-	atomic_int *db_count;         /* server connections to this database, all pools */
-	atomic_int *user_count;       /* server connections of this user, all pools */
+	struct pgc_counter *db_count;   /* server connections to this database, all pools */
+	struct pgc_counter *user_count; /* server connections of this user, all pools */
+	bool starving;                /* waiters blocked by max_db/max_user_connections (lock) */
 	pgc_pool *next;               /* engine->pools list */
 };
 
@@ -235,7 +236,17 @@ struct pgc_engine {
 	atomic_bool shutting_down;    /* SIGINT: graceful */
 	atomic_uint next_pid;
 	/* counters keyed by name, never freed */
-	struct pgc_counter { char *name; atomic_int count; struct pgc_counter *next; } *db_counters, *user_counters;
+	/*
+	 * Server connections per database and per user across pools, for
+	 * max_db_connections / max_user_connections; "starving" counts the pools
+	 * that wait on that limit, so that other pools give up idle servers.
+	 */
+	struct pgc_counter {
+		char *name;
+		atomic_int count;
+		atomic_int starving;
+		struct pgc_counter *next;
+	} *db_counters, *user_counters;
 };
 
 /* ---- util ---- */

@@ -32,22 +32,23 @@ replace_str(char **dst, const char *src)
 	*dst = dup_or_null(src);
 }
 
-static atomic_int *
+static struct pgc_counter *
 counter_for(struct pgc_counter **list, const char *name)
 {
 	struct pgc_counter *c;
 
 	for (c = *list; c; c = c->next)
 		if (strcmp(c->name, name) == 0)
-			return &c->count;
+			return c;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
 	c->name = strdup(name);
 	atomic_init(&c->count, 0);
+	atomic_init(&c->starving, 0);
 	c->next = *list;
 	*list = c;
-	return &c->count;
+	return c;
 }
 
 /* Fill p's settings from cfg. Caller holds p->lock (or p is new). */
@@ -187,25 +188,63 @@ counter_try_inc(atomic_int *counter, int max)
 	return true;
 }
 
-/* Reserve a slot for a new server connection. Caller holds p->lock. */
+/*
+ * Reserve a slot for a new server connection. Caller holds p->lock.
+ * *by_limit (may be NULL) tells whether max_db/max_user_connections said no.
+ */
 static bool
-pool_reserve_slot(pgc_pool *p, bool use_reserve)
+pool_reserve_slot_why(pgc_pool *p, bool use_reserve, bool *by_limit)
 {
 	int limit = p->pool_size + (use_reserve ? p->reserve_pool : 0);
 
+	if (by_limit)
+		*by_limit = false;
 	/* A removed database still serves the clients it has; it just takes no new ones. */
 	if (p->total >= limit)
 		return false;
-	if (!counter_try_inc(p->db_count, p->max_db_connections))
-		return false;
-	if (!counter_try_inc(p->user_count, p->max_user_connections))
+	if (!counter_try_inc(&p->db_count->count, p->max_db_connections))
 	{
-		atomic_fetch_sub(p->db_count, 1);
+		if (by_limit)
+			*by_limit = true;
+		return false;
+	}
+	if (!counter_try_inc(&p->user_count->count, p->max_user_connections))
+	{
+		atomic_fetch_sub(&p->db_count->count, 1);
+		if (by_limit)
+			*by_limit = true;
 		return false;
 	}
 	p->total++;
 	p->connecting++;
 	return true;
+}
+
+static bool
+pool_reserve_slot(pgc_pool *p, bool use_reserve)
+{
+	return pool_reserve_slot_why(p, use_reserve, NULL);
+}
+
+/* Does another pool of the same database or user wait for a slot under its limit? Caller holds p->lock. */
+static bool
+others_starving(const pgc_pool *p)
+{
+	int mine = p->starving ? 1 : 0;
+
+	return (p->max_db_connections > 0 && atomic_load(&p->db_count->starving) > mine) ||
+		(p->max_user_connections > 0 && atomic_load(&p->user_count->starving) > mine);
+}
+
+/*
+ * Then this pool gives up a server it no longer needs, or keeps just one;
+ * and it opens none on its own initiative (worker 0's maintenance hands out
+ * free slots, pools without any server first). Caller holds p->lock.
+ */
+static bool
+pool_should_yield(const pgc_pool *p)
+{
+	return others_starving(p) && (p->n_waiters == 0 || p->total > 1);
 }
 
 /* Forget a server's slot. Caller holds p->lock. */
@@ -215,8 +254,8 @@ pool_release_slot(pgc_pool *p, bool was_connecting)
 	p->total--;
 	if (was_connecting)
 		p->connecting--;
-	atomic_fetch_sub(p->db_count, 1);
-	atomic_fetch_sub(p->user_count, 1);
+	atomic_fetch_sub(&p->db_count->count, 1);
+	atomic_fetch_sub(&p->user_count->count, 1);
 }
 
 /* May an idle server be handed out again? Called with the pool lock held. */
@@ -302,7 +341,7 @@ pgc_pool_request(pgc_client *c)
 				;
 			else if (donor)
 				p->donate_asked[donor->id] = true;
-			else
+			else if (!others_starving(p))
 				launch = pool_reserve_slot(p, false);
 		}
 	}
@@ -437,12 +476,12 @@ pgc_pool_put(pgc_server *s)
 	if (was_connecting)
 		p->connecting--;
 	close_it = !idle_server_usable(s, cfg, now) ||
-		atomic_load(&w->engine->shutting_down) ||
+		atomic_load(&w->engine->shutting_down) || pool_should_yield(p) ||
 		p->total > p->pool_size + p->reserve_pool;
 	if (close_it)
 	{
 		pool_release_slot(p, false);
-		if (p->n_waiters > p->connecting)
+		if (p->n_waiters > p->connecting && !others_starving(p))
 			launch = pool_reserve_slot(p, false);
 	}
 	else if (!give_to_waiter(p, s, w))
@@ -552,7 +591,7 @@ pgc_pool_server_gone(pgc_pool *p, bool was_connecting, const pgc_msgbuf *err)
 			pgc_worker_post(c);
 		}
 	}
-	else if (p->n_waiters > p->connecting)
+	else if (p->n_waiters > p->connecting && !others_starving(p))
 		launch = pool_reserve_slot(p, false);
 	pthread_mutex_unlock(&p->lock);
 
@@ -604,7 +643,7 @@ pgc_pool_maintain_idle(pgc_engine *e, pgc_worker *w, double now, bool closing_al
 				now - s->state_since > cfg->server_idle_timeout && p->total > p->min_pool_size;
 
 			next = n->prev;
-			if (closing_all || too_idle || !idle_server_usable(s, cfg, now))
+			if (closing_all || too_idle || !idle_server_usable(s, cfg, now) || pool_should_yield(p))
 			{
 				pgc_list_remove(&s->node);
 				p->n_idle--;
@@ -623,6 +662,8 @@ pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now)
 {
 	const pgc_config *cfg = pgc_engine_config();
 
+	/* Two passes: pools without any server first, so that a limit shared by pools cannot starve one. */
+	for (int pass = 0; pass < 2; pass++)
 	for (pgc_pool *p = pools_head(e); p; p = p->next)
 	{
 		int launches = 0;
@@ -630,6 +671,11 @@ pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now)
 		pgc_link *n, *next;
 
 		pthread_mutex_lock(&p->lock);
+		if ((pass == 0) != (p->total == 0 && p->n_waiters > 0))
+		{
+			pthread_mutex_unlock(&p->lock);
+			continue;
+		}
 		/* Waiters: query_wait_timeout, then the reserve pool. */
 		if (cfg->query_wait_timeout > 0)
 		{
@@ -656,13 +702,14 @@ pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now)
 			if (donor)
 				p->donate_asked[donor->id] = true;
 		}
+		p->starving = false;
 		while (donor == NULL && p->n_waiters > p->connecting)
 		{
 			pgc_client *head = pgc_container_of(p->waiters.next, pgc_client, wait_node);
 			bool reserve = cfg->reserve_pool_timeout >= 0 &&
 				now - head->wait_since > cfg->reserve_pool_timeout;
 
-			if (!pool_reserve_slot(p, reserve))
+			if (!pool_reserve_slot_why(p, reserve, &p->starving))
 				break;
 			if (p->total > p->pool_size)
 				pgc_log(PGC_LOG, "pool %s/%s: using reserve pool (%d servers)", p->dbname, p->user, p->total);
@@ -680,6 +727,22 @@ pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now)
 		while (launches-- > 0)
 			pgc_server_launch(w, p);
 	}
+
+	/* Tell the other pools which limits someone is waiting on (read by pool_should_yield). */
+	pthread_mutex_lock(&e->cfg_lock);
+	for (struct pgc_counter *c = e->db_counters; c; c = c->next)
+		atomic_store(&c->starving, 0);
+	for (struct pgc_counter *c = e->user_counters; c; c = c->next)
+		atomic_store(&c->starving, 0);
+	for (pgc_pool *p = e->pools; p; p = p->next)
+	{
+		if (p->starving)
+		{
+			atomic_fetch_add(&p->db_count->starving, 1);
+			atomic_fetch_add(&p->user_count->starving, 1);
+		}
+	}
+	pthread_mutex_unlock(&e->cfg_lock);
 }
 
 void

@@ -829,8 +829,17 @@ pump(pgc_client *c)
 		}
 		if (c->stmt_violation && !c->want_write && (s->in == NULL || s->in->start == s->in->end))
 		{
-			pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);
+			pgc_msgbuf *out;
 
+			if (s->pending_rfq > 0 || s->unsynced)
+			{
+				/* More was pipelined behind the BEGIN: it ran inside the block. No way to undo that quietly. */
+				s->dirty_close = true;
+				pgc_server_close(s, "transaction block in statement mode");
+				pgc_client_fatal(c, "0A000", "transaction blocks are not allowed in statement pooling mode");
+				return;
+			}
+			out = pgc_msgbuf_ensure(&c->out);
 			c->stmt_violation = false;
 			if (out)
 			{

@@ -186,3 +186,27 @@ def test_pool_mode_per_database_and_per_user(carrier, pg):
     assert second_client_waits("sess", "app"), "pool_mode=session on the database line ignored"
     assert not second_client_waits("txn", "app"), "transaction mode kept an idle client's server"
     assert second_client_waits("txn", "postgres"), "pool_mode=session in [users] ignored"
+
+
+@pytest.mark.timeout(60)
+def test_statement_mode_pipelined_block_is_refused_not_hung(carrier, pg):
+    # BEGIN and a statement behind it in one write: the second statement runs
+    # inside the block before pgcarrier sees the block. The client must get a
+    # clear error (not wait forever), and the server must come back clean.
+    c = carrier(pool_mode="statement", pool_size=1)
+    rc = harness.RawConn(c.host, c.port)
+    rc.startup("app", "app")
+    rc.send_raw(harness.msg("Q", harness.cstr("BEGIN")) +
+                harness.msg("Q", harness.cstr("INSERT INTO kv VALUES ('stmt-pipe', 'x')")))
+    codes = []
+    try:
+        while True:
+            t, p = rc.recv()
+            if t == "E":
+                codes.append(harness.parse_error(p).get("C"))
+    except (EOFError, ConnectionResetError):
+        pass
+    assert "0A000" in codes, codes
+    with c.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM kv WHERE k = 'stmt-pipe'").fetchone()[0] == 0
+        assert conn.execute("SELECT now() = statement_timestamp()").fetchone()[0] is True

@@ -528,15 +528,8 @@ scan_client(pgc_client *c, pgc_server *s)
 		uint32_t len;
 		size_t avail;
 
-		if (c->skip)
-		{
-			size_t n = b->end - b->scan < c->skip ? b->end - b->scan : c->skip;
-
-			b->scan += n;
-			c->skip -= (uint32_t) n;
-			if (c->skip)
-				break;
-		}
+		if (!pgc_iobuf_pass_rest(b, &c->skip))
+			break;
 		avail = b->end - b->scan;
 		if (!pgc_msg_header(b->data + b->scan, avail, &type, &len))
 			break;
@@ -563,13 +556,7 @@ scan_client(pgc_client *c, pgc_server *s)
 			default:
 				break;
 		}
-		if (avail >= (size_t) len + 1)
-			b->scan += (size_t) len + 1;
-		else
-		{
-			b->scan = b->end;
-			c->skip = (uint32_t) (len + 1 - avail);
-		}
+		pgc_iobuf_pass(b, (size_t) len + 1, &c->skip);
 	}
 	return true;
 }
@@ -611,15 +598,8 @@ scan_server(pgc_client *c, pgc_server *s)
 		size_t avail, total;
 		const uint8_t *body;
 
-		if (s->skip)
-		{
-			size_t n = b->end - b->scan < s->skip ? b->end - b->scan : s->skip;
-
-			b->scan += n;
-			s->skip -= (uint32_t) n;
-			if (s->skip)
-				break;
-		}
+		if (!pgc_iobuf_pass_rest(b, &s->skip))
+			break;
 		avail = b->end - b->scan;
 		if (!pgc_msg_header(b->data + b->scan, avail, &type, &len))
 			break;
@@ -630,13 +610,7 @@ scan_server(pgc_client *c, pgc_server *s)
 		{
 			/* Forwarded without looking inside: most of the traffic. */
 			s->last_type = type;
-			if (avail >= total)
-				b->scan += total;
-			else
-			{
-				b->scan = b->end;
-				s->skip = (uint32_t) (total - avail);
-			}
+			pgc_iobuf_pass(b, total, &s->skip);
 			continue;
 		}
 		if (avail < total)

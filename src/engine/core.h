@@ -274,6 +274,13 @@ ssize_t pgc_iobuf_read(pgc_worker *w, int fd, pgc_iobuf **bufp);
 int pgc_iobuf_write(int fd, pgc_iobuf *b);
 /* Write m (NULL is fine) and drop what was written. 1 all written, 0 socket full, -1 error. */
 int pgc_msgbuf_write(int fd, pgc_msgbuf *m);
+/*
+ * Framing helpers: a message of total bytes starts at b->scan. pass() lets
+ * it through (all of it that is there; *skip counts what is still to come);
+ * pass_rest() lets through what is still to come of one, true when done.
+ */
+void pgc_iobuf_pass(pgc_iobuf *b, size_t total, uint32_t *skip);
+bool pgc_iobuf_pass_rest(pgc_iobuf *b, uint32_t *skip);
 /* The message buffer in *slot, allocated on first use (NULL if out of memory). */
 pgc_msgbuf *pgc_msgbuf_ensure(pgc_msgbuf **slot);
 /* Free the message buffer in *slot, if any, and clear the slot. */

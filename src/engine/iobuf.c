@@ -112,3 +112,28 @@ pgc_msgbuf_release(pgc_msgbuf **slot)
 		*slot = NULL;
 	}
 }
+
+bool
+pgc_iobuf_pass_rest(pgc_iobuf *b, uint32_t *skip)
+{
+	size_t n = b->end - b->scan < *skip ? b->end - b->scan : *skip;
+
+	b->scan += n;
+	*skip -= (uint32_t) n;
+	return *skip == 0;
+}
+
+void
+pgc_iobuf_pass(pgc_iobuf *b, size_t total, uint32_t *skip)
+{
+	size_t avail = b->end - b->scan;
+
+	if (avail >= total)
+		b->scan += total;
+	else
+	{
+		/* The rest of the message streams through as it arrives. */
+		b->scan = b->end;
+		*skip = (uint32_t) (total - avail);
+	}
+}

@@ -293,6 +293,30 @@ find_donor(pgc_pool *p, pgc_engine *e, pgc_worker *exclude)
 	return NULL;
 }
 
+/*
+ * Take the most recently used usable idle server of worker w off p's list,
+ * or NULL. Unusable ones met on the way give their slot back and are
+ * chained on *dead, to be closed after the lock is let go. Caller holds
+ * p->lock.
+ */
+static pgc_server *
+take_idle(pgc_pool *p, pgc_worker *w, const pgc_config *cfg, double now, pgc_server **dead)
+{
+	while (!pgc_list_empty(&p->idle[w->id]))
+	{
+		pgc_server *s = pgc_container_of(p->idle[w->id].next, pgc_server, node);
+
+		pgc_list_remove(&s->node);
+		p->n_idle--;
+		if (idle_server_usable(s, cfg, now))
+			return s;
+		pool_release_slot(p, false);
+		s->node.next = (pgc_link *) *dead;
+		*dead = s;
+	}
+	return NULL;
+}
+
 bool
 pgc_pool_request(pgc_client *c)
 {
@@ -306,21 +330,7 @@ pgc_pool_request(pgc_client *c)
 	bool launch = false;
 
 	pthread_mutex_lock(&p->lock);
-	while (!pgc_list_empty(&p->idle[w->id]))
-	{
-		pgc_server *cand = pgc_container_of(p->idle[w->id].next, pgc_server, node);
-
-		pgc_list_remove(&cand->node);
-		p->n_idle--;
-		if (idle_server_usable(cand, cfg, now))
-		{
-			s = cand;
-			break;
-		}
-		pool_release_slot(p, false);
-		cand->node.next = (pgc_link *) dead;    /* chain for closing after unlock */
-		dead = cand;
-	}
+	s = take_idle(p, w, cfg, now, &dead);
 	if (s)
 	{
 		s->state = SV_LINKED;
@@ -525,19 +535,12 @@ pgc_pool_donate(pgc_worker *w, pgc_pool *p)
 
 	pthread_mutex_lock(&p->lock);
 	p->donate_asked[w->id] = false;
-	while (p->n_waiters > 0 && !pgc_list_empty(&p->idle[w->id]))
+	while (p->n_waiters > 0)
 	{
-		pgc_server *s = pgc_container_of(p->idle[w->id].next, pgc_server, node);
+		pgc_server *s = take_idle(p, w, cfg, w->now, &dead);
 
-		pgc_list_remove(&s->node);
-		p->n_idle--;
-		if (!idle_server_usable(s, cfg, w->now))
-		{
-			pool_release_slot(p, false);
-			s->node.next = (pgc_link *) dead;
-			dead = s;
-			continue;
-		}
+		if (s == NULL)
+			break;
 		give_to_waiter(p, s, w);
 	}
 	pthread_mutex_unlock(&p->lock);

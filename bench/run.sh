@@ -78,20 +78,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $(( IDLE_CLIENTS + 20
     log "warning: ulimit -n is $(ulimit -n), too low for $IDLE_CLIENTS idle clients"
 fi
 
-free_port() {
-    local p
-    for _ in $(seq 1 500); do
-        p=$((20000 + RANDOM % 40000))
-        case " ${USED_PORTS:-} " in *" $p "*) continue ;; esac
-        if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
-            USED_PORTS="${USED_PORTS:-} $p"
-            echo "$p"
-            return 0
-        fi
-    done
-    echo "bench: no free port" >&2
-    return 1
-}
+. scripts/lib.sh   # free_port, stop_pid (we are at the repository root)
 
 TMP=$(mktemp -d /tmp/pgcarrier-bench.XXXXXX)
 chmod 755 "$TMP"
@@ -104,15 +91,6 @@ mkdir -p "$OUT"
 POOLER_PID=
 IDLE_PID=
 PG_STARTED=0
-
-stop_pid() { # pid: SIGTERM, then SIGKILL after 5 s
-    local pid=$1
-    [ -n "$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
 
 cleanup() {
     local rc=$?

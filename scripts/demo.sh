@@ -39,18 +39,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need" ]; then
     ulimit -n "$need" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 fi
 
-free_port() {
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
-        if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
-            echo "$p"
-            return 0
-        fi
-    done
-    echo "demo.sh: no free port found" >&2
-    return 1
-}
+. scripts/lib.sh   # free_port, stop_pid (we are at the repository root)
 
 TMP=$(mktemp -d /tmp/pgcarrier-demo.XXXXXX)
 chmod 755 "$TMP"
@@ -64,12 +53,7 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     if [ -n "$SAMPLER_PID" ]; then kill "$SAMPLER_PID" 2>/dev/null || true; wait "$SAMPLER_PID" 2>/dev/null || true; fi
-    if [ -n "$CARRIER_PID" ]; then
-        kill -TERM "$CARRIER_PID" 2>/dev/null || true
-        for _ in $(seq 1 50); do kill -0 "$CARRIER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$CARRIER_PID" 2>/dev/null || true
-        wait "$CARRIER_PID" 2>/dev/null || true
-    fi
+    stop_pid "$CARRIER_PID"
     if [ "$PG_STARTED" = 1 ]; then
         runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
     fi

@@ -90,8 +90,6 @@ struct pgc_client {
 	bool registered;              /* fd is in its worker's epoll set */
 	bool terminate_seen;          /* got 'X' */
 	bool stmt_violation;          /* statement mode: a transaction block was refused */
-	bool is_cancel;               /* startup phase: a cancel request connection */
-	bool ssl_asked;               /* SSLRequest already answered */
 	bool counted;                 /* counted in engine->clients_total */
 	bool in_inbox;                /* on its worker's inbox (pool/inbox locks) */
 	bool queued;                  /* in pool->waiters (pool lock) */
@@ -172,7 +170,6 @@ struct pgc_pool {
 	/* State (lock). */
 	int total;                    /* all server connections: connecting + idle + linked + resetting */
 	int connecting;
-	int n_idle;
 	/*
 	 * Idle servers, one list per worker, most recently used at the head. An
 	 * idle server stays registered in the epoll set of the worker whose list

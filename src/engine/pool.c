@@ -307,7 +307,6 @@ take_idle(pgc_pool *p, pgc_worker *w, const pgc_config *cfg, double now, pgc_ser
 		pgc_server *s = pgc_container_of(p->idle[w->id].next, pgc_server, node);
 
 		pgc_list_remove(&s->node);
-		p->n_idle--;
 		if (idle_server_usable(s, cfg, now))
 			return s;
 		pool_release_slot(p, false);
@@ -513,7 +512,6 @@ pgc_pool_put(pgc_server *s)
 			s->epoll_events = EPOLLIN;
 		}
 		pgc_list_push_head(&p->idle[w->id], &s->node);
-		p->n_idle++;
 	}
 	pthread_mutex_unlock(&p->lock);
 
@@ -555,7 +553,6 @@ pgc_pool_idle_event(pgc_server *s)
 	/* Only this worker takes servers off its own idle list, so s is still there. */
 	pthread_mutex_lock(&p->lock);
 	pgc_list_remove(&s->node);
-	p->n_idle--;
 	pool_release_slot(p, false);
 	pthread_mutex_unlock(&p->lock);
 	{
@@ -649,7 +646,6 @@ pgc_pool_maintain_idle(pgc_engine *e, pgc_worker *w, double now, bool closing_al
 			if (closing_all || too_idle || !idle_server_usable(s, cfg, now) || pool_should_yield(p))
 			{
 				pgc_list_remove(&s->node);
-				p->n_idle--;
 				pool_release_slot(p, false);
 				s->node.next = (pgc_link *) dead;
 				dead = s;

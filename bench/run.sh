@@ -119,20 +119,8 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------- PostgreSQL
 PGPORT=$(free_port)
 log "PostgreSQL 15 on 127.0.0.1:$PGPORT and $TMP/.s.PGSQL.$PGPORT"
-runuser -u postgres -- "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 \
-    --no-sync >"$TMP/initdb.log" 2>&1 || { cat "$TMP/initdb.log" >&2; exit 1; }
-cat >>"$PGDATA/postgresql.conf" <<EOF
-port = $PGPORT
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$TMP'
-max_connections = 1200
-shared_buffers = 1GB
-fsync = off
-synchronous_commit = off
-EOF
-PG_STARTED=1
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -l "$TMP/postgres.log" -w -t 120 start >/dev/null \
-    || { tail -n 30 "$TMP/postgres.log" >&2; exit 1; }
+pg_throwaway_start "$TMP" "$PGPORT" "listen_addresses='127.0.0.1'" max_connections=1200 \
+    shared_buffers=1GB fsync=off synchronous_commit=off || exit 1
 PSQL=("$PGBIN/psql" -X -q -At -h "$TMP" -p "$PGPORT" -U postgres -d "$DB")
 log "pgbench -i -s 10"
 "$PGBIN/pgbench" -i -s 10 -q -h "$TMP" -p "$PGPORT" -U postgres "$DB" >"$TMP/init.log" 2>&1 \

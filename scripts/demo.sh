@@ -66,12 +66,7 @@ trap 'exit 143' TERM
 
 PGPORT=$(free_port)
 say "starting a throwaway PostgreSQL 15 on port $PGPORT (socket in $TMP)"
-runuser -u postgres -- "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust \
-    -E UTF8 --no-sync >"$TMP/initdb.log" 2>&1 || { cat "$TMP/initdb.log"; exit 1; }
-PG_STARTED=1
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -l "$TMP/postgres.log" -w -t 60 \
-    -o "-p $PGPORT -k $TMP -c listen_addresses='' -c max_connections=100 -c fsync=off" \
-    start >/dev/null || { cat "$TMP/postgres.log"; exit 1; }
+pg_throwaway_start "$TMP" "$PGPORT" "listen_addresses=''" max_connections=100 fsync=off || exit 1
 
 PSQL=("$PGBIN/psql" -X -q -h "$TMP" -p "$PGPORT" -U postgres)
 "${PSQL[@]}" -d postgres -c 'CREATE DATABASE bench'

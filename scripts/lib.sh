@@ -25,3 +25,18 @@ stop_pid() {
     kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
+
+# Start a throwaway PostgreSQL 15 as user postgres: cluster in DIR/data, Unix
+# socket in DIR, on PORT, with the given extra settings (name=value). Sets
+# PG_STARTED=1 once a server may be running, for the caller's cleanup.
+pg_throwaway_start() {
+    local dir=$1 port=$2 opts s
+    shift 2
+    opts="-p $port -k $dir"
+    for s in "$@"; do opts="$opts -c $s"; done
+    runuser -u postgres -- "$PGBIN/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 \
+        --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
+    PG_STARTED=1
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 120 \
+        -o "$opts" start >/dev/null || { tail -n 30 "$dir/postgres.log" >&2; return 1; }
+}

@@ -15,7 +15,7 @@ SAN     ?= 0
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -pthread -g $(WARN) -Isrc/engine
-LDLIBS   = -lssl -lcrypto -lpthread
+LDLIBS   = -l:libpg_query.a -lssl -lcrypto -lpthread
 
 ifeq ($(SAN),1)
 BUILD    = build/san

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "guard.h"
 #include "log.h"
 
 static void pump(pgc_client *c);
@@ -127,6 +128,7 @@ pgc_client_close(pgc_client *c, const char *reason)
 		if ((c->in && c->in->start != c->in->scan) || c->skip)
 			s->dirty_close = true;
 		pgc_server_adopt(s, w);
+		pgc_guard_detach(c, s);
 		pgc_server_release(s);
 	}
 	c->state = CL_CLOSING;
@@ -145,6 +147,8 @@ pgc_client_close(pgc_client *c, const char *reason)
 	pgc_msgbuf_release(&c->out);
 	pgc_msgbuf_release(&c->handoff_error);
 	pgc_params_free(&c->params);
+	pgc_params_free(&c->startup);
+	pgc_guard_client_free(c);
 	free(c->user);
 	free(c->dbname);
 	free(c);
@@ -174,6 +178,69 @@ pgc_client_fatal(pgc_client *c, const char *sqlstate, const char *fmt, ...)
 
 /* ------------------------------------------------------------------ login -- */
 
+/*
+ * Whether the server's spelling of every reported parameter the client sent
+ * at startup is known ("utf-8" is reported as "UTF8", "German" as "German,
+ * DMY"), and if so, use it: the welcome must show what PostgreSQL itself
+ * would. Pool lock held.
+ */
+static bool
+canonical_known(pgc_client *c)
+{
+	pgc_pool *p = c->pool;
+	size_t pos = 0;
+	const char *k, *v;
+	pgc_params spelled = {0};
+	bool all = true;
+
+	while (pgc_params_next(&c->params, &pos, &k, &v))
+	{
+		const char *w, *canon;
+		char key[512];
+
+		if (!pgc_param_is_reported(k))
+			continue;
+		w = pgc_params_get(&p->welcome, k);
+		if (w && strcmp(w, v) == 0)
+			continue;
+		snprintf(key, sizeof(key), "%s=%s", k, v);
+		canon = pgc_params_get(&p->canon, key);
+		if (canon == NULL)
+		{
+			all = false;
+			break;
+		}
+		pgc_params_set(&spelled, k, canon);
+	}
+	pos = 0;
+	while (all && pgc_params_next(&spelled, &pos, &k, &v))
+		pgc_params_set(&c->params, k, v);
+	pgc_params_free(&spelled);
+	return all;
+}
+
+/* Remember how the server spelled the client's startup values, for the next clients. */
+static void
+learn_canonical(pgc_client *c)
+{
+	pgc_pool *p = c->pool;
+	size_t pos = 0;
+	const char *k, *v;
+
+	pthread_mutex_lock(&p->lock);
+	while (pgc_params_next(&c->startup, &pos, &k, &v))
+	{
+		const char *now = pgc_params_get(&c->params, k);
+		char key[512];
+
+		if (!pgc_param_is_reported(k) || now == NULL || p->canon.len > 64 * 1024)
+			continue;
+		snprintf(key, sizeof(key), "%s=%s", k, v);
+		pgc_params_set(&p->canon, key, now);
+	}
+	pthread_mutex_unlock(&p->lock);
+}
+
 static void
 send_welcome(pgc_client *c)
 {
@@ -187,6 +254,23 @@ send_welcome(pgc_client *c)
 	pgc_msgbuf_begin(out, 'R');
 	pgc_msgbuf_u32(out, 0);
 	pgc_msgbuf_end(out);
+	/* From now on the startup values are known in the server's spelling. */
+	{
+		pgc_params spelled = {0};
+
+		while (pgc_params_next(&c->startup, &pos, &k, &v))
+		{
+			const char *now = pgc_params_get(&c->params, k);
+
+			if (pgc_param_is_reported(k) && now && strcmp(now, v) != 0)
+				pgc_params_set(&spelled, k, now);
+		}
+		pos = 0;
+		while (pgc_params_next(&spelled, &pos, &k, &v))
+			pgc_params_set(&c->startup, k, v);
+		pgc_params_free(&spelled);
+		pos = 0;
+	}
 	/* The server's parameters as learned at the first login, with this client's own values. */
 	pthread_mutex_lock(&p->lock);
 	while (pgc_params_next(&p->welcome, &pos, &k, &v))
@@ -201,6 +285,32 @@ send_welcome(pgc_client *c)
 	pgc_msgbuf_u32(out, c->cancel_key);
 	pgc_msgbuf_end(out);
 	pgc_msgbuf_ready(out, 'I');
+}
+
+/* The startup parameters are applied on a server: welcome the client with the server's spelling. */
+static void
+finish_welcome(pgc_client *c)
+{
+	pgc_server *s = c->server;
+	size_t pos = 0;
+	const char *k, *v;
+	pgc_params spelled = {0};
+
+	c->welcome_pending = false;
+	/* No ParameterStatus means no change: the server's value is the client's, spelled its way. */
+	while (s && pgc_params_next(&c->params, &pos, &k, &v))
+	{
+		const char *have = pgc_params_get(&s->params, k);
+
+		if (pgc_param_is_reported(k) && have)
+			pgc_params_set(&spelled, k, have);
+	}
+	pos = 0;
+	while (pgc_params_next(&spelled, &pos, &k, &v))
+		pgc_params_set(&c->params, k, v);
+	pgc_params_free(&spelled);
+	learn_canonical(c);
+	send_welcome(c);
 }
 
 /* Startup parameter "options": take the "-c name=value" / "--name=value" settings. */
@@ -301,6 +411,7 @@ client_login(pgc_client *c, const pgc_startup *st)
 		else
 			pgc_params_set(&c->params, k, st->values[i]);
 	}
+	pgc_params_copy(&c->startup, &c->params);
 	if (PGC_PROTO_MINOR(st->code) > 0 || n_unknown > 0)
 	{
 		pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);
@@ -325,7 +436,7 @@ client_login(pgc_client *c, const pgc_startup *st)
 		pgc_log(PGC_LOG, "client %s connected to %s as %s", c->addr, c->dbname, c->user);
 
 	pthread_mutex_lock(&c->pool->lock);
-	have_welcome = c->pool->have_welcome;
+	have_welcome = c->pool->have_welcome && canonical_known(c);
 	pthread_mutex_unlock(&c->pool->lock);
 	c->state_since = c->worker->now;
 	if (have_welcome)
@@ -528,6 +639,15 @@ scan_client(pgc_client *c, pgc_server *s)
 		uint32_t len;
 		size_t avail;
 
+		if (c->guard.discard)
+		{
+			pgc_guard_result r = pgc_guard_client_discard(c, s);
+
+			if (r == PGC_GUARD_WAIT)
+				break;
+			if (r == PGC_GUARD_FAIL)
+				return false;
+		}
 		if (!pgc_iobuf_pass_rest(b, &c->skip))
 			break;
 		avail = b->end - b->scan;
@@ -535,6 +655,17 @@ scan_client(pgc_client *c, pgc_server *s)
 			break;
 		if (!client_header_ok(c, type, len))
 			return false;
+		if (c->guard.on)
+		{
+			pgc_guard_result r = pgc_guard_client_msg(c, s, type, len);
+
+			if (r == PGC_GUARD_DONE)
+				continue;
+			if (r == PGC_GUARD_WAIT)
+				break;
+			if (r == PGC_GUARD_FAIL)
+				return false;
+		}
 		switch (type)
 		{
 			case 'X':
@@ -600,12 +731,25 @@ scan_server(pgc_client *c, pgc_server *s)
 
 		if (!pgc_iobuf_pass_rest(b, &s->skip))
 			break;
+		if (c->guard.on && !pgc_guard_flush_made_up(c, s))
+			break;
 		avail = b->end - b->scan;
 		if (!pgc_msg_header(b->data + b->scan, avail, &type, &len))
 			break;
 		if (len < 4)
 			return false;
 		total = (size_t) len + 1;
+		if (c->guard.on && s->swallow_rfq == 0)
+		{
+			pgc_guard_result r = pgc_guard_server_msg(c, s, type, len);
+
+			if (r == PGC_GUARD_DONE)
+				continue;
+			if (r == PGC_GUARD_WAIT)
+				break;
+			if (r == PGC_GUARD_FAIL)
+				return false;
+		}
 		if (type != 'Z' && type != 'S' && s->swallow_rfq == 0)
 		{
 			/* Forwarded without looking inside: most of the traffic. */
@@ -629,6 +773,8 @@ scan_server(pgc_client *c, pgc_server *s)
 			{
 				s->swallow_rfq--;
 				drop_message(b, total);
+				if (s->swallow_rfq == 0 && c->welcome_pending)
+					finish_welcome(c);
 				continue;
 			}
 			if (statement_mode && s->txn_status != 'I')
@@ -691,7 +837,7 @@ server_died(pgc_client *c, pgc_server *s)
 static bool
 server_idle_for_release(const pgc_client *c, const pgc_server *s)
 {
-	return s->pending_rfq == 0 && !s->unsynced && s->txn_status == 'I' && s->swallow_rfq == 0 &&
+	return c->guard.q_len == 0 && s->pending_rfq == 0 && !s->unsynced && s->txn_status == 'I' && s->swallow_rfq == 0 &&
 		s->skip == 0 && (s->in == NULL || s->in->start == s->in->end) &&
 		(s->out == NULL || s->out->len == 0) && c->skip == 0 &&
 		(c->in == NULL || c->in->start == c->in->scan);
@@ -730,8 +876,12 @@ pgc_client_link(pgc_client *c, pgc_server *s)
 	c->state_since = c->worker->now;
 	s->last_type = 0;
 	s->state_since = c->worker->now;
-	if ((c->in && c->in->start < c->in->end) || pgc_pool_mode_of(c->pool) == PGC_POOL_SESSION)
+	pgc_guard_attach(c, s);
+	if ((c->in && c->in->start < c->in->end) || pgc_pool_mode_of(c->pool) == PGC_POOL_SESSION ||
+		c->welcome_pending)
 		pgc_server_sync_params(s, c);
+	if (c->welcome_pending && s->swallow_rfq == 0)
+		finish_welcome(c);
 	pump(c);
 }
 
@@ -757,19 +907,11 @@ pump(pgc_client *c)
 			if (!scan_client(c, s))
 				return;
 		}
-		if (s->out && s->out->len)
+		if (c->guard.on)
+			(void) pgc_guard_flush_made_up(c, s);   /* no room now: once the client took some */
+		if (!s->want_write && ((s->out && s->out->len) || (c->in && c->in->start < c->in->scan)))
 		{
-			rc = pgc_msgbuf_write(s->fd, s->out);
-			if (rc < 0)
-			{
-				server_died(c, s);
-				return;
-			}
-			s->want_write = rc == 0;
-		}
-		if (!s->want_write && c->in && c->in->start < c->in->scan)
-		{
-			rc = pgc_iobuf_write(s->fd, c->in);
+			rc = pgc_write_both(s->fd, s->out, c->in);
 			if (rc < 0)
 			{
 				server_died(c, s);
@@ -786,20 +928,17 @@ pump(pgc_client *c)
 				return;
 			}
 		}
-		if (client_flush_out(c) < 0)
+		if (!c->want_write && ((c->out && c->out->len) || (s->in && s->in->start < s->in->scan)))
 		{
-			pgc_client_close(c, "client went away");
-			return;
-		}
-		if (!c->want_write && s->in && s->in->start < s->in->scan)
-		{
-			rc = pgc_iobuf_write(c->fd, s->in);
+			rc = pgc_write_both(c->fd, c->out, s->in);
 			if (rc < 0)
 			{
 				pgc_client_close(c, "client went away");
 				return;
 			}
 			c->want_write = rc == 0;
+			if (rc == 1)
+				pgc_msgbuf_release(&c->out);
 		}
 		if (c->stmt_violation && !c->want_write && (s->in == NULL || s->in->start == s->in->end))
 		{
@@ -823,6 +962,7 @@ pump(pgc_client *c)
 				pgc_msgbuf_ready(out, 'I');
 			}
 			c->state = CL_IDLE;
+			pgc_guard_detach(c, s);
 			pgc_server_release(s);      /* rolls the transaction back before reuse */
 			continue;
 		}
@@ -839,6 +979,19 @@ pump(pgc_client *c)
 
 			if (session && !stopping)
 				break;
+			if (c->guard.on && !stopping)
+			{
+				pgc_guard_hold h = pgc_guard_keep_server(c, s);
+
+				if (h == PGC_HOLD_PROBING)
+					continue;
+				if (h == PGC_HOLD_CLOSED)
+					return;
+				if (h == PGC_HOLD_KEEP)
+					break;
+			}
+			if (stopping)
+				pgc_guard_detach(c, s);
 			c->state = CL_IDLE;
 			c->state_since = c->worker->now;
 			pgc_server_release(s);
@@ -849,6 +1002,12 @@ pump(pgc_client *c)
 			}
 			client_trim(c);
 			break;
+		}
+		if (c->guard.blocked && !s->want_write && !c->want_write)
+		{
+			/* The guard waited for room that is there now. */
+			c->guard.blocked = false;
+			continue;
 		}
 		break;
 	}
@@ -954,6 +1113,18 @@ pgc_client_handoff(pgc_client *c)
 		return;
 	if (c->state == CL_LOGIN)
 	{
+		bool known;
+
+		pthread_mutex_lock(&c->pool->lock);
+		known = canonical_known(c);
+		pthread_mutex_unlock(&c->pool->lock);
+		if (!known)
+		{
+			/* Apply the startup parameters first; the server's ParameterStatus gives the spelling. */
+			c->welcome_pending = true;
+			pgc_client_link(c, s);
+			return;
+		}
 		send_welcome(c);
 		if (client_flush_out(c) < 0)
 		{

@@ -206,7 +206,7 @@ read_file(const char *path, size_t *lenp)
 
 typedef enum key_kind
 {
-	K_STR, K_INT, K_TIME, K_BOOL, K_MODE, K_AUTH
+	K_STR, K_INT, K_TIME, K_BOOL, K_MODE, K_AUTH, K_PINNING
 } key_kind;
 
 typedef struct key_def
@@ -254,6 +254,9 @@ static const key_def main_keys[] = {
 	KBOOL(log_disconnections),
 	KBOOL(log_pooler_errors),
 	KBOOL(verbose),
+	KBOOL(session_guard),
+	KINT(max_prepared_statements, 1, 100000),
+	{"session_pinning", K_PINNING, offsetof(pgc_config, session_pinning), 0, 0},
 };
 
 #define N_MAIN_KEYS ((int) (sizeof(main_keys) / sizeof(main_keys[0])))
@@ -334,6 +337,15 @@ set_main_key(ini_state *st, const char *key, const char *val)
 				return fail(st->err, st->errlen, st->file, st->line,
 							"invalid value \"%s\" for %s: expected session, transaction or statement",
 							val, k->name);
+			return 0;
+		case K_PINNING:
+			if (strcasecmp(val, "pin") == 0)
+				*(int *) (base + k->off) = PGC_PIN_ALLOW;
+			else if (strcasecmp(val, "error") == 0)
+				*(int *) (base + k->off) = PGC_PIN_ERROR;
+			else
+				return fail(st->err, st->errlen, st->file, st->line,
+							"invalid value \"%s\" for %s: expected pin or error", val, k->name);
 			return 0;
 		case K_AUTH:
 			if (strcasecmp(val, "trust") != 0)
@@ -689,6 +701,9 @@ config_new(void)
 	cfg->log_disconnections = 1;
 	cfg->log_pooler_errors = 1;
 	cfg->verbose = 0;
+	cfg->session_guard = 1;
+	cfg->max_prepared_statements = 200;
+	cfg->session_pinning = PGC_PIN_ALLOW;
 	if (!cfg->listen_addr || !cfg->unix_socket_dir || !cfg->server_reset_query)
 	{
 		pgc_config_free(cfg);

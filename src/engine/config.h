@@ -59,6 +59,12 @@ typedef struct pgc_auth_entry {
 	char *secret;              /* clear text, "md5<32 hex>" or "SCRAM-SHA-256$..." */
 } pgc_auth_entry;
 
+/* What the guard does with session state that cannot move between servers. */
+enum {
+	PGC_PIN_ALLOW = 0,         /* the client keeps its server connection while it holds it */
+	PGC_PIN_ERROR = 1          /* such statements fail with 0A000 */
+};
+
 typedef struct pgc_config {
 	char *path;                /* the file this was loaded from */
 
@@ -94,6 +100,10 @@ typedef struct pgc_config {
 	int log_disconnections;    /* bool, 1 */
 	int log_pooler_errors;     /* bool, 1 */
 	int verbose;               /* 0 */
+	/* the session-state guard (transaction and statement modes) */
+	int session_guard;         /* bool, 1: track session state; 0: forward as is */
+	int max_prepared_statements; /* 200: per server connection, least recently used out */
+	int session_pinning;       /* PGC_PIN_ALLOW (default) or PGC_PIN_ERROR */
 
 	pgc_database *databases;
 	int n_databases;

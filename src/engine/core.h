@@ -27,6 +27,7 @@
 
 #include "config.h"
 #include "proto.h"
+#include "stmt.h"
 
 #define PGC_IOBUF_SIZE      (32 * 1024)
 #define PGC_MAX_EVENTS      128
@@ -66,6 +67,41 @@ typedef struct pgc_params {
 	size_t len;       /* bytes used, pairs only */
 } pgc_params;
 
+/*
+ * A client message in flight on a server in transaction pooling, as the
+ * session-state guard sees it: what answer it waits for and what to do with
+ * that answer (see guard.h).
+ */
+typedef struct pgc_pending {
+	uint8_t kind;                 /* 'P' 'B' 'D' 'E' 'C' 'S' 'Q' 'F' */
+	uint8_t action;               /* PGC_PEND_* in guard.h */
+	char sqlstate[6];             /* PGC_PEND_ERROR */
+	bool trailing;                /* Query: pgcarrier appended a SELECT; drop its rows */
+	bool seen_complete;           /* Query: the client's own CommandComplete went by */
+	bool discard_all;             /* Query: DISCARD ALL; pgcarrier restores the startup parameters after it */
+	pgc_stmt *st;                 /* Parse: the statement prepared (a reference) */
+	char *text;                   /* Parse: the client's name; PGC_PEND_ERROR/_QUERY: message */
+} pgc_pending;
+
+/* Per-client state of the session-state guard (guard.c). */
+typedef struct pgc_guard {
+	pgc_stmt_map stmts;           /* the client's named prepared statements */
+	pgc_pending *q;               /* ring of messages in flight, oldest at q[head] */
+	uint32_t q_head, q_len, q_cap;
+	uint32_t flags;               /* sqlclass flags seen since the server was last probed */
+	const char *kind;             /* the statement kind that set the first of flags, for logs */
+	uint32_t pinned;              /* pinned state the client holds (sqlclass flags), 0 if none */
+	bool on;                      /* guarding this client (transaction/statement mode, session_guard) */
+	bool unnamed_ok;              /* the unnamed statement was parsed on the current server */
+	bool drop_until_sync;         /* an error was made up for the client: drop until Sync */
+	bool server_skipping;         /* the server had an error and skips to Sync */
+	bool blocked;                 /* waits for a peer to take what is queued for it */
+	bool watch_tags;              /* look for DISCARD ALL / DEALLOCATE ALL command tags */
+	uint32_t discard;             /* bytes of a dropped client message still to come */
+	pgc_params custom;            /* names of extension settings (x.y) the client SET: the probe asks for them */
+	bool discard_at_sync;         /* an extended-protocol DISCARD ALL runs before the next Sync */
+} pgc_guard;
+
 typedef enum pgc_client_state {
 	CL_STARTUP,       /* reading SSLRequest / startup packet */
 	CL_LOGIN,         /* waiting for a first server login to learn the server's parameters */
@@ -91,6 +127,7 @@ struct pgc_client {
 	bool terminate_seen;          /* got 'X' */
 	bool stmt_violation;          /* statement mode: a transaction block was refused */
 	bool counted;                 /* counted in engine->clients_total */
+	bool welcome_pending;         /* welcome waits for the server's spelling of the startup parameters */
 	bool in_inbox;                /* on its worker's inbox (pool/inbox locks) */
 	bool queued;                  /* in pool->waiters (pool lock) */
 	pgc_msgbuf *handoff_error;    /* an ErrorResponse from another worker (pool lock) */
@@ -98,6 +135,8 @@ struct pgc_client {
 	char *user;                   /* client-visible user and database */
 	char *dbname;
 	pgc_params params;            /* startup parameters to apply on servers */
+	pgc_params startup;           /* the startup parameters as given, for RESET */
+	pgc_guard guard;
 	double state_since;           /* monotonic seconds: when state last changed */
 	double wait_since;            /* when it joined the queue */
 	pgc_link node;                /* worker->clients */
@@ -142,6 +181,13 @@ struct pgc_server {
 	struct sockaddr_storage addr; /* for cancel requests */
 	socklen_t addrlen;
 	void *scram;                  /* pgc_scram_client during login */
+	pgc_stmt_cache stmts;         /* prepared statements pgcarrier made on it */
+	bool probing;                 /* the guard's state probe is running; its answers are ours */
+	bool probe_failed;
+	int probe_set;                /* which result set of the probe is arriving */
+	uint32_t probe_pinned;        /* pinned state the probe found */
+	pgc_params probe_settings;    /* session-level settings the probe found */
+	bool needs_discard;           /* may hold a client's session state: DISCARD ALL before reuse */
 	double created_at;
 	double state_since;
 	uint64_t config_generation;   /* of the database entry it was made with */
@@ -182,7 +228,9 @@ struct pgc_pool {
 	pgc_link waiters;             /* FIFO of clients */
 	int n_waiters;
 	pgc_params welcome;           /* server parameters learned at the first login */
+	pgc_stmt_registry stmts;      /* prepared statements of its clients (own lock) */
 	bool have_welcome;
+	pgc_params canon;             /* "name=value as a client sent it" -> the server's spelling (lock) */
 	struct pgc_counter *db_count;   /* server connections to this database, all pools */
 	struct pgc_counter *user_count; /* server connections of this user, all pools */
 	bool starving;                /* waiters blocked by max_db/max_user_connections (lock) */
@@ -232,6 +280,7 @@ struct pgc_engine {
 	atomic_int clients_total;
 	atomic_bool shutting_down;    /* SIGINT: graceful */
 	atomic_uint next_pid;
+	atomic_ulong pins_total;      /* clients pinned to a server by the guard, ever */
 	/* counters keyed by name, never freed */
 	/*
 	 * Server connections per database and per user across pools, for
@@ -259,6 +308,8 @@ void pgc_params_set(pgc_params *p, const char *key, const char *value);
 const char *pgc_params_get(const pgc_params *p, const char *key);
 void pgc_params_remove(pgc_params *p, const char *key);
 void pgc_params_free(pgc_params *p);
+/* Replace dst with a copy of src (dst left empty when out of memory). */
+void pgc_params_copy(pgc_params *dst, const pgc_params *src);
 /* Iterate: pos starts at 0; returns 0 at the end. */
 int pgc_params_next(const pgc_params *p, size_t *pos, const char **key, const char **value);
 /* True for parameters PostgreSQL reports with ParameterStatus (GUC_REPORT). */
@@ -271,6 +322,12 @@ ssize_t pgc_iobuf_read(pgc_worker *w, int fd, pgc_iobuf **bufp);
 int pgc_iobuf_write(int fd, pgc_iobuf *b);
 /* Write m (NULL is fine) and drop what was written. 1 all written, 0 socket full, -1 error. */
 int pgc_msgbuf_write(int fd, pgc_msgbuf *m);
+/*
+ * Write m, then b[start, scan), with one system call when the socket takes
+ * it all: what pgcarrier composed goes first. Either may be NULL. 1 all
+ * written, 0 socket full, -1 error.
+ */
+int pgc_write_both(int fd, pgc_msgbuf *m, pgc_iobuf *b);
 /*
  * Framing helpers: a message of total bytes starts at b->scan. pass() lets
  * it through (all of it that is there; *skip counts what is still to come);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "core.h"
@@ -136,4 +137,51 @@ pgc_iobuf_pass(pgc_iobuf *b, size_t total, uint32_t *skip)
 		b->scan = b->end;
 		*skip = (uint32_t) (total - avail);
 	}
+}
+
+int
+pgc_write_both(int fd, pgc_msgbuf *m, pgc_iobuf *b)
+{
+	for (;;)
+	{
+		struct iovec iov[2];
+		int n = 0;
+		size_t mlen = m ? m->len : 0;
+		size_t done;
+		ssize_t w;
+
+		if (mlen)
+		{
+			iov[n].iov_base = m->data;
+			iov[n++].iov_len = mlen;
+		}
+		if (b && b->scan > b->start)
+		{
+			iov[n].iov_base = b->data + b->start;
+			iov[n++].iov_len = b->scan - b->start;
+		}
+		if (n == 0)
+			break;
+		w = writev(fd, iov, n);
+		if (w < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+		}
+		done = (size_t) w;
+		if (mlen)
+		{
+			size_t k = done < mlen ? done : mlen;
+
+			memmove(m->data, m->data + k, mlen - k);
+			m->len -= k;
+			done -= k;
+		}
+		if (b)
+			b->start += done;
+	}
+	if (b && b->start == b->end)
+		b->start = b->scan = b->end = 0;
+	return 1;
 }

@@ -124,6 +124,7 @@ pgc_pool_get(pgc_engine *e, const char *dbname, const char *user, char *err, siz
 			return NULL;
 		}
 		pthread_mutex_init(&p->lock, NULL);
+		pgc_stmt_registry_init(&p->stmts);
 		p->dbname = strdup(dbname);
 		p->user = strdup(server_user);
 		p->client_user = strdup(user);
@@ -767,6 +768,8 @@ pgc_pool_free_all(pgc_engine *e)
 		free(p->idle);
 		free(p->donate_asked);
 		pgc_params_free(&p->welcome);
+		pgc_params_free(&p->canon);
+		pgc_stmt_registry_destroy(&p->stmts);
 		free(p->dbname);
 		free(p->user);
 		free(p->client_user);

@@ -83,6 +83,8 @@ pgc_server_destroy(pgc_server *s)
 	else
 		free(s->in);
 	pgc_params_free(&s->params);
+	pgc_params_free(&s->probe_settings);
+	pgc_stmt_cache_clear(&s->stmts, &s->pool->stmts);
 	pgc_msgbuf_release(&s->out);
 	free(s);
 }
@@ -505,6 +507,8 @@ server_consume(pgc_server *s)
 							pgc_params_free(&s->params);
 							s->params = p2;
 							s->reset_ran = false;
+							/* and, for all we know, the prepared statements */
+							pgc_stmt_cache_clear(&s->stmts, &s->pool->stmts);
 						}
 						pgc_worker_put_buf(s->worker, s->in);
 						s->in = NULL;
@@ -614,7 +618,7 @@ pgc_server_release(pgc_server *s)
 	}
 	pgc_server_adopt(s, s->worker);
 	need_rollback = s->txn_status != 'I';
-	need_reset = session && cfg->server_reset_query && cfg->server_reset_query[0];
+	need_reset = (session && cfg->server_reset_query && cfg->server_reset_query[0]) || s->needs_discard;
 	if (!need_rollback && !need_reset)
 	{
 		if (s->in)
@@ -647,7 +651,9 @@ pgc_server_release(pgc_server *s)
 	}
 	if (need_reset)
 	{
-		pgc_msgbuf_query(out, cfg->server_reset_query);
+		/* A guarded client's session state may be on it: only DISCARD ALL surely clears that. */
+		pgc_msgbuf_query(out, s->needs_discard ? "DISCARD ALL" : cfg->server_reset_query);
+		s->needs_discard = false;
 		s->pending_rfq++;
 		s->swallow_rfq++;
 		s->reset_ran = true;
@@ -697,20 +703,26 @@ pgc_server_sync_params(pgc_server *s, pgc_client *c)
 	pgc_msgbuf *out;
 
 	pgc_msgbuf_init(&sql);
-	/* What the client wants and the server does not have. */
+	/*
+	 * What the client wants and the server does not have. set_config parses
+	 * the value as the startup packet and pg_settings spell it, which SET
+	 * would not for list settings such as search_path.
+	 */
 	while (pgc_params_next(&c->params, &pos, &k, &v))
 	{
 		const char *have = pgc_params_get(&s->params, k);
 
 		if (!valid_guc_name(k) || (have && strcmp(have, v) == 0))
 			continue;
-		if (sql.len)
-			pgc_msgbuf_bytes(&sql, "; ", 2);
-		pgc_msgbuf_bytes(&sql, "SET \"", 5);
-		pgc_msgbuf_bytes(&sql, k, strlen(k));
-		pgc_msgbuf_bytes(&sql, "\" TO ", 5);
+		pgc_msgbuf_bytes(&sql, sql.len ? ", " : "SELECT ", sql.len ? 2 : 7);
+		pgc_msgbuf_bytes(&sql, "pg_catalog.set_config(", 22);
+		append_literal(&sql, k);
+		pgc_msgbuf_bytes(&sql, ", ", 2);
 		append_literal(&sql, v);
-		pgc_params_set(&s->params, k, v);
+		pgc_msgbuf_bytes(&sql, ", false)", 8);
+		/* A reported one is recorded from the server's ParameterStatus, in its spelling. */
+		if (!pgc_param_is_reported(k))
+			pgc_params_set(&s->params, k, v);
 	}
 	/* What an earlier client left on the server and this client did not ask for. */
 	pos = 0;

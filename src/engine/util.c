@@ -113,6 +113,17 @@ pgc_params_set(pgc_params *p, const char *key, const char *value)
 
 	if (old && strcmp(old, value) == 0)
 		return;
+	if (p->blob && ((key >= p->blob && key < p->blob + p->len) || (value >= p->blob && value < p->blob + p->len)))
+	{
+		/* key or value lives in the blob about to change: set from copies. */
+		char *k2 = strdup(key), *v2 = strdup(value);
+
+		if (k2 && v2)
+			pgc_params_set(p, k2, v2);
+		free(k2);
+		free(v2);
+		return;
+	}
 	pgc_params_remove(p, key);
 	blob = realloc(p->blob, p->len + kl + vl);
 	if (blob == NULL)
@@ -121,6 +132,17 @@ pgc_params_set(pgc_params *p, const char *key, const char *value)
 	memcpy(blob + p->len + kl, value, vl);
 	p->blob = blob;
 	p->len += kl + vl;
+}
+
+void
+pgc_params_copy(pgc_params *dst, const pgc_params *src)
+{
+	pgc_params_free(dst);
+	if (src->len && (dst->blob = malloc(src->len)) != NULL)
+	{
+		memcpy(dst->blob, src->blob, src->len);
+		dst->len = src->len;
+	}
 }
 
 void

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Turn the raw measurements of bench/run.sh into a Markdown table.
+"""Turn the raw measurements of bench/run.sh into a Markdown table, and a
+"Targets" section: the session-state guard's goals, from the same run.
 
 usage: report.py RESULTS_DIR
 
@@ -12,16 +13,25 @@ import os
 import statistics
 import sys
 
-TARGETS = [("direct", "direct"), ("pgbouncer", "PgBouncer"), ("pgcarrier", "pgcarrier")]
+TARGETS = [("direct", "direct"), ("pgbouncer", "PgBouncer"), ("pgcarrier", "pgcarrier"),
+           ("pgcarrier_noguard", "pgcarrier, guard off")]
+DEFAULT_TARGETS = "direct,pgbouncer,pgcarrier,pgcarrier_noguard"
 WORKLOADS = [
     ("S8", "-S, 8 clients"),
     ("S100", "-S, 100 clients"),
     ("S1000", "-S, 1000 clients"),
     ("P100", "-S -M prepared, 100"),
+    ("P1000", "-S -M prepared, 1000"),
     ("E100", "-S -M extended, 100"),
     ("C8", "-S -C, 8 (connect per transaction)"),
 ]
-CPU_ROWS = [("S100", "pooler CPU µs/txn, -S 100"), ("S1000", "pooler CPU µs/txn, -S 1000")]
+CPU_ROWS = [("S100", "pooler CPU µs/txn, -S 100"), ("S1000", "pooler CPU µs/txn, -S 1000"),
+            ("P100", "pooler CPU µs/txn, -S -M prepared 100"),
+            ("P1000", "pooler CPU µs/txn, -S -M prepared 1000")]
+# The issue's goals (session-state guard): -M prepared at least 1.25 x
+# pgcarrier's own simple protocol; the guard costs -M simple at most 3 %.
+PREPARED_GOAL = 1.25
+GUARD_COST_GOAL = 0.03
 
 
 def load(path):
@@ -66,7 +76,7 @@ def main():
     clk = float(meta.get("clk_tck", "100"))
     runs = load(os.path.join(d, "runs.tsv"))
     idle = load(os.path.join(d, "idle.tsv"))
-    selected = [t for t, _ in TARGETS if t in meta.get("targets", "direct,pgbouncer,pgcarrier").split(",")]
+    selected = [t for t, _ in TARGETS if t in meta.get("targets", DEFAULT_TARGETS).split(",")]
     workloads = [w for w in WORKLOADS if w[0] in meta.get("workloads", ",".join(k for k, _ in WORKLOADS)).split(",")]
 
     def tps_cell(target, wl):
@@ -74,11 +84,21 @@ def main():
         ok = [float(r[4]) for r in rs if r[3] == "ok"]
         return cell(ok, len(rs) - len(ok), len(rs), lambda v: "{:,.0f}".format(v))
 
+    def cpu_of(r):
+        """Pooler CPU µs per transaction of one run, or None."""
+        if r[3] != "ok" or r[6] in ("", "-") or int(r[5]) <= 0:
+            return None
+        return int(r[6]) * 1e6 / clk / int(r[5])
+
     def cpu_cell(target, wl):
         rs = [r for r in runs if r[0] == target and r[1] == wl]
-        ok = [int(r[6]) * 1e6 / clk / int(r[5]) for r in rs
-              if r[3] == "ok" and r[6] not in ("", "-") and int(r[5]) > 0]
+        ok = [c for c in map(cpu_of, rs) if c is not None]
         return cell(ok, len(rs) - len(ok), len(rs), lambda v: "%.1f" % v)
+
+    def by_rep(target, wl):
+        """{rep: tps} of the successful runs; and how many runs there were."""
+        rs = [r for r in runs if r[0] == target and r[1] == wl]
+        return {r[2]: float(r[4]) for r in rs if r[3] == "ok"}, len(rs)
 
     def idle_cell(target):
         rs = [r for r in idle if r[0] == target]
@@ -110,7 +130,7 @@ def main():
     for wl, label in workloads:
         emit(label + " (TPS)", lambda t, wl=wl: tps_cell(t, wl))
     for wl, label in CPU_ROWS:
-        if any(w == wl for w, _ in workloads):
+        if any(w == wl for w, _ in workloads) and any(r[1] == wl and r[0] != "direct" for r in runs):
             emit(label, lambda t, wl=wl: (None, "—") if t == "direct" else cpu_cell(t, wl),
                  direct_ratio=False)
     if idle:
@@ -128,10 +148,90 @@ def main():
                "reaching PostgreSQL over its Unix socket. TPS excludes initial "
                "connection time, except -C (includes reconnects)." % (
                    meta.get("duration", "?"), meta.get("duration_1000", "?"), meta.get("repeat", "?")))
+    if "pgcarrier_noguard" in selected:
+        out.append("pgcarrier, guard off: the same binary and settings with session_guard = off; "
+                   "it runs the simple-protocol workloads only (— elsewhere).")
     out.append("")
     out.extend(lines)
     out.append("")
     out.append("Ratios: above 1 is better for TPS; below 1 is better for CPU and memory.")
+
+    # ------------------------------------------------------------ Targets
+    # Each figure is the median over repeats of a ratio taken within one
+    # repeat: guard on and off run back to back, so a pair shares the
+    # machine's mood of the moment; across repeats it may drift by ~20 %.
+    def paired(num, den, f):
+        """f(tps of num, tps of den) per repeat where both runs succeeded.
+        num, den: (target, workload). Returns (median or None, values, text):
+        text is None when there is a median, else "not run" or "fail (...)"."""
+        a, na = by_rep(*num)
+        b, nb = by_rep(*den)
+        if na == 0 or nb == 0:
+            return None, [], "not run"
+        vals = [f(a[k], b[k]) for k in sorted(a) if k in b and b[k] > 0]
+        if vals:
+            return statistics.median(vals), vals, None
+        why = ["%s on %s" % (w, names[t]) for t, w in (num, den) if not by_rep(t, w)[0]]
+        return None, [], "fail (%s failed)" % " and ".join(why) if why else "fail"
+
+    def spread(vals, total, fmt):
+        """'; 3 repeats: a to b; 1 failed' or ''."""
+        text = ""
+        if len(vals) > 1:
+            text = "; %d repeats: %s to %s" % (len(vals), fmt(min(vals)), fmt(max(vals)))
+        if total > len(vals):
+            text += "; %d of %d repeats failed" % (total - len(vals), total)
+        return text
+
+    def tps_text(target, wl):
+        v = tps_cell(target, wl)[0]
+        return "{:,.0f}".format(v) if v is not None else "fail"
+
+    trows = []
+    reps = int(meta.get("repeat", "1") or 1)
+    if "pgcarrier" in selected:
+        for p, s_, n in (("P100", "S100", 100), ("P1000", "S1000", 1000)):
+            label = "pgcarrier: -M prepared / -M simple, %d clients" % n
+            goal = "≥ %.2f" % PREPARED_GOAL
+            v, vals, text = paired(("pgcarrier", p), ("pgcarrier", s_), lambda x, y: x / y)
+            if v is None:
+                trows.append([label, goal, text, "—" if text == "not run" else "missed"])
+                continue
+            text = "%.2f (%s / %s TPS%s)" % (
+                v, tps_text("pgcarrier", p), tps_text("pgcarrier", s_),
+                spread(vals, reps, lambda x: "%.2f" % x))
+            trows.append([label, goal, text, "met" if v >= PREPARED_GOAL and len(vals) == reps else "missed"])
+    if "pgcarrier" in selected and "pgcarrier_noguard" in selected:
+        for s_, n in (("S100", 100), ("S1000", 1000)):
+            label = "guard cost on -M simple, %d clients: 1 − on/off" % n
+            goal = "≤ %.0f %%" % (GUARD_COST_GOAL * 100)
+            v, vals, text = paired(("pgcarrier", s_), ("pgcarrier_noguard", s_), lambda x, y: 1 - x / y)
+            if v is None:
+                trows.append([label, goal, text, "—" if text == "not run" else "missed"])
+                continue
+            con, coff = cpu_cell("pgcarrier", s_)[0], cpu_cell("pgcarrier_noguard", s_)[0]
+            cpu = "; CPU %s vs %s µs/txn" % tuple("%.1f" % c if c is not None else "—" for c in (con, coff))
+            text = "%.1f %% (%s vs %s TPS%s%s)" % (
+                v * 100, tps_text("pgcarrier", s_), tps_text("pgcarrier_noguard", s_), cpu,
+                spread(vals, reps, lambda x: "%.1f %%" % (x * 100)))
+            trows.append([label, goal, text, "met" if v <= GUARD_COST_GOAL and len(vals) == reps else "missed"])
+
+    if trows:
+        out.append("")
+        out.append("## Targets")
+        out.append("")
+        out.append("| target | goal | measured | |")
+        out.append("|---|---|---|---|")
+        for r in trows:
+            out.append("| " + " | ".join(r) + " |")
+        out.append("")
+        out.append("A target with a failed run in any repeat is missed. "
+                   "Each figure is the median over repeats of the ratio within one repeat; the TPS "
+                   "in brackets are the table's medians (guard: on vs off; CPU: pgcarrier's own). "
+                   "Guard on and off run back to back against the same PostgreSQL.")
+        if reps < 3:
+            out.append("Runs on this machine vary by up to ~20 %%: %d repeat(s) cannot settle a "
+                       "3 %% goal; use BENCH_REPEAT=3 or more." % reps)
     print("\n".join(out))
 
 

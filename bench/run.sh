@@ -9,17 +9,33 @@
 #   mode, pool size 8, logging off; pgcarrier with workers = 0 (one per core).
 #
 #   pgbench -h 127.0.0.1 -p PORT -n -j 2 -T 20 -c N -S [-M ...] [-C] postgres
-#   at 8, 100 and 1000 clients (-T 45 at 1000), -M prepared and -M extended
-#   at 100, -C at 8. Pooler CPU per transaction from /proc/PID/stat
-#   (utime + stime, all threads) before/after. Memory per idle client: 5000
-#   clients connect, run SELECT 1 and stay idle; pooler VmRSS before/after.
+#   Workloads: S8, S100, S1000 (-S at 8, 100 and 1000 clients), P100, P1000
+#   (-S -M prepared at 100 and 1000), E100 (-S -M extended at 100), C8 (-S -C
+#   at 8); -T 45 at 1000 clients (pgbench's clock includes connecting). A run
+#   that exits non-zero or logs any pgbench "error:" counts as failed.
+#   Pooler CPU per transaction from /proc/PID/stat (utime + stime, all
+#   threads) before/after. Memory per idle client: 5000 clients connect, run
+#   SELECT 1 and stay idle; pooler VmRSS before/after.
+#
+# Targets: direct, pgbouncer, pgcarrier, and pgcarrier_noguard: the same
+# pgcarrier binary with a second ini, identical but for session_guard = off
+# (and its port, log and pid file). pgcarrier_noguard is there to price the
+# session-state guard: it runs only the simple-protocol workloads S8, S100
+# and S1000 (no prepared, extended or -C run, no idle-memory test). When both
+# pgcarrier targets are selected they are up at the same time, and each of
+# those workloads runs on the one and right after on the other (guard on
+# first in odd repeats, guard off first in even ones), so that both halves of
+# a pair see the same machine. report.py adds a "Targets" section: -M
+# prepared / -S on pgcarrier (goal >= 1.25) and the guard's cost,
+# 1 - TPS(guard on) / TPS(guard off) (goal <= 3 %). Runs vary by up to
+# ~20 %, so judge the 3 % goal on BENCH_REPEAT >= 3, not on one run.
 #
 # Usage (root):  bash bench/run.sh
 #   BENCH_DURATION=20       seconds per pgbench run (1000 clients: x 45/20)
 #   BENCH_DURATION_1000=    override the 1000-client duration
 #   BENCH_REPEAT=1          repeats; the table shows the median
-#   BENCH_ONLY=direct,pgbouncer,pgcarrier   targets to run
-#   BENCH_WORKLOADS=S8,S100,S1000,P100,E100,C8   workloads to run
+#   BENCH_ONLY=direct,pgbouncer,pgcarrier,pgcarrier_noguard   targets to run
+#   BENCH_WORKLOADS=S8,S100,S1000,P100,P1000,E100,C8   workloads to run
 #   BENCH_IDLE_CLIENTS=5000 idle clients for the memory test (0: skip it)
 #   BENCH_WORKERS=0         pgcarrier workers
 #   BENCH_KEEP=1            keep the temporary directory (logs, pgbench output)
@@ -32,8 +48,8 @@ ROOT=$PWD
 DURATION=${BENCH_DURATION:-20}
 DURATION_1000=${BENCH_DURATION_1000:-$(( (DURATION * 45 + 19) / 20 ))}
 REPEAT=${BENCH_REPEAT:-1}
-ONLY=${BENCH_ONLY:-direct,pgbouncer,pgcarrier}
-WORKLOADS=${BENCH_WORKLOADS:-S8,S100,S1000,P100,E100,C8}
+ONLY=${BENCH_ONLY:-direct,pgbouncer,pgcarrier,pgcarrier_noguard}
+WORKLOADS=${BENCH_WORKLOADS:-S8,S100,S1000,P100,P1000,E100,C8}
 IDLE_CLIENTS=${BENCH_IDLE_CLIENTS:-5000}
 WORKERS=${BENCH_WORKERS:-0}
 POOL_SIZE=8
@@ -48,12 +64,22 @@ fi
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 has() { case ",$1," in *",$2,"*) return 0 ;; esac; return 1; }
+# Whether target $1 runs workload $2: the guard-off pgcarrier only prices the
+# guard on the simple protocol.
+takes() {
+    case $1 in
+        pgcarrier_noguard) case $2 in S8|S100|S1000) return 0 ;; esac; return 1 ;;
+    esac
+    return 0
+}
 
 for t in ${ONLY//,/ }; do
-    case $t in direct|pgbouncer|pgcarrier) ;; *) echo "bench: unknown target '$t' in BENCH_ONLY" >&2; exit 1 ;; esac
+    case $t in direct|pgbouncer|pgcarrier|pgcarrier_noguard) ;;
+        *) echo "bench: unknown target '$t' in BENCH_ONLY" >&2; exit 1 ;; esac
 done
 for w in ${WORKLOADS//,/ }; do
-    case $w in S8|S100|S1000|P100|E100|C8) ;; *) echo "bench: unknown workload '$w' in BENCH_WORKLOADS" >&2; exit 1 ;; esac
+    case $w in S8|S100|S1000|P100|P1000|E100|C8) ;;
+        *) echo "bench: unknown workload '$w' in BENCH_WORKLOADS" >&2; exit 1 ;; esac
 done
 
 if ! command -v pgbouncer >/dev/null 2>&1 || [ ! -x "$PGBIN/pgbench" ] || [ ! -x "$PY" ]; then
@@ -61,7 +87,9 @@ if ! command -v pgbouncer >/dev/null 2>&1 || [ ! -x "$PGBIN/pgbench" ] || [ ! -x
 fi
 
 CARRIER_OK=1
-if has "$ONLY" pgcarrier; then
+WANT_CARRIER=0
+if has "$ONLY" pgcarrier || has "$ONLY" pgcarrier_noguard; then
+    WANT_CARRIER=1
     log "building pgcarrier (make)"
     make >/dev/null || CARRIER_OK=0
     [ -x ./pgcarrier ] || CARRIER_OK=0
@@ -88,20 +116,21 @@ OUT=$TMP/results
 mkdir -p "$OUT"
 : >"$OUT/runs.tsv"
 : >"$OUT/idle.tsv"
-POOLER_PID=
+declare -A PID=()   # target -> pid of its running pooler
 IDLE_PID=
 PG_STARTED=0
 
 cleanup() {
-    local rc=$?
+    local rc=$? t f
     trap - EXIT INT TERM
     stop_pid "$IDLE_PID"
-    stop_pid "$POOLER_PID"
+    for t in "${!PID[@]}"; do stop_pid "${PID[$t]}"; done
     if [ "$PG_STARTED" = 1 ]; then
         runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
     fi
     if [ "$rc" -ne 0 ] && [ -d "$TMP" ]; then
-        for f in "$TMP"/postgres.log "$TMP"/pgbouncer.log "$TMP"/pgcarrier.log "$TMP"/*.out; do
+        for f in "$TMP"/postgres.log "$TMP"/pgbouncer.log "$TMP"/pgcarrier.log \
+                 "$TMP"/pgcarrier_noguard.log "$TMP"/*.out; do
             [ -f "$f" ] && { echo "--- $f (last lines)" >&2; tail -n 15 "$f" >&2; }
         done
     fi
@@ -130,6 +159,7 @@ log "pgbench -i -s 10"
 # ------------------------------------------------------------------ poolers
 BOUNCER_PORT=$(free_port)
 CARRIER_PORT=$(free_port)
+NOGUARD_PORT=$(free_port)
 MAX_CLIENTS=$(( IDLE_CLIENTS + 1100 ))
 
 cat >"$TMP/userlist.txt" <<EOF
@@ -155,49 +185,67 @@ log_disconnections = 0
 log_stats = 0
 EOF
 
-cat >"$TMP/pgcarrier.ini" <<EOF
+# pgcarrier.ini and pgcarrier_noguard.ini differ in session_guard only (and
+# in port, log and pid file, so that both can run at once); both spell
+# session_guard out rather than lean on the default.
+carrier_ini() { # name port on|off
+    cat >"$TMP/$1.ini" <<EOF
 [pgcarrier]
 listen_addr = 127.0.0.1
-listen_port = $CARRIER_PORT
+listen_port = $2
 unix_socket_dir = $TMP
 workers = $WORKERS
 pool_mode = transaction
 default_pool_size = $POOL_SIZE
 max_client_conn = $MAX_CLIENTS
 auth_type = trust
-logfile = $TMP/pgcarrier.log
-pidfile = $TMP/pgcarrier.pid
+logfile = $TMP/$1.log
+pidfile = $TMP/$1.pid
 log_connections = 0
 log_disconnections = 0
+session_guard = $3
 
 [databases]
 $DB = host=$TMP port=$PGPORT dbname=$DB
 EOF
-if [ "$CARRIER_OK" = 1 ] && has "$ONLY" pgcarrier; then
+}
+carrier_ini pgcarrier "$CARRIER_PORT" on
+carrier_ini pgcarrier_noguard "$NOGUARD_PORT" off
+# One copy of the binary serves both targets, taken once: ./pgcarrier may be
+# rebuilt while the benchmark runs.
+if [ "$CARRIER_OK" = 1 ] && [ "$WANT_CARRIER" = 1 ]; then
     install -m 755 -o postgres ./pgcarrier "$TMP/pgcarrier"
 fi
 chown postgres: "$TMP"/*.ini "$TMP/userlist.txt"
 
 port_of() {
-    case $1 in direct) echo "$PGPORT" ;; pgbouncer) echo "$BOUNCER_PORT" ;; pgcarrier) echo "$CARRIER_PORT" ;; esac
+    case $1 in
+        direct) echo "$PGPORT" ;;
+        pgbouncer) echo "$BOUNCER_PORT" ;;
+        pgcarrier) echo "$CARRIER_PORT" ;;
+        pgcarrier_noguard) echo "$NOGUARD_PORT" ;;
+    esac
 }
 
 # Start a pooler as user postgres (PgBouncer refuses root); setpriv execs, so
-# $! is the pooler's own pid.
+# $! is the pooler's own pid, kept in PID[target].
 start_pooler() {
-    local t=$1 port
+    local t=$1 port pid
     port=$(port_of "$t")
     case $t in
         pgbouncer) set -- /usr/sbin/pgbouncer "$TMP/pgbouncer.ini" ;;
-        pgcarrier) [ "$CARRIER_OK" = 1 ] || return 1
-                   set -- "$TMP/pgcarrier" -c "$TMP/pgcarrier.ini" ;;
+        pgcarrier|pgcarrier_noguard)
+            [ "$CARRIER_OK" = 1 ] || return 1
+            set -- "$TMP/pgcarrier" -c "$TMP/$t.ini" ;;
     esac
     setpriv --reuid=postgres --regid=postgres --init-groups -- "$@" >>"$TMP/$t.out" 2>&1 &
-    POOLER_PID=$!
+    pid=$!
+    PID[$t]=$pid
     for _ in $(seq 1 100); do
-        if ! kill -0 "$POOLER_PID" 2>/dev/null; then
+        if ! kill -0 "$pid" 2>/dev/null; then
+            wait "$pid" 2>/dev/null || true
             log "$t exited at startup"; tail -n 20 "$TMP/$t.out" "$TMP/$t.log" 2>/dev/null >&2 || true
-            POOLER_PID=
+            unset "PID[$t]"
             return 1
         fi
         if [ -n "$(ss -Htln "( sport = :$port )")" ] &&
@@ -207,13 +255,17 @@ start_pooler() {
         sleep 0.1
     done
     log "$t does not answer on 127.0.0.1:$port"
-    stop_pid "$POOLER_PID"; POOLER_PID=
+    stop_pooler "$t"
     return 1
 }
 
-stop_pooler() {
-    stop_pid "$POOLER_PID"
-    POOLER_PID=
+stop_pooler() { # target
+    stop_pid "${PID[$1]:-}"
+    unset "PID[$1]"
+}
+
+pooler_alive() { # target
+    [ -n "${PID[$1]:-}" ] && kill -0 "${PID[$1]}" 2>/dev/null
 }
 
 cpu_ticks() { # utime + stime of all threads; fields after "pid (comm) "
@@ -237,20 +289,22 @@ settle() {
 }
 
 run_workload() { # target workload rep
-    local t=$1 w=$2 rep=$3 port clients T args before after rc tps txns status cpu
+    local t=$1 w=$2 rep=$3 port clients T args before after rc tps txns status cpu pid
     port=$(port_of "$t")
+    pid=${PID[$t]:-}
     T=$DURATION
     case $w in
         S8)    clients=8;    args=(-S) ;;
         S100)  clients=100;  args=(-S) ;;
         S1000) clients=1000; args=(-S); T=$DURATION_1000 ;;
         P100)  clients=100;  args=(-S -M prepared) ;;
+        P1000) clients=1000; args=(-S -M prepared); T=$DURATION_1000 ;;
         E100)  clients=100;  args=(-S -M extended) ;;
         C8)    clients=8;    args=(-S -C) ;;
     esac
     local outf="$TMP/pgbench.$t.$w.$rep"
     before=-
-    [ "$t" != direct ] && [ -n "$POOLER_PID" ] && before=$(cpu_ticks "$POOLER_PID")
+    [ "$t" != direct ] && [ -n "$pid" ] && before=$(cpu_ticks "$pid" 2>/dev/null || echo -)
     set +e
     timeout -k 10 $(( T * 3 + 120 )) \
         "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -j 2 -T "$T" -c "$clients" "${args[@]}" "$DB" \
@@ -258,9 +312,9 @@ run_workload() { # target workload rep
     rc=$?
     set -e
     cpu=-
-    if [ "$before" != - ] && kill -0 "$POOLER_PID" 2>/dev/null; then
-        after=$(cpu_ticks "$POOLER_PID")
-        cpu=$(( after - before ))
+    if [ "$before" != - ] && kill -0 "$pid" 2>/dev/null; then
+        after=$(cpu_ticks "$pid" 2>/dev/null || echo -)
+        [ "$after" != - ] && cpu=$(( after - before ))
     fi
     tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$outf" | head -n 1)
     txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$outf" | head -n 1)
@@ -285,14 +339,12 @@ run_workload() { # target workload rep
         [ -z "$txns" ] && txns=0
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$w" "$rep" "$status" "$tps" "$txns" "$cpu" >>"$OUT/runs.tsv"
-    if [ "$t" = direct ]; then settle 0; else settle "$POOL_SIZE"; fi
+    # Every pooler that is up may keep its pool of server connections.
+    settle $(( POOL_SIZE * ${#PID[@]} ))
 }
 
-mark_failed() { # target rep: a pooler that did not start
-    local w
-    for w in ${WORKLOADS//,/ }; do
-        printf '%s\t%s\t%s\tfail\t0\t0\t-\n' "$1" "$w" "$2" >>"$OUT/runs.tsv"
-    done
+mark_failed() { # target workload rep: the pooler is not there
+    printf '%s\t%s\t%s\tfail\t0\t0\t-\n' "$1" "$2" "$3" >>"$OUT/runs.tsv"
 }
 
 idle_test() { # target rep, on a freshly started pooler
@@ -303,7 +355,7 @@ idle_test() { # target rep, on a freshly started pooler
         return 0
     fi
     sleep 1
-    before=$(rss_kb "$POOLER_PID")
+    before=$(rss_kb "${PID[$t]}")
     rm -f "$TMP/idle.ready"
     "$PY" "$ROOT/bench/idle_clients.py" --host 127.0.0.1 --port "$port" --user postgres --dbname "$DB" \
         -n "$IDLE_CLIENTS" --ready-file "$TMP/idle.ready" --hold 900 >"$TMP/idle.$t.out" 2>&1 &
@@ -316,7 +368,7 @@ idle_test() { # target rep, on a freshly started pooler
     line=$(cat "$TMP/idle.ready" 2>/dev/null || echo "ok=0 failed=?")
     sleep 2
     after=0
-    kill -0 "$POOLER_PID" 2>/dev/null && after=$(rss_kb "$POOLER_PID")
+    pooler_alive "$t" && after=$(rss_kb "${PID[$t]}")
     ok=${line#ok=}; ok=${ok%% *}
     if [ "$ok" = "$IDLE_CLIENTS" ] && [ "$after" -gt 0 ]; then
         log "$t idle: $line, VmRSS $before kB -> $after kB"
@@ -326,7 +378,7 @@ idle_test() { # target rep, on a freshly started pooler
         printf '%s\t%s\tfail\t%s\t%s\t%s\n' "$t" "$rep" "$before" "$after" "$ok" >>"$OUT/idle.tsv"
     fi
     stop_pid "$IDLE_PID"; IDLE_PID=
-    stop_pooler
+    stop_pooler "$t"
 }
 
 # ---------------------------------------------------------------- the runs
@@ -337,7 +389,7 @@ idle_test() { # target rep, on a freshly started pooler
     echo "kernel=Linux $(uname -r)"
     echo "postgres=$("$PGBIN/postgres" -V | sed 's/^postgres (PostgreSQL) /PostgreSQL /')"
     echo "pgbouncer=$(/usr/sbin/pgbouncer -V 2>/dev/null | head -n 1)"
-    echo "pgcarrier=$( [ "$CARRIER_OK" = 1 ] && ./pgcarrier --version 2>/dev/null | head -n 1 | sed 's/^pgcarrier //' || echo '?')"
+    echo "pgcarrier=$( [ -x "$TMP/pgcarrier" ] && "$TMP/pgcarrier" --version 2>/dev/null | head -n 1 | sed 's/^pgcarrier //' || echo '?')"
     echo "workers=$WORKERS"
     echo "duration=$DURATION"
     echo "duration_1000=$DURATION_1000"
@@ -348,26 +400,50 @@ idle_test() { # target rep, on a freshly started pooler
     echo "idle_clients=$IDLE_CLIENTS"
 } >"$OUT/meta"
 
+# A round runs one group of targets after the other: direct; pgbouncer; the
+# two pgcarriers, both up at once, each workload run on one and then on the
+# other.
 for rep in $(seq 1 "$REPEAT"); do
-    for t in direct pgbouncer pgcarrier; do
-        has "$ONLY" "$t" || continue
-        log "== round $rep/$REPEAT: $t"
-        if [ "$t" != direct ] && ! start_pooler "$t"; then
-            mark_failed "$t" "$rep"
-            continue
+    for group in direct pgbouncer "pgcarrier pgcarrier_noguard"; do
+        members=()
+        for t in $group; do has "$ONLY" "$t" && members+=("$t"); done
+        [ "${#members[@]}" -gt 0 ] || continue
+        # Alternate who goes first in a pair, so that neither always runs on
+        # what the other leaves behind.
+        if [ "${#members[@]}" = 2 ] && [ $(( rep % 2 )) = 0 ]; then
+            members=("${members[1]}" "${members[0]}")
         fi
-        for w in ${WORKLOADS//,/ }; do
-            if [ "$t" != direct ] && ! kill -0 "$POOLER_PID" 2>/dev/null; then
-                log "$t died; restarting it"
-                POOLER_PID=
-                start_pooler "$t" || true
-            fi
-            run_workload "$t" "$w" "$rep"
+        log "== round $rep/$REPEAT: ${members[*]}"
+        for t in "${members[@]}"; do
+            [ "$t" = direct ] && continue
+            start_pooler "$t" || log "$t did not start: its cells will read 'fail'"
         done
-        [ "$t" != direct ] && stop_pooler
-        if [ "$t" != direct ] && [ "$IDLE_CLIENTS" -gt 0 ]; then
-            idle_test "$t" "$rep"
-        fi
+        for w in ${WORKLOADS//,/ }; do
+            for t in "${members[@]}"; do
+                takes "$t" "$w" || continue
+                if [ "$t" != direct ] && ! pooler_alive "$t"; then
+                    if [ -n "${PID[$t]:-}" ]; then
+                        log "$t died; restarting it"
+                        unset "PID[$t]"
+                        start_pooler "$t" || true
+                    fi
+                    if ! pooler_alive "$t"; then
+                        mark_failed "$t" "$w" "$rep"
+                        continue
+                    fi
+                fi
+                run_workload "$t" "$w" "$rep"
+            done
+        done
+        for t in "${members[@]}"; do
+            [ "$t" = direct ] && continue
+            stop_pooler "$t"
+        done
+        for t in "${members[@]}"; do
+            if [ "$t" != direct ] && [ "$t" != pgcarrier_noguard ] && [ "$IDLE_CLIENTS" -gt 0 ]; then
+                idle_test "$t" "$rep"
+            fi
+        done
     done
 done
 

@@ -14,6 +14,7 @@ PKGS=(
     postgresql-contrib libpq-dev
     pgbouncer pgpool2
     python3 python3-pytest python3-psycopg python3-asyncpg
+    libpostgresql-jdbc-java openjdk-17-jdk-headless
     clang libclang-rt-14-dev
     procps iproute2 util-linux
 )

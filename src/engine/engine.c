@@ -270,6 +270,8 @@ pgc_engine_free(void)
 
 	if (e == NULL)
 		return;
+	pgc_log(PGC_LOG, "stats: %lu clients pinned to a server connection by the session-state guard",
+			(unsigned long) atomic_load(&e->pins_total));
 	for (int i = 0; i < e->n_workers; i++)
 		pthread_join(e->workers[i].thread, NULL);
 	pgc_engine_unlink_socket();

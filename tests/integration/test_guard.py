@@ -1090,3 +1090,22 @@ def test_session_pinning_error(carrier, pg, feature, sql, pattern):
         # state that does not pin still works
         conn.execute("SET work_mem = '9MB'")
         assert conn.execute("SHOW work_mem").fetchone() == ("9MB",)
+
+
+# ---------------------------------------------------------------------------
+# pins are logged with client, reason and statement kind, and counted
+# ---------------------------------------------------------------------------
+
+def test_pin_logged_and_counted(carrier):
+    c = carrier(pool_mode="transaction", pool_size=2)
+    with psycopg.connect(c.dsn(), autocommit=True, prepare_threshold=None) as a:
+        a.execute("CREATE TEMP TABLE pin_log_t(v int)")
+        a.execute("SELECT count(*) FROM pin_log_t")
+        a.execute("DROP TABLE pin_log_t")
+        a.execute("SELECT 1")
+    assert c.stop() == 0
+    log = c.log()
+    assert re.search(r"client \S+ \(app/app\) pinned to its server connection: "
+                     r"temporary tables \(CREATE TEMP", log), log[-2000:]
+    assert re.search(r"client \S+ \(app/app\) unpinned", log), log[-2000:]
+    assert "stats: 1 clients pinned to a server connection" in log, log[-2000:]

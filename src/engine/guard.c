@@ -259,6 +259,24 @@ cstr_len(const uint8_t *p, size_t n)
 	return z ? (long) (z - p) : -1;
 }
 
+/*
+ * With pg_temp in search_path, a plain CREATE TABLE makes a temporary
+ * table, which the text does not show: every statement is then checked.
+ */
+static uint32_t
+search_path_flags(const pgc_client *c, uint32_t flags, const char **kind)
+{
+	const char *sp = pgc_params_get(&c->params, "search_path");
+
+	if (sp && strstr(sp, "pg_temp"))
+	{
+		if (flags == 0)
+			*kind = "statement with pg_temp in search_path";
+		return flags | PGC_SQL_UNKNOWN;
+	}
+	return flags;
+}
+
 static void
 note_flags(pgc_guard *g, uint32_t flags, const char *kind)
 {
@@ -447,7 +465,7 @@ client_parse(pgc_client *c, pgc_server *s, const uint8_t *body, size_t blen, siz
 			return PGC_GUARD_DONE;
 		if (!refusal_needed(flags))
 		{
-			note_flags(g, flags, kind);
+			note_flags(g, search_path_flags(c, flags, &kind), kind);
 			return q_push(g, 'P', PGC_PEND_FORWARD) ? PGC_GUARD_PASS : out_of_memory(c);
 		}
 	}
@@ -568,7 +586,11 @@ client_bind(pgc_client *c, pgc_server *s, const uint8_t *body, size_t have, size
 	}
 	if ((st = statement_for(c, s, (const char *) body + pl + 1, total, &res)) == NULL)
 		return res;
-	note_flags(g, st->flags, st->kind);
+	{
+		const char *kind = st->kind;
+
+		note_flags(g, search_path_flags(c, st->flags, &kind), kind);
+	}
 	if ((out = server_out_here(c, s)) == NULL || !ensure_prepared(c, s, out, st))
 		return out_of_memory(c);
 	/* The Bind with pgcarrier's name: new start here, the rest streams from c->in. */
@@ -888,7 +910,7 @@ client_query(pgc_client *c, pgc_server *s, const uint8_t *body, size_t blen, siz
 		skip_client_bytes(c, total);
 		return PGC_GUARD_DONE;
 	}
-	note_flags(g, flags, kind);
+	note_flags(g, search_path_flags(c, flags, &kind), kind);
 	if (flags & PGC_SQL_SETTING)
 		note_custom_setting(g, (const char *) body, blen ? blen - 1 : 0);
 	g->discard_at_sync = false;

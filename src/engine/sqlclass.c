@@ -49,10 +49,11 @@
 
 /* Beyond these a statement is not handed to libpg-query (see above). */
 #define MAX_PARSE_DEPTH     100     /* parentheses */
-#define MAX_PARSE_OPS       2000    /* operators, '::' and NOT */
+#define MAX_PARSE_OPS       2000    /* operators, '::', NOT, AT, ... (< 0.5 MB of stack) */
 
 #define CACHE_SIZE          256     /* per thread, a power of 2 */
 #define KIND_MAX            96
+#define KIND_SLOTS          64      /* distinct parser-made kinds kept per thread */
 
 /* ---------------------------------------------------------------- lexer */
 
@@ -407,7 +408,6 @@ lex_next(lexer *lx, token *t)
 				break;
 		}
 	}
-	/* One store of the whole token: it is copied around as a whole. */
 	*t = (token) {s + p, (uint32_t) (q - p), type};
 	lx->pos = q;
 }
@@ -491,7 +491,10 @@ typedef struct name_entry {
  *
  * nextval/setval/currval/lastval are counted harmless on purpose: their
  * only session state is the currval cache, and pinning every ORM that
- * fetches ids from a sequence would defeat transaction pooling.
+ * fetches ids from a sequence would defeat transaction pooling.  A few
+ * names are not in PostgreSQL 15's pg_catalog but harmless wherever they
+ * exist: any_value, array_sample, array_shuffle, erf, erfc, random_normal
+ * (PostgreSQL 16+) and uuid_generate_v4 (uuid-ossp).
  */
 static const name_entry name_table[] = {
 	{"abbrev", SQLK_SAFE},
@@ -1242,14 +1245,13 @@ static const cmd_entry cmd_table[] = {
 	{"with", C_WITH},
 };
 
-/* (The token is passed by value to keep the caller's copy in registers.) */
 static int
-lookup_cmd(token t)
+lookup_cmd(const token *t)
 {
 	char key[16];
 	size_t lo = 0, hi = NELEM(cmd_table);
 
-	if (t.type != T_WORD || !name_key(&t, key, sizeof(key)))
+	if (t->type != T_WORD || !name_key(t, key, sizeof(key)))
 		return C_NONE;
 	while (lo < hi)
 	{
@@ -1318,7 +1320,18 @@ enum obj {
 	O_OTHER
 };
 
+/*
+ * The statement refers to recent tokens by their index in the classifier's
+ * ring rather than by copies: a token stored in pieces by the lexer and
+ * copied whole right after costs a store-forwarding stall, which was half
+ * the time of the fast path.
+ */
+#define RING        16
+#define NO_TOK      UINT32_MAX
+
 typedef struct stmt {
+	const token *ring;          /* the last RING tokens, by index % RING */
+	uint32_t cur;               /* index of the token being fed */
 	const char *start;          /* text of the statement */
 	const char *end;
 	int ntok;
@@ -1337,12 +1350,13 @@ typedef struct stmt {
 	bool error;
 	bool funcdef;
 	int nargs;                  /* words at depth 0 after the command word */
-	token prev;
+	uint32_t prev_i;            /* the previous token */
+	uint32_t prev_type;
 
 	/* the name being read: word ('.' word)* */
 	bool in_name;
 	int name_parts;
-	token name_pre, name_first, name_last;
+	uint32_t pre_i, first_i, last_i;    /* token before it, first and last part */
 
 	/* WITH list */
 	bool in_cte;
@@ -1357,18 +1371,29 @@ typedef struct stmt {
 	uint8_t oc_state;
 	bool cname_pending;         /* next token '.' after cname: schema-qualified */
 	bool cname_into;            /* cname is a SELECT INTO target */
-	token cname;
+	uint32_t cname_i;
 
 	/* DECLARE */
 	bool seen_cursor;
 } stmt;
 
 static void
-stmt_reset(stmt *st)
+stmt_reset(stmt *st, const token *ring)
 {
 	memset(st, 0, sizeof(*st));
+	st->ring = ring;
 	st->expect_cmd = true;
-	st->prev.type = T_EOF;
+	st->prev_type = T_EOF;
+	st->prev_i = st->pre_i = st->first_i = st->last_i = st->cname_i = NO_TOK;
+}
+
+/* Token i, or an EOF token if it is gone from the ring (or none). */
+static inline const token *
+tok_at(const stmt *st, uint32_t i)
+{
+	static const token none = {"", 0, T_EOF};
+
+	return (i != NO_TOK && st->cur - i < RING) ? &st->ring[i % RING] : &none;
 }
 
 static inline void
@@ -1454,7 +1479,7 @@ is_function_class(const name_entry *e)
 static bool
 ctx_syntax(const stmt *st, const char *w)
 {
-	const token *pre = &st->name_pre;
+	const token *pre = tok_at(st, st->pre_i);
 
 	if (strcmp(w, "by") == 0)
 		return KW(pre, "order") || KW(pre, "group") || KW(pre, "partition");
@@ -1474,7 +1499,9 @@ ctx_syntax(const stmt *st, const char *w)
 static void
 check_call(stmt *st)
 {
-	const token *pre = &st->name_pre;
+	const token *pre = tok_at(st, st->pre_i);
+	const token *first = tok_at(st, st->first_i);
+	const token *last = tok_at(st, st->last_i);
 	const name_entry *e = NULL;
 	char key[40];
 
@@ -1504,15 +1531,15 @@ check_call(stmt *st)
 
 	if (st->name_parts == 1)
 	{
-		if (name_key(&st->name_last, key, sizeof(key)))
+		if (name_key(last, key, sizeof(key)))
 			e = lookup_name(key);
 		/* A quoted name is never a keyword. */
-		if (e && st->name_last.type == T_QIDENT && !is_function_class(e))
+		if (e && last->type == T_QIDENT && !is_function_class(e))
 			e = NULL;
 	}
-	else if (st->name_parts == 2 && is_pg_catalog(&st->name_first))
+	else if (st->name_parts == 2 && is_pg_catalog(first))
 	{
-		if (name_key(&st->name_last, key, sizeof(key)))
+		if (name_key(last, key, sizeof(key)))
 			e = lookup_name(key);
 		if (e && !is_function_class(e))
 			e = NULL;
@@ -1542,23 +1569,57 @@ check_call(stmt *st)
 	}
 }
 
+/*
+ * Keywords that, like operators, may nest expressions one level each in the
+ * parse tree (NOT NOT ..., x AT TIME ZONE a AT TIME ZONE b ...): counted
+ * against MAX_PARSE_OPS.
+ */
+static bool
+nesting_kw(const token *t)
+{
+	if (t->type != T_WORD || t->len < 2 || t->len > 8)
+		return false;
+	switch (lower_ascii(t->p[0]))
+	{
+		case 'a':
+			return KW(t, "and") || KW(t, "at");
+		case 'b':
+			return KW(t, "between");
+		case 'c':
+			return KW(t, "case") || KW(t, "collate");
+		case 'e':
+			return KW(t, "escape");
+		case 'i':
+			return KW(t, "is") || KW(t, "in") || KW(t, "ilike") || KW(t, "isnull");
+		case 'l':
+			return KW(t, "like");
+		case 'n':
+			return KW(t, "not") || KW(t, "notnull");
+		case 'o':
+			return KW(t, "or") || KW(t, "overlaps");
+		case 's':
+			return KW(t, "similar");
+		default:
+			return false;
+	}
+}
+
 /* A word (or quoted identifier) in the statement. */
 static void
-on_word(stmt *st, token tv)
+on_word(stmt *st, const token *t)
 {
-	const token *t = &tv;
 	bool q = t->type == T_QIDENT;
 
-	if (st->prev.type == T_DOT && st->in_name)
+	if (st->prev_type == T_DOT && st->in_name)
 	{
-		st->name_last = *t;
+		st->last_i = st->cur;
 		st->name_parts++;
 	}
 	else
 	{
 		st->in_name = true;
-		st->name_pre = st->prev;
-		st->name_first = st->name_last = *t;
+		st->pre_i = st->prev_i;
+		st->first_i = st->last_i = st->cur;
 		st->name_parts = 1;
 	}
 
@@ -1571,13 +1632,13 @@ on_word(stmt *st, token tv)
 			st->cmd = C_OTHER;
 		}
 		else
-			start_cmd(st, lookup_cmd(*t));
+			start_cmd(st, lookup_cmd(t));
 		st->in_name = false;
 		return;
 	}
 	if (st->depth == 0)
 		st->nargs++;
-	if (st->scan && KW(t, "not"))
+	if (st->scan && nesting_kw(t))
 		st->ops++;
 
 	/* A WITH list ends where its statement begins. */
@@ -1597,7 +1658,7 @@ on_word(stmt *st, token tv)
 		}
 	}
 	/* (WITH ...) */
-	if (st->scan && KW(t, "with") && st->prev.type == T_LPAREN)
+	if (st->scan && KW(t, "with") && st->prev_type == T_LPAREN)
 	{
 		st->in_cte = true;
 		st->cte_depth = st->depth;
@@ -1622,7 +1683,7 @@ on_word(stmt *st, token tv)
 				mark(st, PGC_SQL_TEMP, "SELECT INTO TEMP");
 			else
 			{
-				st->cname = *t;
+				st->cname_i = st->cur;
 				st->cname_pending = true;
 				st->cname_into = true;
 			}
@@ -1683,7 +1744,7 @@ on_word(stmt *st, token tv)
 			/* EXPLAIN [ANALYZE] [VERBOSE] stmt, EXPLAIN (options) stmt */
 			if (st->depth == 0 && !KW(t, "analyze") && !KW(t, "analyse") && !KW(t, "verbose"))
 			{
-				start_cmd(st, q ? C_NONE : lookup_cmd(*t));
+				start_cmd(st, q ? C_NONE : lookup_cmd(t));
 				st->in_name = false;
 			}
 			break;
@@ -1694,7 +1755,7 @@ on_word(stmt *st, token tv)
 				break;
 			if (KW(t, "cursor"))
 				st->seen_cursor = true;
-			else if (KW(t, "hold") && st->seen_cursor && KW(&st->prev, "with"))
+			else if (KW(t, "hold") && st->seen_cursor && KW(tok_at(st, st->prev_i), "with"))
 				mark(st, PGC_SQL_HOLD_CURSOR, "DECLARE WITH HOLD");
 			else if (KW(t, "for") && st->seen_cursor)
 				st->expect_cmd = true;
@@ -1764,7 +1825,7 @@ on_word(stmt *st, token tv)
 				if (KW(t, "if") || KW(t, "not") || KW(t, "exists") || KW(t, "concurrently"))
 					break;
 				st->phase = 2;
-				st->cname = *t;
+				st->cname_i = st->cur;
 				st->cname_pending = true;
 				st->cname_into = false;
 				break;
@@ -1802,15 +1863,13 @@ on_word(stmt *st, token tv)
 	}
 }
 
-/*
- * One token of the statement.  Tokens are passed by value: stored in pieces
- * and reloaded whole they would cost a store-forwarding stall each.
- */
-static inline void
-feed(stmt *st, token tv)
+/* Token number i (in the ring) of the statement. */
+static void
+feed(stmt *st, uint32_t i)
 {
-	const token *t = &tv;
+	const token *t = &st->ring[i % RING];
 
+	st->cur = i;
 	if (st->ntok++ == 0)
 		st->start = t->p;
 	st->end = t->p + t->len;
@@ -1827,7 +1886,7 @@ feed(stmt *st, token tv)
 	if (st->cname_pending)
 	{
 		st->cname_pending = false;
-		if (t->type == T_DOT && is_pg_temp(&st->cname))
+		if (t->type == T_DOT && is_pg_temp(tok_at(st, st->cname_i)))
 		{
 			if (st->cname_into)
 				mark(st, PGC_SQL_TEMP, "SELECT INTO TEMP");
@@ -1842,7 +1901,7 @@ feed(stmt *st, token tv)
 			if (st->expect_cmd)
 				start_cmd(st, C_SELECT);        /* (SELECT ...) */
 			else if (st->scan && st->in_name &&
-					 (st->prev.type == T_WORD || st->prev.type == T_QIDENT))
+					 (st->prev_type == T_WORD || st->prev_type == T_QIDENT))
 				check_call(st);
 			if (++st->depth > st->max_depth)
 				st->max_depth = st->depth;
@@ -1858,7 +1917,7 @@ feed(stmt *st, token tv)
 			break;
 		case T_WORD:
 		case T_QIDENT:
-			on_word(st, *t);
+			on_word(st, t);
 			break;
 		case T_OP:
 		case T_DCOLON:
@@ -1869,12 +1928,13 @@ feed(stmt *st, token tv)
 	}
 	if (t->type == T_DOT)
 	{
-		if (!(st->in_name && (st->prev.type == T_WORD || st->prev.type == T_QIDENT)))
+		if (!(st->in_name && (st->prev_type == T_WORD || st->prev_type == T_QIDENT)))
 			st->in_name = false;
 	}
 	else if (t->type != T_WORD && t->type != T_QIDENT)
 		st->in_name = false;
-	st->prev = *t;
+	st->prev_i = i;
+	st->prev_type = t->type;
 }
 
 /* ------------------------------------------------------ the slow path */
@@ -1884,16 +1944,23 @@ typedef struct cache_entry {
 	char *text;                 /* NULL: free slot */
 	size_t len;
 	uint32_t flags;
-	char kind[KIND_MAX];
+	const char *kind;           /* interned in kinds[] */
 } cache_entry;
 
+/*
+ * Callers keep the kind of a statement as long as they keep the statement,
+ * so a kind made from a parse ("function my_func") must not change under
+ * them: it is interned here, for the life of the thread.  Past KIND_SLOTS
+ * distinct ones a generic kind is given instead.
+ */
 typedef struct parse_cache {
 	cache_entry e[CACHE_SIZE];
+	int nkinds;
+	char kinds[KIND_SLOTS][KIND_MAX];
 } parse_cache;
 
 static _Thread_local parse_cache *tl_cache;
 static _Thread_local unsigned long tl_parser_calls;
-static _Thread_local char tl_kind[KIND_MAX];
 
 static pthread_mutex_t parser_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t cache_key_once = PTHREAD_ONCE_INIT;
@@ -1952,17 +2019,23 @@ pgc_sql_parser_calls(void)
 	return tl_parser_calls;
 }
 
+/* A cache key: 8 bytes a step (a multiply-xorshift mix; not for adversaries). */
 static uint64_t
 hash_bytes(const char *s, size_t len)
 {
-	uint64_t h = 14695981039346656037ULL;
+	uint64_t h = 0x9E3779B97F4A7C15ULL ^ len;
+	uint64_t w;
 
-	for (size_t i = 0; i < len; i++)
+	for (; len >= 8; s += 8, len -= 8)
 	{
-		h ^= (unsigned char) s[i];
-		h *= 1099511628211ULL;
+		memcpy(&w, s, 8);
+		h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+		h ^= h >> 32;
 	}
-	return h;
+	w = 0;
+	memcpy(&w, s, len);
+	h = (h ^ w) * 0xC4CEB9FE1A85EC53ULL;
+	return h ^ (h >> 29);
 }
 
 /*
@@ -2129,21 +2202,38 @@ run_parser(const char *text, size_t len, char *kind, size_t kindsize)
 	return flags;
 }
 
+/* A kind made by the parser path, as a string that stays put (see parse_cache). */
+static const char *
+intern_kind(parse_cache *c, const char *kind)
+{
+	if (!c)
+		return "function call";
+	for (int i = 0; i < c->nkinds; i++)
+		if (strcmp(c->kinds[i], kind) == 0)
+			return c->kinds[i];
+	if (c->nkinds == KIND_SLOTS)
+		return "function call";
+	snprintf(c->kinds[c->nkinds], KIND_MAX, "%s", kind);
+	return c->kinds[c->nkinds++];
+}
+
 /* run_parser(), through this thread's cache of decisions by statement text. */
 static uint32_t
-parser_flags(const char *text, size_t len, char *kind, size_t kindsize)
+parser_flags(const char *text, size_t len, const char **kind)
 {
 	uint64_t h = hash_bytes(text, len);
 	parse_cache *c = get_cache();
 	cache_entry *e = c ? &c->e[h & (CACHE_SIZE - 1)] : NULL;
+	char buf[KIND_MAX];
 	uint32_t flags;
 
 	if (e && e->text && e->hash == h && e->len == len && memcmp(e->text, text, len) == 0)
 	{
-		snprintf(kind, kindsize, "%s", e->kind);
+		*kind = e->kind;
 		return e->flags;
 	}
-	flags = run_parser(text, len, kind, kindsize);
+	flags = run_parser(text, len, buf, sizeof(buf));
+	*kind = flags ? intern_kind(c, buf) : NULL;
 	if (e)
 	{
 		char *copy = malloc(len ? len : 1);
@@ -2156,7 +2246,7 @@ parser_flags(const char *text, size_t len, char *kind, size_t kindsize)
 			e->hash = h;
 			e->len = len;
 			e->flags = flags;
-			snprintf(e->kind, sizeof(e->kind), "%s", kind);
+			e->kind = *kind;
 		}
 	}
 	return flags;
@@ -2210,18 +2300,11 @@ finish_stmt(stmt *st)
 			mark(st, PGC_SQL_UNKNOWN, "statement too complex to classify");
 		else
 		{
-			char kind[KIND_MAX];
-			uint32_t f = parser_flags(st->start, (size_t) (st->end - st->start), kind, sizeof(kind));
+			const char *kind;
 
-			if (f)
-			{
-				if (!st->kind)
-				{
-					snprintf(tl_kind, sizeof(tl_kind), "%s", kind);
-					st->kind = tl_kind;
-				}
-				st->flags |= f;
-			}
+			st->flags |= parser_flags(st->start, (size_t) (st->end - st->start), &kind);
+			if (!st->kind)
+				st->kind = kind;
 		}
 	}
 }
@@ -2232,24 +2315,33 @@ uint32_t
 pgc_sql_classify(const char *sql, size_t len, const char **kind)
 {
 	lexer lx;
-	token t;
+	token ring[RING];
+	uint32_t ti = 0;
 	stmt st;
 	uint32_t flags = 0;
 	const char *k = NULL;
 	int nstmts = 0;
 	int first_cmd = C_NONE;
+	bool fresh = false;         /* st is to be reset before its next token */
 
 	lex_init(&lx, sql, len);
-	stmt_reset(&st);
-	for (;;)
+	stmt_reset(&st, ring);
+	for (;; ti++)
 	{
-		lex_next(&lx, &t);
-		if (t.type == T_ERROR)
-			st.error = true;
-		if (t.type == T_EOF || t.type == T_ERROR ||
-			(t.type == T_SEMI && st.depth == 0 && st.begin_depth == 0))
+		token *t = &ring[ti % RING];
+
+		lex_next(&lx, t);
+		if (fresh && t->type != T_EOF && t->type != T_SEMI)
 		{
-			if (st.ntok > 0 || st.error)
+			stmt_reset(&st, ring);
+			fresh = false;
+		}
+		if (t->type == T_ERROR)
+			st.error = true;
+		if (t->type == T_EOF || t->type == T_ERROR ||
+			(t->type == T_SEMI && st.depth == 0 && st.begin_depth == 0))
+		{
+			if (!fresh && (st.ntok > 0 || st.error))
 			{
 				if (nstmts++ == 0)
 					first_cmd = st.cmd;
@@ -2258,12 +2350,13 @@ pgc_sql_classify(const char *sql, size_t len, const char **kind)
 				if (!k)
 					k = st.kind;
 			}
-			if (t.type != T_SEMI)
+			if (t->type != T_SEMI)
 				break;
-			stmt_reset(&st);
+			/* Reset lazily: most strings end with ';'. */
+			fresh = true;
 			continue;
 		}
-		feed(&st, t);
+		feed(&st, ti);
 	}
 
 	if (nstmts == 1 && first_cmd == C_DEALLOCATE)

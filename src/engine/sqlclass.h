@@ -91,8 +91,9 @@
  * If kind is not NULL it receives a short description of the first statement
  * that set a flag, for log lines ("SET", "CREATE TEMP TABLE", "LISTEN",
  * "pg_advisory_lock", "DO", "function my_func", ...), or NULL when the result
- * is 0.  The string is static or in a thread-local buffer: valid until this
- * thread's next call.
+ * is 0.  The string is static, or (names found by the parser) owned by the
+ * calling thread: it never changes, and stays valid until that thread exits
+ * or calls pgc_sql_thread_cleanup(), so it may be kept with the statement.
  */
 uint32_t pgc_sql_classify(const char *sql, size_t len, const char **kind);
 
@@ -116,8 +117,8 @@ bool pgc_sql_deallocate(const char *sql, size_t len, char *name, size_t namelen,
 const char *pgc_sql_feature_name(uint32_t flags);
 
 /*
- * Free this thread's parser cache now rather than at thread exit (the main
- * thread, which never runs thread-exit destructors, may want this).
+ * Free this thread's parser cache (and the kinds it made) now rather than at
+ * thread exit; for the main thread, which runs no thread-exit destructors.
  */
 void pgc_sql_thread_cleanup(void);
 

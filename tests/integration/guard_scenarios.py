@@ -703,6 +703,16 @@ scenario("temp_table_lifecycle", "psycopg", [
     Q("SELECT to_regclass('pg_temp.tt_{c}') IS NULL"), PID(),
 ], pins=True, tags=["temp", "pinning"])
 
+scenario("temp_table_via_search_path", "psycopg", [
+    # pg_temp first in search_path: a plain CREATE TABLE is temporary
+    Q("SET search_path = pg_temp, public"), PID(),
+    Q("CREATE TABLE tsp_{c}(v int)"), PID("pin"),
+    Q("INSERT INTO tsp_{c} VALUES ({c})"), SLEEP(0.02), PID("pin"),
+    Q("SELECT v FROM tsp_{c}"), PID("pin"),
+    Q("DROP TABLE tsp_{c}"), PID(), PID(),
+    Q("RESET search_path"), PID(), Q("SHOW search_path"),
+], pins=True, tags=["temp", "pinning", "search_path"])
+
 scenario("temp_table_on_commit_drop", "psycopg", [
     Q("BEGIN"), Q("CREATE TEMP TABLE tc_{c}(v int) ON COMMIT DROP"),
     Q("INSERT INTO tc_{c} VALUES (1), (2)"), Q("SELECT sum(v) FROM tc_{c}"),

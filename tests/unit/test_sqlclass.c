@@ -337,6 +337,15 @@ test_unknown(void **state)
 	/* Kind of the first statement that matters. */
 	assert_string_equal(kind_of("SELECT 1; SELECT my_func(2); LISTEN x"), "function my_func");
 	assert_string_equal(kind_of("LISTEN x; SELECT my_func(2)"), "LISTEN");
+	assert_string_equal(kind_of("SELECT my_func(1); SELECT other_func(2)"), "function my_func");
+	/* A kind from the parser stays put: callers keep it with the statement. */
+	{
+		const char *k1 = kind_of("SELECT my_func(1)");
+
+		assert_string_equal(kind_of("SELECT yet_another_func(3)"), "function yet_another_func");
+		assert_string_equal(k1, "function my_func");
+		assert_ptr_equal(kind_of("SELECT my_func(1) -- again"), k1);
+	}
 }
 
 static void
@@ -489,7 +498,7 @@ test_plain_statements_stay_fast(void **state)
 static void
 test_too_complex_for_parser(void **state)
 {
-	size_t n = 20000;
+	size_t n = 80000;
 	char *sql = malloc(n + 64);
 	size_t len;
 	unsigned long before = pgc_sql_parser_calls();
@@ -518,13 +527,27 @@ test_too_complex_for_parser(void **state)
 	assert_int_equal(cls(sql), PGC_SQL_UNKNOWN);
 	assert_int_equal(pgc_sql_parser_calls(), before);
 
+	/* Keywords nest too: x AT TIME ZONE a AT TIME ZONE b ..., NOT NOT ... */
+	len = (size_t) sprintf(sql, "SELECT my_func(1) FROM t WHERE x");
+	while (len + 32 < n)
+		len += (size_t) sprintf(sql + len, " AT TIME ZONE 'UTC'");
+	sql[len] = '\0';
+	assert_int_equal(cls(sql), PGC_SQL_UNKNOWN);
+	len = (size_t) sprintf(sql, "SELECT my_func(1) FROM t WHERE");
+	while (len + 8 < n)
+		len += (size_t) sprintf(sql + len, " NOT");
+	len += (size_t) sprintf(sql + len, " x");
+	assert_int_equal(cls(sql), PGC_SQL_UNKNOWN);
+	assert_int_equal(pgc_sql_parser_calls(), before);
+
 	/* Long, but flat: parsed. */
 	len = (size_t) sprintf(sql, "SELECT my_func(1) FROM t WHERE a IN (");
-	for (int i = 0; i < 3000; i++)
-		len += (size_t) sprintf(sql + len, "%s%d", i ? "," : "", -i);
+	for (int i = 0; i < 5000; i++)
+		len += (size_t) sprintf(sql + len, "%s%d", i ? "," : "", i);
 	sql[len++] = ')';
 	sql[len] = '\0';
 	assert_int_equal(cls(sql), PGC_SQL_UNKNOWN);
+	assert_int_equal(pgc_sql_parser_calls(), before + 1);
 	free(sql);
 }
 

@@ -23,11 +23,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cauth.h"
 #include "core.h"
 #include "guard.h"
 #include "log.h"
 
 static void pump(pgc_client *c);
+static void client_logged_in(pgc_client *c);
 static void client_begin_request(pgc_client *c);
 
 /* ---------------------------------------------------------------- events -- */
@@ -149,6 +151,7 @@ pgc_client_close(pgc_client *c, const char *reason)
 	pgc_params_free(&c->params);
 	pgc_params_free(&c->startup);
 	pgc_guard_client_free(c);
+	pgc_cauth_free(c);
 	free(c->user);
 	free(c->dbname);
 	free(c);
@@ -362,7 +365,6 @@ client_login(pgc_client *c, const pgc_startup *st)
 	char err[256];
 	pgc_msgbuf unknown;
 	int n_unknown = 0;
-	bool have_welcome;
 
 	if (user == NULL || user[0] == '\0')
 	{
@@ -427,6 +429,29 @@ client_login(pgc_client *c, const pgc_startup *st)
 		}
 	}
 	pgc_msgbuf_free(&unknown);
+	switch (pgc_cauth_begin(c))
+	{
+		case -1:
+			return;                 /* refused and closed */
+		case 0:
+			if (client_flush_out(c) < 0)
+				pgc_client_close(c, "client went away");
+			else
+				client_update_events(c);
+			return;
+		default:
+			client_logged_in(c);
+			return;
+	}
+}
+
+/* The client is who it says: give it its cancel key and welcome it. */
+static void
+client_logged_in(pgc_client *c)
+{
+	pgc_engine *e = c->worker->engine;
+	const pgc_config *cfg = pgc_engine_config();
+	bool have_welcome;
 
 	c->cancel_pid = atomic_fetch_add(&e->next_pid, 1);
 	if (getrandom(&c->cancel_key, sizeof(c->cancel_key), 0) != sizeof(c->cancel_key))
@@ -564,6 +589,8 @@ pgc_client_accept(pgc_worker *w, int listen_fd)
 		c->state = CL_STARTUP;
 		c->state_since = w->now;
 		c->counted = true;
+		c->peer = ss;
+		c->is_unix = ss.ss_family == AF_UNIX;
 		atomic_fetch_add(&w->engine->clients_total, 1);
 		if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
 		{
@@ -1064,6 +1091,27 @@ pgc_client_event(pgc_client *c, uint32_t events)
 		case CL_STARTUP:
 			client_startup(c);
 			return;
+		case CL_AUTH:
+			{
+				int rc = pgc_cauth_step(c);
+
+				if (rc < 0)
+					return;
+				if (rc == 1)
+				{
+					pgc_cauth_free(c);
+					c->state = CL_STARTUP;  /* until logged in */
+					client_logged_in(c);
+					return;
+				}
+				if (client_flush_out(c) < 0)
+				{
+					pgc_client_close(c, "client went away");
+					return;
+				}
+				client_update_events(c);
+			}
+			return;
 		case CL_LINKED:
 			pump(c);
 			return;
@@ -1144,6 +1192,7 @@ pgc_client_tick(pgc_client *c, double now)
 	switch (c->state)
 	{
 		case CL_STARTUP:
+		case CL_AUTH:
 			if (cfg->client_login_timeout > 0 && idle > cfg->client_login_timeout)
 				pgc_client_close(c, "client_login_timeout");
 			break;

@@ -6,6 +6,7 @@
  * auth file secrets are never copied into a message.
  */
 #include "config.h"
+#include "hba.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -246,6 +247,7 @@ static const key_def main_keys[] = {
 	KSTR(server_reset_query),
 	{"auth_type", K_AUTH, offsetof(pgc_config, auth_type), 0, 0},
 	KSTR(auth_file),
+	KSTR(auth_hba_file),
 	KSTR(logfile),
 	KSTR(pidfile),
 	KSTR(admin_users),
@@ -348,10 +350,23 @@ set_main_key(ini_state *st, const char *key, const char *val)
 							"invalid value \"%s\" for %s: expected pin or error", val, k->name);
 			return 0;
 		case K_AUTH:
-			if (strcasecmp(val, "trust") != 0)
+			if (strcasecmp(val, "trust") == 0)
+				*(int *) (base + k->off) = PGC_AUTH_TRUST;
+			else if (strcasecmp(val, "password") == 0 || strcasecmp(val, "plain") == 0)
+				*(int *) (base + k->off) = PGC_AUTH_PASSWORD;
+			else if (strcasecmp(val, "md5") == 0)
+				*(int *) (base + k->off) = PGC_AUTH_MD5;
+			else if (strcasecmp(val, "scram-sha-256") == 0)
+				*(int *) (base + k->off) = PGC_AUTH_SCRAM;
+			else if (strcasecmp(val, "hba") == 0)
+				*(int *) (base + k->off) = PGC_AUTH_HBA;
+			else if (strcasecmp(val, "cert") == 0)
 				return fail(st->err, st->errlen, st->file, st->line,
-							"auth_type \"%s\" is not supported yet (only trust is)", val);
-			*(int *) (base + k->off) = PGC_AUTH_TRUST;
+							"auth_type \"cert\" needs TLS with clients, which pgcarrier does not have yet");
+			else
+				return fail(st->err, st->errlen, st->file, st->line,
+							"invalid value \"%s\" for auth_type: expected trust, password, md5, "
+							"scram-sha-256 or hba", val);
 			return 0;
 	}
 	return 0;
@@ -743,6 +758,30 @@ load_auth_file(ini_state *st, const char *dir, int auth_line)
 	return ret;
 }
 
+/* Load auth_hba_file (relative to dir), required with auth_type = hba. */
+static int
+load_hba_file(ini_state *st, const char *dir)
+{
+	const char *hf = st->cfg->auth_hba_file;
+	char	   *path;
+
+	if (hf == NULL)
+		return fail(st->err, st->errlen, st->file, st->seen[find_main_key("auth_type")],
+					"auth_type = hba needs auth_hba_file");
+	if (hf[0] != '/' && dir != NULL)
+	{
+		if ((path = malloc(strlen(dir) + strlen(hf) + 2)) == NULL)
+			return fail(st->err, st->errlen, st->file, 0, "out of memory");
+		sprintf(path, "%s/%s", dir, hf);
+	}
+	else if ((path = strdup(hf)) == NULL)
+		return fail(st->err, st->errlen, st->file, 0, "out of memory");
+	/* pgc_hba_load's own messages already say FILE:LINE. */
+	st->cfg->hba = pgc_hba_load(path, st->err, st->errlen);
+	free(path);
+	return st->cfg->hba ? 0 : -1;
+}
+
 /* dir: where a relative auth_file lives, NULL for the current directory. */
 static pgc_config *
 parse_ini(const char *text, const char *name, const char *dir, char *err, size_t errlen)
@@ -786,6 +825,8 @@ parse_ini(const char *text, const char *name, const char *dir, char *err, size_t
 
 	if (st.cfg->auth_file &&
 		load_auth_file(&st, dir, st.seen[find_main_key("auth_file")]) < 0)
+		goto error;
+	if (st.cfg->auth_type == PGC_AUTH_HBA && load_hba_file(&st, dir) < 0)
 		goto error;
 	return st.cfg;
 
@@ -969,6 +1010,8 @@ pgc_config_free(pgc_config *cfg)
 	free(cfg->unix_socket_dir);
 	free(cfg->server_reset_query);
 	free(cfg->auth_file);
+	free(cfg->auth_hba_file);
+	pgc_hba_free(cfg->hba);
 	free(cfg->logfile);
 	free(cfg->pidfile);
 	free(cfg->admin_users);

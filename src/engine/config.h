@@ -26,7 +26,11 @@ typedef enum pgc_pool_mode {
 } pgc_pool_mode;
 
 typedef enum pgc_auth_type {
-	PGC_AUTH_TRUST = 0
+	PGC_AUTH_TRUST = 0,
+	PGC_AUTH_PASSWORD,
+	PGC_AUTH_MD5,
+	PGC_AUTH_SCRAM,
+	PGC_AUTH_HBA
 } pgc_auth_type;
 
 /* One line of [databases]. */
@@ -92,6 +96,8 @@ typedef struct pgc_config {
 	char *server_reset_query;  /* "DISCARD ALL"; "" = none. Session mode only. */
 	int auth_type;             /* pgc_auth_type */
 	char *auth_file;           /* NULL = none */
+	char *auth_hba_file;       /* pg_hba.conf format; required by auth_type = hba */
+	struct pgc_hba *hba;       /* auth_hba_file, loaded */
 	char *logfile;             /* NULL = stderr */
 	char *pidfile;             /* NULL = none */
 	char *admin_users;         /* comma-separated, kept for the admin console */

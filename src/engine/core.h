@@ -104,6 +104,7 @@ typedef struct pgc_guard {
 
 typedef enum pgc_client_state {
 	CL_STARTUP,       /* reading SSLRequest / startup packet */
+	CL_AUTH,          /* authenticating (cauth.c) */
 	CL_LOGIN,         /* waiting for a first server login to learn the server's parameters */
 	CL_IDLE,          /* logged in, no server */
 	CL_WAITING,       /* has a request, waits in its pool's queue */
@@ -144,6 +145,9 @@ struct pgc_client {
 	pgc_client *inbox_next;       /* worker->inbox (inbox lock) */
 	pgc_client *cancel_next;      /* cancel registry chain (registry lock) */
 	char addr[64];                /* peer address, for logs */
+	struct sockaddr_storage peer; /* peer address, for the HBA file */
+	bool is_unix;                 /* came in on the Unix socket */
+	void *auth;                   /* pgc_cauth while authenticating */
 };
 
 typedef enum pgc_server_state {

@@ -451,9 +451,11 @@ test_sections_and_syntax_errors(void **state)
 				 "duplicate key \"workers\" (already set on line 2)");
 	expect_error("[pgcarrier]\npool_mode = txn\n", "t.ini:2: ",
 				 "invalid value \"txn\" for pool_mode: expected session, transaction or statement");
-	expect_error("[pgcarrier]\nauth_type = md5\n", "t.ini:2: ",
-				 "auth_type \"md5\" is not supported yet");
-	expect_error("[pgcarrier]\nauth_type = scram-sha-256\n", "t.ini:2: ", "not supported yet");
+	expect_error("[pgcarrier]\nauth_type = kerberos\n", "t.ini:2: ",
+				 "invalid value \"kerberos\" for auth_type: expected trust, password, md5, "
+				 "scram-sha-256 or hba");
+	expect_error("[pgcarrier]\nauth_type = cert\n", "t.ini:2: ", "needs TLS with clients");
+	expect_error("[pgcarrier]\nauth_type = hba\n", "t.ini:2: ", "auth_type = hba needs auth_hba_file");
 }
 
 static void

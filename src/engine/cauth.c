@@ -1,0 +1,298 @@
+/*
+ * cauth.c - client authentication (see cauth.h).
+ */
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "cauth.h"
+#include "hba.h"
+#include "log.h"
+#include "sauth.h"
+
+typedef enum auth_stage {
+	WAIT_PASSWORD,            /* AuthenticationCleartextPassword sent */
+	WAIT_MD5,                 /* AuthenticationMD5Password sent */
+	WAIT_SASL_INITIAL,        /* AuthenticationSASL sent */
+	WAIT_SASL_FINAL           /* AuthenticationSASLContinue sent */
+} auth_stage;
+
+typedef struct pgc_cauth {
+	auth_stage stage;
+	uint8_t salt[4];
+	pgc_scram_server *scram;
+} pgc_cauth;
+
+static void
+send_auth_request(pgc_client *c, uint32_t code, const void *data, size_t len)
+{
+	pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);
+
+	if (out == NULL)
+		return;
+	pgc_msgbuf_begin(out, 'R');
+	pgc_msgbuf_u32(out, code);
+	pgc_msgbuf_bytes(out, data, len);
+	pgc_msgbuf_end(out);
+}
+
+static int
+refuse_password(pgc_client *c)
+{
+	pgc_log(PGC_LOG, "client %s: password authentication failed for user \"%s\"", c->addr, c->user);
+	pgc_client_fatal(c, "28P01", "password authentication failed for user \"%s\"", c->user);
+	return -1;
+}
+
+/* SO_PEERCRED's uid must be the OS user of the requested name. */
+static int
+peer_check(pgc_client *c)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+		getpwuid_r(cred.uid, &pw, buf, sizeof(buf), &res) != 0 || res == NULL)
+	{
+		pgc_client_fatal(c, "28000", "could not get peer credentials: peer authentication failed for user \"%s\"",
+						 c->user);
+		return -1;
+	}
+	if (strcmp(pw.pw_name, c->user) != 0)
+	{
+		pgc_log(PGC_LOG, "client %s: provided user name (%s) and authenticated user name (%s) do not match",
+				c->addr, c->user, pw.pw_name);
+		pgc_client_fatal(c, "28000", "Peer authentication failed for user \"%s\"", c->user);
+		return -1;
+	}
+	return 1;
+}
+
+static int
+start_scram(pgc_client *c, pgc_cauth *a, const char *secret)
+{
+	static const char mechs[] = PGC_SCRAM_MECH "\0";
+
+	a->scram = pgc_scram_server_new(c->user, secret, NULL, 0);
+	if (a->scram == NULL)
+	{
+		pgc_client_fatal(c, "53200", "out of memory");
+		return -1;
+	}
+	a->stage = WAIT_SASL_INITIAL;
+	send_auth_request(c, 10, mechs, sizeof(mechs));
+	return 0;
+}
+
+int
+pgc_cauth_begin(pgc_client *c)
+{
+	const pgc_config *cfg = pgc_engine_config();
+	int method;
+	const char *secret;
+	pgc_cauth *a;
+
+	switch (cfg->auth_type)
+	{
+		case PGC_AUTH_TRUST:
+			return 1;
+		case PGC_AUTH_PASSWORD:
+			method = PGC_HBA_PASSWORD;
+			break;
+		case PGC_AUTH_MD5:
+			method = PGC_HBA_MD5;
+			break;
+		case PGC_AUTH_SCRAM:
+			method = PGC_HBA_SCRAM;
+			break;
+		default:
+			{
+				pgc_hba_conn conn;
+				char msg[512];
+				int line = 0;
+
+				memset(&conn, 0, sizeof(conn));
+				conn.is_unix = c->is_unix;
+				conn.addr = c->peer;
+				conn.database = c->dbname;
+				conn.user = c->user;
+				method = pgc_hba_match_line(cfg->hba, &conn, &line);
+				if (method == PGC_HBA_NO_MATCH || method == PGC_HBA_REJECT)
+				{
+					if (method == PGC_HBA_NO_MATCH)
+						pgc_hba_no_match_message(&conn, msg, sizeof(msg));
+					else
+						pgc_hba_reject_message(&conn, msg, sizeof(msg));
+					pgc_log(PGC_LOG, "client %s: %s", c->addr, msg);
+					pgc_client_fatal(c, "28000", "%s", msg);
+					return -1;
+				}
+				if (method == PGC_HBA_CERT)
+				{
+					pgc_client_fatal(c, "28000", "certificate authentication failed for user \"%s\": "
+									 "the connection does not use TLS", c->user);
+					return -1;
+				}
+				if (method == PGC_HBA_TRUST)
+					return 1;
+				if (method == PGC_HBA_PEER)
+					return peer_check(c);
+			}
+			break;
+	}
+	secret = pgc_config_find_secret(cfg, c->user);
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+	{
+		pgc_client_fatal(c, "53200", "out of memory");
+		return -1;
+	}
+	c->auth = a;
+	c->state = CL_AUTH;
+	/* As PostgreSQL: md5 with a SCRAM secret (or none) is done as SCRAM. */
+	if (method == PGC_HBA_SCRAM || (method == PGC_HBA_MD5 && (secret == NULL || pgc_scram_secret_parse(secret, &(pgc_scram_secret){0}) == 0)))
+		return start_scram(c, a, secret);
+	if (method == PGC_HBA_MD5)
+	{
+		if (getrandom(a->salt, sizeof(a->salt), 0) != sizeof(a->salt))
+		{
+			pgc_client_fatal(c, "XX000", "could not generate random salt");
+			return -1;
+		}
+		a->stage = WAIT_MD5;
+		send_auth_request(c, 5, a->salt, sizeof(a->salt));
+		return 0;
+	}
+	a->stage = WAIT_PASSWORD;
+	send_auth_request(c, 3, NULL, 0);
+	return 0;
+}
+
+static int
+sauth_failed(pgc_client *c, const pgc_sauth_error *err)
+{
+	if (err->log_detail[0])
+		pgc_log(PGC_LOG, "client %s: authentication of \"%s\" failed: %s", c->addr, c->user, err->log_detail);
+	else
+		pgc_log(PGC_LOG, "client %s: authentication of \"%s\" failed: %s", c->addr, c->user, err->message);
+	if (err->detail[0])
+	{
+		pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);
+
+		if (out)
+			pgc_msgbuf_error(out, 'E', "FATAL", err->sqlstate, err->message, err->detail, NULL);
+		pgc_client_close(c, "authentication failed");
+		return -1;
+	}
+	pgc_client_fatal(c, err->sqlstate, "%s", err->message);
+	return -1;
+}
+
+int
+pgc_cauth_step(pgc_client *c)
+{
+	pgc_cauth *a = c->auth;
+	pgc_iobuf *b = c->in;
+	const pgc_config *cfg = pgc_engine_config();
+	uint8_t type;
+	uint32_t len;
+	const uint8_t *body;
+	size_t blen;
+	char out[512];
+	pgc_sauth_error err;
+	int rc;
+
+	if (b == NULL || !pgc_msg_header(b->data + b->start, b->end - b->start, &type, &len))
+		return 0;
+	if (type != 'p')
+	{
+		pgc_client_fatal(c, "08P01", "expected password response, got message type %d", type);
+		return -1;
+	}
+	if (len < 4 || len > 16384)
+	{
+		pgc_client_fatal(c, "08P01", "invalid message length");
+		return -1;
+	}
+	if (b->end - b->start < (size_t) len + 1)
+		return 0;
+	body = b->data + b->start + 5;
+	blen = len - 4;
+	b->start += (size_t) len + 1;
+	b->scan = b->start;
+	switch (a->stage)
+	{
+		case WAIT_PASSWORD:
+		case WAIT_MD5:
+			{
+				const char *secret = pgc_config_find_secret(cfg, c->user);
+				size_t pl = strnlen((const char *) body, blen);
+
+				if (pl + 1 != blen)
+				{
+					pgc_client_fatal(c, "08P01", "invalid password packet size");
+					return -1;
+				}
+				if (pl == 0)
+				{
+					pgc_client_fatal(c, "28P01", "empty password returned by client");
+					return -1;
+				}
+				if (secret == NULL)
+					return refuse_password(c);
+				if (a->stage == WAIT_PASSWORD)
+					rc = pgc_password_verify(secret, c->user, (const char *) body);
+				else
+					rc = pgc_md5_verify(secret, c->user, a->salt, (const char *) body, pl);
+				return rc == 0 ? 1 : refuse_password(c);
+			}
+		case WAIT_SASL_INITIAL:
+			{
+				size_t ml = strnlen((const char *) body, blen);
+				int32_t dl;
+
+				if (ml + 1 + 4 > blen)
+				{
+					pgc_client_fatal(c, "08P01", "malformed SASL initial response");
+					return -1;
+				}
+				dl = (int32_t) pgc_get_u32(body + ml + 1);
+				if (dl < 0 || (size_t) dl != blen - ml - 1 - 4)
+				{
+					pgc_client_fatal(c, "08P01", "malformed SASL initial response");
+					return -1;
+				}
+				rc = pgc_scram_server_first(a->scram, (const char *) body, (const char *) body + ml + 5,
+											(size_t) dl, out, sizeof(out), &err);
+				if (rc < 0)
+					return sauth_failed(c, &err);
+				a->stage = WAIT_SASL_FINAL;
+				send_auth_request(c, 11, out, (size_t) rc);
+				return 0;
+			}
+		case WAIT_SASL_FINAL:
+			rc = pgc_scram_server_final(a->scram, (const char *) body, blen, out, sizeof(out), &err);
+			if (rc < 0)
+				return sauth_failed(c, &err);
+			send_auth_request(c, 12, out, (size_t) rc);
+			return 1;
+	}
+	return -1;
+}
+
+void
+pgc_cauth_free(pgc_client *c)
+{
+	pgc_cauth *a = c->auth;
+
+	if (a == NULL)
+		return;
+	pgc_scram_server_free(a->scram);
+	free(a);
+	c->auth = NULL;
+}

@@ -1,0 +1,29 @@
+/*
+ * cauth.h - authenticating clients: pgcarrier is a second front door to the
+ * database and must be at least as hard to get through as PostgreSQL's own.
+ *
+ * The method comes from auth_type, or with auth_type = hba from the first
+ * matching line of auth_hba_file, exactly as PostgreSQL reads pg_hba.conf.
+ * Secrets come from the auth file (clear, md5 or SCRAM-SHA-256 secrets).
+ * The exchanges and their errors are PostgreSQL 15's (see sauth.h); wrong
+ * passwords, unknown users and missing secrets all look the same to the
+ * client (28P01), and nothing secret is ever logged.
+ *
+ * Runs on the client's worker between the startup packet and the welcome.
+ */
+#ifndef PGC_CAUTH_H
+#define PGC_CAUTH_H
+
+#include "core.h"
+
+/*
+ * Start authenticating c (startup packet read, user and database known).
+ * 1: c may log in now; 0: an authentication request was sent, feed the
+ * client's answers to pgc_cauth_step; -1: c was refused and closed.
+ */
+int pgc_cauth_begin(pgc_client *c);
+/* The client sent something while authenticating: same return values. */
+int pgc_cauth_step(pgc_client *c);
+void pgc_cauth_free(pgc_client *c);
+
+#endif

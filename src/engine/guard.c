@@ -54,12 +54,15 @@ pgc_guard_wanted(const pgc_pool *p)
 
 /* ---------------------------------------------------------- byte moving -- */
 
-/* s->out, after the client bytes scanned so far: what is appended comes next in the stream. */
+/*
+ * The buffer *slot (pgcarrier's own bytes for a peer, written first), after
+ * the bytes of b scanned so far have been moved into it: whatever is
+ * appended then comes next in the stream.
+ */
 static pgc_msgbuf *
-server_out_here(pgc_client *c, pgc_server *s)
+out_after_scanned(pgc_msgbuf **slot, pgc_iobuf *b)
 {
-	pgc_iobuf *b = c->in;
-	pgc_msgbuf *out = pgc_msgbuf_ensure(&s->out);
+	pgc_msgbuf *out = pgc_msgbuf_ensure(slot);
 
 	if (out && b && b->scan > b->start)
 	{
@@ -69,19 +72,18 @@ server_out_here(pgc_client *c, pgc_server *s)
 	return out;
 }
 
-/* c->out, after the server bytes scanned so far. */
+/* Toward the server, after the client bytes scanned so far. */
+static pgc_msgbuf *
+server_out_here(pgc_client *c, pgc_server *s)
+{
+	return out_after_scanned(&s->out, c->in);
+}
+
+/* Toward the client, after the server bytes scanned so far. */
 static pgc_msgbuf *
 client_out_here(pgc_client *c, pgc_server *s)
 {
-	pgc_iobuf *b = s->in;
-	pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);
-
-	if (out && b && b->scan > b->start)
-	{
-		pgc_msgbuf_bytes(out, b->data + b->start, b->scan - b->start);
-		b->start = b->scan;
-	}
-	return out;
+	return out_after_scanned(&c->out, s->in);
 }
 
 static bool
@@ -726,19 +728,6 @@ reset_target(const char *sql, size_t len, char *name, size_t namelen)
 	return (w[0] == 0 && p == end) ? kind : 0;
 }
 
-static void
-append_literal(pgc_msgbuf *out, const char *v)
-{
-	pgc_msgbuf_byte(out, '\'');
-	for (; *v; v++)
-	{
-		if (*v == '\'')
-			pgc_msgbuf_byte(out, '\'');
-		pgc_msgbuf_byte(out, (uint8_t) *v);
-	}
-	pgc_msgbuf_byte(out, '\'');
-}
-
 /*
  * RESET goes back to the value the session started with, and for a client
  * that is the value of its startup packet, which the server connection
@@ -767,11 +756,7 @@ rewrite_reset(pgc_client *c, pgc_msgbuf *out, const uint8_t *body, size_t blen)
 			continue;
 		if (n++)
 			pgc_msgbuf_bytes(out, ", ", 2);
-		pgc_msgbuf_bytes(out, "pg_catalog.set_config(", 22);
-		append_literal(out, k);
-		pgc_msgbuf_bytes(out, ", ", 2);
-		append_literal(out, v);
-		pgc_msgbuf_bytes(out, ", false)", 8);
+		pgc_msgbuf_set_config(out, k, v);
 	}
 	pgc_msgbuf_byte(out, 0);
 	pgc_msgbuf_end(out);
@@ -850,11 +835,7 @@ discard_all_then_restore(pgc_client *c, pgc_server *s, uint8_t type, const uint8
 	{
 		if (n++)
 			pgc_msgbuf_bytes(out, ", ", 2);
-		pgc_msgbuf_bytes(out, "pg_catalog.set_config(", 22);
-		append_literal(out, k);
-		pgc_msgbuf_bytes(out, ", ", 2);
-		append_literal(out, v);
-		pgc_msgbuf_bytes(out, ", false)", 8);
+		pgc_msgbuf_set_config(out, k, v);
 	}
 	pgc_msgbuf_byte(out, 0);
 	pgc_msgbuf_end(out);
@@ -1089,6 +1070,12 @@ probe_row(pgc_server *s, const uint8_t *body, size_t blen)
 	key[kl] = 0;
 	memcpy(val, v, vl);
 	val[vl] = 0;
+	/*
+	 * transaction_isolation and friends show the probe's own transaction;
+	 * replaying them would fail ("must be called before any query").
+	 */
+	if (strncmp(key, "transaction_", 12) == 0)
+		return;
 	pgc_params_set(&s->probe_settings, key, val);
 }
 
@@ -1419,7 +1406,7 @@ pgc_guard_keep_server(pgc_client *c, pgc_server *s)
 				if (n++)
 					pgc_msgbuf_bytes(out, ", ", 2);
 				pgc_msgbuf_byte(out, '(');
-				append_literal(out, k);
+				pgc_msgbuf_literal(out, k);
 				pgc_msgbuf_byte(out, ')');
 			}
 			pgc_msgbuf_bytes(out, ") v(n)", 6);

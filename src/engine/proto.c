@@ -296,3 +296,26 @@ pgc_msgbuf_query(pgc_msgbuf *b, const char *sql)
 	pgc_msgbuf_str(b, sql);
 	pgc_msgbuf_end(b);
 }
+
+void
+pgc_msgbuf_literal(pgc_msgbuf *b, const char *v)
+{
+	pgc_msgbuf_byte(b, '\'');
+	for (; *v; v++)
+	{
+		if (*v == '\'')
+			pgc_msgbuf_byte(b, '\'');
+		pgc_msgbuf_byte(b, (uint8_t) *v);
+	}
+	pgc_msgbuf_byte(b, '\'');
+}
+
+void
+pgc_msgbuf_set_config(pgc_msgbuf *b, const char *name, const char *value)
+{
+	pgc_msgbuf_bytes(b, "pg_catalog.set_config(", 22);
+	pgc_msgbuf_literal(b, name);
+	pgc_msgbuf_bytes(b, ", ", 2);
+	pgc_msgbuf_literal(b, value);
+	pgc_msgbuf_bytes(b, ", false)", 8);
+}

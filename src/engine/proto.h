@@ -123,5 +123,9 @@ void pgc_msgbuf_param(pgc_msgbuf *b, const char *name, const char *value);
 void pgc_msgbuf_ready(pgc_msgbuf *b, char status);
 /* A simple Query ('Q'). */
 void pgc_msgbuf_query(pgc_msgbuf *b, const char *sql);
+/* A SQL string literal: 'v' with quotes doubled (standard_conforming_strings on). */
+void pgc_msgbuf_literal(pgc_msgbuf *b, const char *v);
+/* pg_catalog.set_config('name', 'value', false): sets a session-level value as the startup packet would. */
+void pgc_msgbuf_set_config(pgc_msgbuf *b, const char *name, const char *value);
 
 #endif

@@ -668,20 +668,6 @@ pgc_server_release(pgc_server *s)
 	pgc_server_set_events(s, EPOLLIN | (out->len ? EPOLLOUT : 0));
 }
 
-/* Quote a value as a SQL string literal into out. */
-static void
-append_literal(pgc_msgbuf *out, const char *v)
-{
-	pgc_msgbuf_byte(out, '\'');
-	for (; *v; v++)
-	{
-		if (*v == '\'')
-			pgc_msgbuf_byte(out, '\'');
-		pgc_msgbuf_byte(out, (uint8_t) *v);
-	}
-	pgc_msgbuf_byte(out, '\'');
-}
-
 static bool
 valid_guc_name(const char *k)
 {
@@ -715,11 +701,7 @@ pgc_server_sync_params(pgc_server *s, pgc_client *c)
 		if (!valid_guc_name(k) || (have && strcmp(have, v) == 0))
 			continue;
 		pgc_msgbuf_bytes(&sql, sql.len ? ", " : "SELECT ", sql.len ? 2 : 7);
-		pgc_msgbuf_bytes(&sql, "pg_catalog.set_config(", 22);
-		append_literal(&sql, k);
-		pgc_msgbuf_bytes(&sql, ", ", 2);
-		append_literal(&sql, v);
-		pgc_msgbuf_bytes(&sql, ", false)", 8);
+		pgc_msgbuf_set_config(&sql, k, v);
 		/* A reported one is recorded from the server's ParameterStatus, in its spelling. */
 		if (!pgc_param_is_reported(k))
 			pgc_params_set(&s->params, k, v);

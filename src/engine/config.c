@@ -21,8 +21,8 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static int
-fail(char *err, size_t errlen, const char *file, int line, const char *fmt, ...)
+int
+pgc_file_error(char *err, size_t errlen, const char *file, int line, const char *fmt, ...)
 {
 	va_list		ap;
 	int			n;
@@ -161,9 +161,8 @@ parse_pool_mode(const char *s, int *out)
 	return -1;
 }
 
-/* Whole file into a NUL-terminated buffer; NULL with errno set on failure. */
-static char *
-read_file(const char *path, size_t *lenp)
+char *
+pgc_read_file(const char *path, size_t *lenp)
 {
 	FILE	   *f = fopen(path, "r");
 	char	   *buf = NULL,
@@ -293,11 +292,11 @@ set_main_key(ini_state *st, const char *key, const char *val)
 	int			i = find_main_key(key);
 
 	if (i < 0)
-		return fail(st->err, st->errlen, st->file, st->line,
+		return pgc_file_error(st->err, st->errlen, st->file, st->line,
 					"unknown key \"%s\" in [pgcarrier]", key);
 	k = &main_keys[i];
 	if (st->seen[i])
-		return fail(st->err, st->errlen, st->file, st->line,
+		return pgc_file_error(st->err, st->errlen, st->file, st->line,
 					"duplicate key \"%s\" (already set on line %d)", k->name, st->seen[i]);
 	st->seen[i] = st->line;
 
@@ -311,32 +310,32 @@ set_main_key(ini_state *st, const char *key, const char *val)
 				/* Empty means "none"; server_reset_query keeps "" (= no reset). */
 				if (*val != '\0' || k->off == offsetof(pgc_config, server_reset_query))
 					if ((copy = strdup(val)) == NULL)
-						return fail(st->err, st->errlen, st->file, st->line, "out of memory");
+						return pgc_file_error(st->err, st->errlen, st->file, st->line, "out of memory");
 				free(*field);
 				*field = copy;
 				return 0;
 			}
 		case K_INT:
 			if (parse_int(val, k->min, k->max, (int *) (base + k->off)) < 0)
-				return fail(st->err, st->errlen, st->file, st->line,
+				return pgc_file_error(st->err, st->errlen, st->file, st->line,
 							"invalid value \"%s\" for %s: expected an integer from %ld to %ld",
 							val, k->name, k->min, k->max);
 			return 0;
 		case K_TIME:
 			if (parse_time(val, (double *) (base + k->off)) < 0)
-				return fail(st->err, st->errlen, st->file, st->line,
+				return pgc_file_error(st->err, st->errlen, st->file, st->line,
 							"invalid value \"%s\" for %s: expected a non-negative time "
 							"with an optional unit ms, s, min or h", val, k->name);
 			return 0;
 		case K_BOOL:
 			if (parse_bool(val, (int *) (base + k->off)) < 0)
-				return fail(st->err, st->errlen, st->file, st->line,
+				return pgc_file_error(st->err, st->errlen, st->file, st->line,
 							"invalid value \"%s\" for %s: expected a boolean "
 							"(on/off, true/false, yes/no, 1/0)", val, k->name);
 			return 0;
 		case K_MODE:
 			if (parse_pool_mode(val, (int *) (base + k->off)) < 0)
-				return fail(st->err, st->errlen, st->file, st->line,
+				return pgc_file_error(st->err, st->errlen, st->file, st->line,
 							"invalid value \"%s\" for %s: expected session, transaction or statement",
 							val, k->name);
 			return 0;
@@ -346,7 +345,7 @@ set_main_key(ini_state *st, const char *key, const char *val)
 			else if (strcasecmp(val, "error") == 0)
 				*(int *) (base + k->off) = PGC_PIN_ERROR;
 			else
-				return fail(st->err, st->errlen, st->file, st->line,
+				return pgc_file_error(st->err, st->errlen, st->file, st->line,
 							"invalid value \"%s\" for %s: expected pin or error", val, k->name);
 			return 0;
 		case K_AUTH:
@@ -361,10 +360,10 @@ set_main_key(ini_state *st, const char *key, const char *val)
 			else if (strcasecmp(val, "hba") == 0)
 				*(int *) (base + k->off) = PGC_AUTH_HBA;
 			else if (strcasecmp(val, "cert") == 0)
-				return fail(st->err, st->errlen, st->file, st->line,
+				return pgc_file_error(st->err, st->errlen, st->file, st->line,
 							"auth_type \"cert\" needs TLS with clients, which pgcarrier does not have yet");
 			else
-				return fail(st->err, st->errlen, st->file, st->line,
+				return pgc_file_error(st->err, st->errlen, st->file, st->line,
 							"invalid value \"%s\" for auth_type: expected trust, password, md5, "
 							"scram-sha-256 or hba", val);
 			return 0;
@@ -516,24 +515,24 @@ parse_conn_string(ini_state *st, const char *what, pgc_database *db, pgc_user *u
 		for (i = 0; i < nkeys && strcmp(key, keys[i]) != 0; i++)
 			;
 		if (i == nkeys && quiet)
-			r = fail(st->err, st->errlen, st->file, st->line,
+			r = pgc_file_error(st->err, st->errlen, st->file, st->line,
 					 "%s: unknown key after password=... (not shown)", what);
 		else if (i == nkeys)
-			r = fail(st->err, st->errlen, st->file, st->line,
+			r = pgc_file_error(st->err, st->errlen, st->file, st->line,
 					 "%s: unknown key \"%s\"", what, key);
 		else if (seen & (1u << i))
-			r = fail(st->err, st->errlen, st->file, st->line,
+			r = pgc_file_error(st->err, st->errlen, st->file, st->line,
 					 "%s: duplicate key \"%s\"", what, key);
 		else if (apply_pair(db, u, key, val, expected, sizeof(expected)) == 0)
 			r = 0;
 		else if (expected[0] == '\0')
-			r = fail(st->err, st->errlen, st->file, st->line, "out of memory");
+			r = pgc_file_error(st->err, st->errlen, st->file, st->line, "out of memory");
 		else if (quiet)
-			r = fail(st->err, st->errlen, st->file, st->line,
+			r = pgc_file_error(st->err, st->errlen, st->file, st->line,
 					 "%s: invalid value for %s after password=... (not shown): expected %s",
 					 what, key, expected);
 		else
-			r = fail(st->err, st->errlen, st->file, st->line,
+			r = pgc_file_error(st->err, st->errlen, st->file, st->line,
 					 "%s: invalid value \"%s\" for %s: expected %s",
 					 what, val, key, expected);
 		if (i < nkeys)
@@ -549,16 +548,16 @@ parse_conn_string(ini_state *st, const char *what, pgc_database *db, pgc_user *u
 	if (r < 0)
 	{
 		if (key && strcmp(key, "password") == 0)
-			fail(st->err, st->errlen, st->file, st->line,
+			pgc_file_error(st->err, st->errlen, st->file, st->line,
 				 "%s: password=... is malformed: %s", what, why);
 		else if (quiet)
-			fail(st->err, st->errlen, st->file, st->line,
+			pgc_file_error(st->err, st->errlen, st->file, st->line,
 				 "%s: malformed connection string after password=...: %s", what, why);
 		else if (key)
-			fail(st->err, st->errlen, st->file, st->line,
+			pgc_file_error(st->err, st->errlen, st->file, st->line,
 				 "%s: malformed connection string at \"%s\": %s", what, key, why);
 		else
-			fail(st->err, st->errlen, st->file, st->line,
+			pgc_file_error(st->err, st->errlen, st->file, st->line,
 				 "%s: malformed connection string: %s", what, why);
 		free(key);
 		free(val);
@@ -577,15 +576,15 @@ add_database(ini_state *st, const char *name, const char *val)
 
 	for (i = 0; i < cfg->n_databases; i++)
 		if (strcmp(cfg->databases[i].name, name) == 0)
-			return fail(st->err, st->errlen, st->file, st->line,
+			return pgc_file_error(st->err, st->errlen, st->file, st->line,
 						"duplicate database \"%s\" (already defined on line %d)",
 						name, cfg->databases[i].line);
 	if (grow((void **) &cfg->databases, cfg->n_databases, sizeof(*db)) < 0)
-		return fail(st->err, st->errlen, st->file, st->line, "out of memory");
+		return pgc_file_error(st->err, st->errlen, st->file, st->line, "out of memory");
 	db = &cfg->databases[cfg->n_databases];
 	memset(db, 0, sizeof(*db));
 	if ((db->name = strdup(name)) == NULL)
-		return fail(st->err, st->errlen, st->file, st->line, "out of memory");
+		return pgc_file_error(st->err, st->errlen, st->file, st->line, "out of memory");
 	cfg->n_databases++;
 	db->port = 5432;
 	db->pool_size = db->min_pool_size = db->reserve_pool = -1;
@@ -605,15 +604,15 @@ add_user(ini_state *st, const char *name, const char *val)
 
 	for (i = 0; i < cfg->n_users; i++)
 		if (strcmp(cfg->users[i].name, name) == 0)
-			return fail(st->err, st->errlen, st->file, st->line,
+			return pgc_file_error(st->err, st->errlen, st->file, st->line,
 						"duplicate user \"%s\" (already defined on line %d)",
 						name, cfg->users[i].line);
 	if (grow((void **) &cfg->users, cfg->n_users, sizeof(*u)) < 0)
-		return fail(st->err, st->errlen, st->file, st->line, "out of memory");
+		return pgc_file_error(st->err, st->errlen, st->file, st->line, "out of memory");
 	u = &cfg->users[cfg->n_users];
 	memset(u, 0, sizeof(*u));
 	if ((u->name = strdup(name)) == NULL)
-		return fail(st->err, st->errlen, st->file, st->line, "out of memory");
+		return pgc_file_error(st->err, st->errlen, st->file, st->line, "out of memory");
 	cfg->n_users++;
 	u->pool_mode = u->max_user_connections = -1;
 	u->line = st->line;
@@ -643,7 +642,7 @@ parse_line(ini_state *st, char *line, enum section *sec)
 		char	   *name;
 
 		if (s[strlen(s) - 1] != ']')
-			return fail(st->err, st->errlen, st->file, st->line,
+			return pgc_file_error(st->err, st->errlen, st->file, st->line,
 						"malformed section header (missing ']')");
 		s[strlen(s) - 1] = '\0';
 		name = trim(s + 1);
@@ -654,23 +653,23 @@ parse_line(ini_state *st, char *line, enum section *sec)
 		else if (strcasecmp(name, "users") == 0)
 			*sec = SEC_USERS;
 		else
-			return fail(st->err, st->errlen, st->file, st->line,
+			return pgc_file_error(st->err, st->errlen, st->file, st->line,
 						"unknown section [%s]", name);
 		return 0;
 	}
 	if ((eq = strchr(s, '=')) == NULL)
-		return fail(st->err, st->errlen, st->file, st->line,
+		return pgc_file_error(st->err, st->errlen, st->file, st->line,
 					"expected \"key = value\"");
 	*eq = '\0';
 	key = trim(s);
 	val = trim(eq + 1);
 	if (*key == '\0')
-		return fail(st->err, st->errlen, st->file, st->line, "missing key before '='");
+		return pgc_file_error(st->err, st->errlen, st->file, st->line, "missing key before '='");
 
 	switch (*sec)
 	{
 		case SEC_NONE:
-			return fail(st->err, st->errlen, st->file, st->line,
+			return pgc_file_error(st->err, st->errlen, st->file, st->line,
 						"key \"%s\" is outside any section", key);
 		case SEC_MAIN:
 			return set_main_key(st, key, val);
@@ -740,17 +739,17 @@ load_auth_file(ini_state *st, const char *dir, int auth_line)
 	if (af[0] != '/' && dir != NULL)
 	{
 		if ((path = malloc(strlen(dir) + strlen(af) + 2)) == NULL)
-			return fail(st->err, st->errlen, st->file, auth_line, "out of memory");
+			return pgc_file_error(st->err, st->errlen, st->file, auth_line, "out of memory");
 		sprintf(path, "%s/%s", dir, af);
 	}
 	else if ((path = strdup(af)) == NULL)
-		return fail(st->err, st->errlen, st->file, auth_line, "out of memory");
+		return pgc_file_error(st->err, st->errlen, st->file, auth_line, "out of memory");
 
-	if ((text = read_file(path, &len)) == NULL)
-		ret = fail(st->err, st->errlen, st->file, auth_line,
+	if ((text = pgc_read_file(path, &len)) == NULL)
+		ret = pgc_file_error(st->err, st->errlen, st->file, auth_line,
 				   "cannot read auth_file \"%s\": %s", path, strerror(errno));
 	else if (strlen(text) != len)
-		ret = fail(st->err, st->errlen, path, 0, "file contains a NUL byte");
+		ret = pgc_file_error(st->err, st->errlen, path, 0, "file contains a NUL byte");
 	else
 		ret = pgc_config_parse_auth(st->cfg, text, path, st->err, st->errlen);
 	free(text);
@@ -766,16 +765,16 @@ load_hba_file(ini_state *st, const char *dir)
 	char	   *path;
 
 	if (hf == NULL)
-		return fail(st->err, st->errlen, st->file, st->seen[find_main_key("auth_type")],
+		return pgc_file_error(st->err, st->errlen, st->file, st->seen[find_main_key("auth_type")],
 					"auth_type = hba needs auth_hba_file");
 	if (hf[0] != '/' && dir != NULL)
 	{
 		if ((path = malloc(strlen(dir) + strlen(hf) + 2)) == NULL)
-			return fail(st->err, st->errlen, st->file, 0, "out of memory");
+			return pgc_file_error(st->err, st->errlen, st->file, 0, "out of memory");
 		sprintf(path, "%s/%s", dir, hf);
 	}
 	else if ((path = strdup(hf)) == NULL)
-		return fail(st->err, st->errlen, st->file, 0, "out of memory");
+		return pgc_file_error(st->err, st->errlen, st->file, 0, "out of memory");
 	/* pgc_hba_load's own messages already say FILE:LINE. */
 	st->cfg->hba = pgc_hba_load(path, st->err, st->errlen);
 	free(path);
@@ -800,7 +799,7 @@ parse_ini(const char *text, const char *name, const char *dir, char *err, size_t
 	if ((st.cfg = config_new()) == NULL || (st.cfg->path = strdup(name)) == NULL)
 	{
 		pgc_config_free(st.cfg);
-		fail(err, errlen, name, 0, "out of memory");
+		pgc_file_error(err, errlen, name, 0, "out of memory");
 		return NULL;
 	}
 
@@ -814,7 +813,7 @@ parse_ini(const char *text, const char *name, const char *dir, char *err, size_t
 			nl = p + strlen(p);
 		st.line++;
 		if ((line = strndup(p, nl - p)) == NULL)
-			r = fail(err, errlen, name, st.line, "out of memory");
+			r = pgc_file_error(err, errlen, name, st.line, "out of memory");
 		else
 			r = parse_line(&st, line, &sec);
 		free(line);
@@ -852,15 +851,15 @@ pgc_config_load(const char *path, char *err, size_t errlen)
 			   *text;
 	size_t		len;
 
-	if ((text = read_file(path, &len)) == NULL)
+	if ((text = pgc_read_file(path, &len)) == NULL)
 	{
-		fail(err, errlen, path, 0, "cannot read: %s", strerror(errno));
+		pgc_file_error(err, errlen, path, 0, "cannot read: %s", strerror(errno));
 		return NULL;
 	}
 	if (strlen(text) != len)
-		fail(err, errlen, path, 0, "file contains a NUL byte");
+		pgc_file_error(err, errlen, path, 0, "file contains a NUL byte");
 	else if (slash && (dir = strndup(path, slash == path ? 1 : slash - path)) == NULL)
-		fail(err, errlen, path, 0, "out of memory");
+		pgc_file_error(err, errlen, path, 0, "out of memory");
 	else
 		cfg = parse_ini(text, path, dir, err, errlen);
 	free(dir);
@@ -979,9 +978,9 @@ pgc_config_parse_auth(pgc_config *cfg, const char *text, const char *name, char 
 		if (why)
 		{
 			if (strcmp(why, "duplicate user") == 0)
-				fail(err, errlen, name, lineno, "duplicate user \"%s\"", user);
+				pgc_file_error(err, errlen, name, lineno, "duplicate user \"%s\"", user);
 			else
-				fail(err, errlen, name, lineno, "%s", why);
+				pgc_file_error(err, errlen, name, lineno, "%s", why);
 			free(user);
 			free(secret);
 			free_auth(arr, n);

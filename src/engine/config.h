@@ -143,6 +143,16 @@ const pgc_user *pgc_config_find_user(const pgc_config *cfg, const char *name);
 /* The auth file secret for a user, or NULL. */
 const char *pgc_config_find_secret(const pgc_config *cfg, const char *user);
 
+/*
+ * "FILE:LINE: message" (or "FILE: message" when line is 0) into err; returns
+ * -1, for "return pgc_file_error(...)". Shared by the config and HBA parsers.
+ */
+int pgc_file_error(char *err, size_t errlen, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+/* A whole file in a NUL-terminated buffer (malloc'd); NULL with errno set. */
+char *pgc_read_file(const char *path, size_t *lenp);
+
 /* "session" / "transaction" / "statement" */
 const char *pgc_pool_mode_name(int mode);
 

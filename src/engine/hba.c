@@ -7,6 +7,7 @@
  * do. Then each record is checked and turned into a rule (parse_hba_line).
  * Error messages use PostgreSQL's wording where it has one.
  */
+#include "config.h"
 #include "hba.h"
 
 #include <arpa/inet.h>
@@ -20,7 +21,6 @@
 #include <string.h>
 
 #define HBA_MAX_DEPTH     10            /* @file nesting */
-#define HBA_MAX_FILE      (64L << 20)   /* refuse files larger than this */
 
 /* ---------------------------------------------------------------- types */
 
@@ -70,25 +70,6 @@ struct pgc_hba {
 
 /* ---------------------------------------------------------------- helpers */
 
-static int
-fail(char *err, size_t errlen, const char *file, int line, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (err == NULL || errlen == 0)
-		return -1;
-	if (line > 0)
-		n = snprintf(err, errlen, "%s:%d: ", file, line);
-	else
-		n = snprintf(err, errlen, "%s: ", file);
-	if (n < 0 || (size_t) n >= errlen)
-		return -1;
-	va_start(ap, fmt);
-	vsnprintf(err + n, errlen - (size_t) n, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* Make room for one more element; *cap doubles. */
 static int
@@ -171,72 +152,6 @@ tokbuf_put(tokbuf *b, char c)
 	return 0;
 }
 
-/* Read a whole file into a NUL-terminated buffer. NULL with errno set. */
-static char *
-read_file(const char *path, size_t *lenp)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	size_t len = 0;
-	size_t cap = 0;
-
-	if (f == NULL)
-		return NULL;
-	for (;;)
-	{
-		size_t got;
-
-		if (len + 4096 + 1 > cap)
-		{
-			size_t ncap = cap == 0 ? 8192 : cap * 2;
-			char *p;
-
-			if ((long) ncap > HBA_MAX_FILE)
-			{
-				free(buf);
-				fclose(f);
-				errno = EFBIG;
-				return NULL;
-			}
-			p = realloc(buf, ncap);
-			if (p == NULL)
-			{
-				free(buf);
-				fclose(f);
-				errno = ENOMEM;
-				return NULL;
-			}
-			buf = p;
-			cap = ncap;
-		}
-		got = fread(buf + len, 1, cap - len - 1, f);
-		len += got;
-		if (got == 0)
-			break;
-	}
-	if (ferror(f))
-	{
-		int e = errno ? errno : EIO;
-
-		free(buf);
-		fclose(f);
-		errno = e;
-		return NULL;
-	}
-	fclose(f);
-	if (buf == NULL)
-	{
-		buf = malloc(1);
-		if (buf == NULL)
-		{
-			errno = ENOMEM;
-			return NULL;
-		}
-	}
-	buf[len] = '\0';
-	*lenp = len;
-	return buf;
-}
 
 /* ---------------------------------------------------------------- tokenizer */
 
@@ -336,7 +251,7 @@ for_each_record(char *text, size_t len, record_cb cb, void *arg,
 		for (char *q = text; q < nul; q++)
 			if (*q == '\n')
 				nl++;
-		return fail(err, errlen, file, nl, "invalid NUL byte");
+		return pgc_file_error(err, errlen, file, nl, "invalid NUL byte");
 	}
 
 	while (p < end)
@@ -420,7 +335,7 @@ inc_record(void *arg, char *text, int line)
 			for (int j = 0; j < rec.fields[i].n && rc == 0; j++)
 				if (field_add(ctx->flat, rec.fields[i].tok[j].s, strlen(rec.fields[i].tok[j].s),
 							  rec.fields[i].tok[j].quoted) < 0)
-					rc = fail(ctx->err, ctx->errlen, ctx->file, line, "out of memory");
+					rc = pgc_file_error(ctx->err, ctx->errlen, ctx->file, line, "out of memory");
 	}
 	record_free(&rec);
 	return rc;
@@ -437,16 +352,16 @@ expand_include(tok_ctx *ctx, const char *name, int line, hba_field *field)
 	int rc;
 
 	if (ctx->depth >= HBA_MAX_DEPTH)
-		return fail(ctx->err, ctx->errlen, ctx->file, line,
+		return pgc_file_error(ctx->err, ctx->errlen, ctx->file, line,
 					"could not open secondary authentication file \"@%s\": more than %d levels of @file",
 					name, HBA_MAX_DEPTH);
 	full = include_path(ctx->file, name);
 	if (full == NULL)
-		return fail(ctx->err, ctx->errlen, ctx->file, line, "out of memory");
-	text = read_file(full, &len);
+		return pgc_file_error(ctx->err, ctx->errlen, ctx->file, line, "out of memory");
+	text = pgc_read_file(full, &len);
 	if (text == NULL)
 	{
-		rc = fail(ctx->err, ctx->errlen, ctx->file, line,
+		rc = pgc_file_error(ctx->err, ctx->errlen, ctx->file, line,
 				  "could not open secondary authentication file \"@%s\" as \"%s\": %s",
 				  name, full, strerror(errno));
 		free(full);
@@ -487,19 +402,19 @@ tokenize_record(tok_ctx *ctx, char *text, int line, hba_record *rec)
 				break;
 			if (t == TOK_NOMEM)
 			{
-				rc = fail(ctx->err, ctx->errlen, ctx->file, line, "out of memory");
+				rc = pgc_file_error(ctx->err, ctx->errlen, ctx->file, line, "out of memory");
 				break;
 			}
 			if (t == TOK_UNTERMINATED)
 			{
-				rc = fail(ctx->err, ctx->errlen, ctx->file, line, "unterminated quoted string");
+				rc = pgc_file_error(ctx->err, ctx->errlen, ctx->file, line, "unterminated quoted string");
 				break;
 			}
 			got_any = 1;
 			if (!quoted && b.len > 1 && b.s[0] == '@')
 				rc = expand_include(ctx, b.s + 1, line, &field);
 			else if (field_add(&field, b.s, b.len, quoted) < 0)
-				rc = fail(ctx->err, ctx->errlen, ctx->file, line, "out of memory");
+				rc = pgc_file_error(ctx->err, ctx->errlen, ctx->file, line, "out of memory");
 		} while (comma && rc == 0);
 
 		/*
@@ -510,7 +425,7 @@ tokenize_record(tok_ctx *ctx, char *text, int line, hba_record *rec)
 		if (rc == 0 && got_any)
 		{
 			if (grow((void **) &rec->fields, rec->n, &rec->cap, sizeof(*rec->fields)) < 0)
-				rc = fail(ctx->err, ctx->errlen, ctx->file, line, "out of memory");
+				rc = pgc_file_error(ctx->err, ctx->errlen, ctx->file, line, "out of memory");
 			else
 			{
 				rec->fields[rec->n++] = field;
@@ -550,7 +465,7 @@ parse_option(const char *file, int line, hba_rule *r, const char *tok, char *err
 	size_t nlen;
 
 	if (eq == NULL)
-		return fail(err, errlen, file, line, "authentication option not in name=value format: %s", tok);
+		return pgc_file_error(err, errlen, file, line, "authentication option not in name=value format: %s", tok);
 	nlen = (size_t) (eq - tok);
 	if (nlen >= sizeof(name))
 		nlen = sizeof(name) - 1;
@@ -561,9 +476,9 @@ parse_option(const char *file, int line, hba_rule *r, const char *tok, char *err
 	if (strcmp(name, "clientcert") == 0 || strcmp(name, "clientname") == 0)
 	{
 		if (r->type != CT_HOSTSSL)
-			return fail(err, errlen, file, line, "%s can only be configured for \"hostssl\" rows", name);
+			return pgc_file_error(err, errlen, file, line, "%s can only be configured for \"hostssl\" rows", name);
 		if (r->method != PGC_HBA_CERT)
-			return fail(err, errlen, file, line,
+			return pgc_file_error(err, errlen, file, line,
 						"authentication option \"%s\" is not supported by pgcarrier for method \"%s\" "
 						"(only with \"cert\")", name, pgc_hba_method_name(r->method));
 		if (strcmp(name, "clientcert") == 0)
@@ -571,21 +486,21 @@ parse_option(const char *file, int line, hba_rule *r, const char *tok, char *err
 			if (strcmp(val, "verify-full") == 0)
 				return 0;       /* what cert does anyway */
 			if (strcmp(val, "verify-ca") == 0)
-				return fail(err, errlen, file, line,
+				return pgc_file_error(err, errlen, file, line,
 							"clientcert only accepts \"verify-full\" when using \"cert\" authentication");
-			return fail(err, errlen, file, line, "invalid value for clientcert: \"%s\"", val);
+			return pgc_file_error(err, errlen, file, line, "invalid value for clientcert: \"%s\"", val);
 		}
 		if (strcmp(val, "CN") == 0)
 			return 0;           /* the default: the certificate's CN is the user name */
 		if (strcmp(val, "DN") == 0)
-			return fail(err, errlen, file, line, "authentication option \"clientname=DN\" is not supported by pgcarrier");
-		return fail(err, errlen, file, line, "invalid value for clientname: \"%s\"", val);
+			return pgc_file_error(err, errlen, file, line, "authentication option \"clientname=DN\" is not supported by pgcarrier");
+		return pgc_file_error(err, errlen, file, line, "invalid value for clientname: \"%s\"", val);
 	}
 	for (int i = 0; pg_options[i] != NULL; i++)
 		if (strcmp(name, pg_options[i]) == 0)
-			return fail(err, errlen, file, line,
+			return pgc_file_error(err, errlen, file, line,
 						"authentication option \"%s\" is not supported by pgcarrier", name);
-	return fail(err, errlen, file, line, "unrecognized authentication option name: \"%s\"", name);
+	return pgc_file_error(err, errlen, file, line, "unrecognized authentication option name: \"%s\"", name);
 }
 
 /* Numeric IPv4 or IPv6 address into ss. 0 ok, -1 not an address. */
@@ -661,10 +576,10 @@ parse_address(const char *file, int line, hba_rule *r, const hba_record *rec, in
 	int rc = 0;
 
 	if (*fi >= rec->n)
-		return fail(err, errlen, file, line, "end-of-line before IP address specification");
+		return pgc_file_error(err, errlen, file, line, "end-of-line before IP address specification");
 	f = &rec->fields[(*fi)++];
 	if (f->n != 1)
-		return fail(err, errlen, file, line, f->n == 0
+		return pgc_file_error(err, errlen, file, line, f->n == 0
 					? "no host address (empty @file)"
 					: "multiple values specified for host address");
 	t = &f->tok[0];
@@ -674,30 +589,30 @@ parse_address(const char *file, int line, hba_rule *r, const hba_record *rec, in
 		return 0;
 	}
 	if (is_keyword(t, "samehost") || is_keyword(t, "samenet"))
-		return fail(err, errlen, file, line, "\"%s\" is not supported by pgcarrier: write the addresses "
+		return pgc_file_error(err, errlen, file, line, "\"%s\" is not supported by pgcarrier: write the addresses "
 					"in CIDR notation", t->s);
 
 	copy = strdup(t->s);
 	if (copy == NULL)
-		return fail(err, errlen, file, line, "out of memory");
+		return pgc_file_error(err, errlen, file, line, "out of memory");
 	slash = strchr(copy, '/');
 	if (slash != NULL)
 		*slash = '\0';
 	if (parse_ip(copy, &r->addr) < 0)
 	{
 		if (looks_numeric(copy))
-			rc = fail(err, errlen, file, line, "invalid IP address \"%s\"", copy);
+			rc = pgc_file_error(err, errlen, file, line, "invalid IP address \"%s\"", copy);
 		else if (slash != NULL)
-			rc = fail(err, errlen, file, line, "specifying both host name and CIDR mask is invalid: \"%s\"", t->s);
+			rc = pgc_file_error(err, errlen, file, line, "specifying both host name and CIDR mask is invalid: \"%s\"", t->s);
 		else
-			rc = fail(err, errlen, file, line, "host names are not supported by pgcarrier: \"%s\"", t->s);
+			rc = pgc_file_error(err, errlen, file, line, "host names are not supported by pgcarrier: \"%s\"", t->s);
 		free(copy);
 		return rc;
 	}
 	if (slash != NULL)
 	{
 		if (cidr_mask(slash + 1, r->addr.ss_family, &r->mask) < 0)
-			rc = fail(err, errlen, file, line, "invalid CIDR mask in address \"%s\"", t->s);
+			rc = pgc_file_error(err, errlen, file, line, "invalid CIDR mask in address \"%s\"", t->s);
 		free(copy);
 		return rc;
 	}
@@ -705,17 +620,17 @@ parse_address(const char *file, int line, hba_rule *r, const hba_record *rec, in
 
 	/* a separate netmask column */
 	if (*fi >= rec->n)
-		return fail(err, errlen, file, line, "end-of-line before netmask specification "
+		return pgc_file_error(err, errlen, file, line, "end-of-line before netmask specification "
 					"(specify an address range in CIDR notation, or provide a separate netmask)");
 	f = &rec->fields[(*fi)++];
 	if (f->n == 0)
-		return fail(err, errlen, file, line, "no netmask (empty @file)");
+		return pgc_file_error(err, errlen, file, line, "no netmask (empty @file)");
 	if (f->n != 1)
-		return fail(err, errlen, file, line, "multiple values specified for netmask");
+		return pgc_file_error(err, errlen, file, line, "multiple values specified for netmask");
 	if (parse_ip(f->tok[0].s, &r->mask) < 0)
-		return fail(err, errlen, file, line, "invalid IP mask \"%s\"", f->tok[0].s);
+		return pgc_file_error(err, errlen, file, line, "invalid IP mask \"%s\"", f->tok[0].s);
 	if (r->mask.ss_family != r->addr.ss_family)
-		return fail(err, errlen, file, line, "IP address and mask do not match");
+		return pgc_file_error(err, errlen, file, line, "IP address and mask do not match");
 	return 0;
 }
 
@@ -749,10 +664,10 @@ check_names(const char *file, int line, const hba_field *f, int is_db, char *err
 		const hba_token *t = &f->tok[i];
 
 		if (is_db && (is_keyword(t, "samerole") || is_keyword(t, "samegroup")))
-			return fail(err, errlen, file, line, "database keyword \"%s\" is not supported by pgcarrier "
+			return pgc_file_error(err, errlen, file, line, "database keyword \"%s\" is not supported by pgcarrier "
 						"(it needs role membership)", t->s);
 		if (!is_db && !t->quoted && t->s[0] == '+')
-			return fail(err, errlen, file, line, "group membership (\"%s\") is not supported by pgcarrier",
+			return pgc_file_error(err, errlen, file, line, "group membership (\"%s\") is not supported by pgcarrier",
 						t->s);
 	}
 	return 0;
@@ -770,9 +685,9 @@ parse_rule(const char *file, int line, const hba_record *rec, hba_rule *r, char 
 	/* connection type */
 	f = &rec->fields[fi++];
 	if (f->n == 0)
-		return fail(err, errlen, file, line, "no connection type (empty @file)");
+		return pgc_file_error(err, errlen, file, line, "no connection type (empty @file)");
 	if (f->n != 1)
-		return fail(err, errlen, file, line, "multiple values specified for connection type");
+		return pgc_file_error(err, errlen, file, line, "multiple values specified for connection type");
 	s = f->tok[0].s;
 	if (strcmp(s, "local") == 0)
 		r->type = CT_LOCAL;
@@ -783,21 +698,21 @@ parse_rule(const char *file, int line, const hba_record *rec, hba_rule *r, char 
 	else if (strcmp(s, "hostnossl") == 0)
 		r->type = CT_HOSTNOSSL;
 	else if (strcmp(s, "hostgssenc") == 0)
-		return fail(err, errlen, file, line, "connection type \"hostgssenc\" is not supported by pgcarrier "
+		return pgc_file_error(err, errlen, file, line, "connection type \"hostgssenc\" is not supported by pgcarrier "
 					"(no GSSAPI encryption)");
 	else
-		return fail(err, errlen, file, line, "invalid connection type \"%s\"", s);
+		return pgc_file_error(err, errlen, file, line, "invalid connection type \"%s\"", s);
 
 	/* databases */
 	if (fi >= rec->n)
-		return fail(err, errlen, file, line, "end-of-line before database specification");
+		return pgc_file_error(err, errlen, file, line, "end-of-line before database specification");
 	if (check_names(file, line, &rec->fields[fi], 1, err, errlen) < 0)
 		return -1;
 	r->dbs = rec->fields[fi++];
 
 	/* users */
 	if (fi >= rec->n)
-		return fail(err, errlen, file, line, "end-of-line before role specification");
+		return pgc_file_error(err, errlen, file, line, "end-of-line before role specification");
 	if (check_names(file, line, &rec->fields[fi], 0, err, errlen) < 0)
 		return -1;
 	r->users = rec->fields[fi++];
@@ -808,12 +723,12 @@ parse_rule(const char *file, int line, const hba_record *rec, hba_rule *r, char 
 
 	/* method */
 	if (fi >= rec->n)
-		return fail(err, errlen, file, line, "end-of-line before authentication method");
+		return pgc_file_error(err, errlen, file, line, "end-of-line before authentication method");
 	f = &rec->fields[fi++];
 	if (f->n == 0)
-		return fail(err, errlen, file, line, "no authentication method (empty @file)");
+		return pgc_file_error(err, errlen, file, line, "no authentication method (empty @file)");
 	if (f->n != 1)
-		return fail(err, errlen, file, line, "multiple values specified for authentication type");
+		return pgc_file_error(err, errlen, file, line, "multiple values specified for authentication type");
 	s = f->tok[0].s;
 	for (int i = 0; methods[i].name != NULL; i++)
 		if (strcmp(s, methods[i].name) == 0)
@@ -823,15 +738,15 @@ parse_rule(const char *file, int line, const hba_record *rec, hba_rule *r, char 
 			break;
 		}
 	if (!found)
-		return fail(err, errlen, file, line, "invalid authentication method \"%s\"", s);
+		return pgc_file_error(err, errlen, file, line, "invalid authentication method \"%s\"", s);
 	if (strcmp(s, "ident") == 0 && r->type == CT_LOCAL)
 		r->method = PGC_HBA_PEER;       /* as PostgreSQL: ident on a local socket is peer */
 	if (r->method == PGC_HBA_NO_MATCH)
-		return fail(err, errlen, file, line, "invalid authentication method \"%s\": not supported by pgcarrier", s);
+		return pgc_file_error(err, errlen, file, line, "invalid authentication method \"%s\": not supported by pgcarrier", s);
 	if (r->method == PGC_HBA_PEER && r->type != CT_LOCAL)
-		return fail(err, errlen, file, line, "peer authentication is only supported on local sockets");
+		return pgc_file_error(err, errlen, file, line, "peer authentication is only supported on local sockets");
 	if (r->method == PGC_HBA_CERT && r->type != CT_HOSTSSL)
-		return fail(err, errlen, file, line, "cert authentication is only supported on hostssl connections");
+		return pgc_file_error(err, errlen, file, line, "cert authentication is only supported on hostssl connections");
 
 	/* options */
 	for (; fi < rec->n; fi++)
@@ -875,7 +790,7 @@ top_record(void *arg, char *text, int line)
 			grow((void **) &lc->hba->rules, lc->hba->n, &lc->hba->cap, sizeof(*lc->hba->rules)) < 0)
 		{
 			free(r.desc);
-			rc = fail(ctx->err, ctx->errlen, ctx->file, line, "out of memory");
+			rc = pgc_file_error(ctx->err, ctx->errlen, ctx->file, line, "out of memory");
 		}
 		else
 		{
@@ -903,13 +818,13 @@ pgc_hba_load(const char *path, char *err, size_t errlen)
 		err[0] = '\0';
 	if (path == NULL)
 	{
-		fail(err, errlen, "(null)", 0, "no file name");
+		pgc_file_error(err, errlen, "(null)", 0, "no file name");
 		return NULL;
 	}
-	text = read_file(path, &len);
+	text = pgc_read_file(path, &len);
 	if (text == NULL)
 	{
-		fail(err, errlen, path, 0, "could not open configuration file \"%s\": %s", path, strerror(errno));
+		pgc_file_error(err, errlen, path, 0, "could not open configuration file \"%s\": %s", path, strerror(errno));
 		return NULL;
 	}
 	memset(&lc, 0, sizeof(lc));
@@ -917,7 +832,7 @@ pgc_hba_load(const char *path, char *err, size_t errlen)
 	if (lc.hba == NULL)
 	{
 		free(text);
-		fail(err, errlen, path, 0, "out of memory");
+		pgc_file_error(err, errlen, path, 0, "out of memory");
 		return NULL;
 	}
 	lc.tok.file = path;
@@ -926,7 +841,7 @@ pgc_hba_load(const char *path, char *err, size_t errlen)
 	rc = for_each_record(text, len, top_record, &lc, path, err, errlen);
 	free(text);
 	if (rc == 0 && lc.hba->n == 0)
-		rc = fail(err, errlen, path, 0, "configuration file \"%s\" contains no entries", path);
+		rc = pgc_file_error(err, errlen, path, 0, "configuration file \"%s\" contains no entries", path);
 	if (rc < 0)
 	{
 		pgc_hba_free(lc.hba);

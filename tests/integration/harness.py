@@ -92,6 +92,9 @@ server_backends(pg, db=None, user=None) -> int
     client backends in pg_stat_activity that are not the harness' own
     (application_name 'pgc-direct*' / 'pgc-harness*'), optionally filtered
     by database and user: i.e. the server connections pgcarrier holds.
+BackendMonitor(pg, db=None, user=None, interval=0.05)
+    context manager: samples server_backends(pg, db, user) from a thread
+    every interval seconds; .samples, .max, .error (an exception, or None).
 wait_no_backends(pg, timeout=10) -> bool
     wait until server_backends(pg) == 0.
 standard_databases(pg) -> dict
@@ -138,6 +141,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 
 PG_BINDIR = os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin")
@@ -384,8 +388,7 @@ host all all 127.0.0.1/32 trust
             return ""
 
 
-def server_backends(pg, db=None, user=None):
-    """Client backends not opened by the harness itself (see docstring)."""
+def _server_backends_query(db=None, user=None):
     q = ("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
          " AND pid <> pg_backend_pid()"
          " AND coalesce(application_name, '') NOT LIKE 'pgc-direct%'"
@@ -394,7 +397,47 @@ def server_backends(pg, db=None, user=None):
         q += " AND datname = '%s'" % db.replace("'", "''")
     if user is not None:
         q += " AND usename = '%s'" % user.replace("'", "''")
-    return int(pg.sql(q))
+    return q
+
+
+def server_backends(pg, db=None, user=None):
+    """Client backends not opened by the harness itself (see docstring)."""
+    return int(pg.sql(_server_backends_query(db, user)))
+
+
+class BackendMonitor:
+    """Samples server_backends(pg, db, user) from a thread, over one direct
+    connection (see docstring)."""
+
+    def __init__(self, pg, db=None, user=None, interval=0.05):
+        self.pg, self.interval = pg, interval
+        self.query = _server_backends_query(db, user)
+        self.samples = []
+        self.error = None
+        self._stop = threading.Event()
+        self._th = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            with self.pg.connect(db="postgres", user="postgres",
+                                 application_name="pgc-direct-monitor") as conn:
+                while not self._stop.is_set():
+                    self.samples.append(conn.execute(self.query).fetchone()[0])
+                    self._stop.wait(self.interval)
+        except Exception as e:  # the test looks at .error
+            self.error = e
+
+    def __enter__(self):
+        self._th.start()
+        return self
+
+    def __exit__(self, *a):
+        self._stop.set()
+        self._th.join(10)
+
+    @property
+    def max(self):
+        return max(self.samples) if self.samples else 0
 
 
 def wait_no_backends(pg, timeout=10):

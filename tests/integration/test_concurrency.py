@@ -9,7 +9,6 @@ import os
 import random
 import re
 import subprocess
-import threading
 import time
 
 import pytest
@@ -21,43 +20,6 @@ PGBENCH = os.path.join(harness.PG_BINDIR, "pgbench")
 
 def new_tag():
     return random.randint(1, 2 ** 31 - 2)
-
-
-class BackendMonitor:
-    """Samples pgcarrier's server connections for (db, user) from a thread."""
-
-    def __init__(self, pg, db="app", user="app", interval=0.05):
-        self.pg, self.db, self.user, self.interval = pg, db, user, interval
-        self.samples = []
-        self._stop = threading.Event()
-        self._th = threading.Thread(target=self._run, daemon=True)
-        self.error = None
-
-    def _run(self):
-        try:
-            with self.pg.connect(db="postgres", user="postgres") as conn:
-                while not self._stop.is_set():
-                    n = conn.execute(
-                        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = "
-                        "'client backend' AND datname = %s AND usename = %s AND "
-                        "coalesce(application_name, '') NOT LIKE 'pgc-%%'",
-                        [self.db, self.user]).fetchone()[0]
-                    self.samples.append(n)
-                    self._stop.wait(self.interval)
-        except Exception as e:  # reported by stop()
-            self.error = e
-
-    def __enter__(self):
-        self._th.start()
-        return self
-
-    def __exit__(self, *a):
-        self._stop.set()
-        self._th.join(10)
-
-    @property
-    def max(self):
-        return max(self.samples) if self.samples else 0
 
 
 # ---------------------------------------------------------------------------
@@ -108,7 +70,7 @@ def test_thousand_clients_transaction_mode(carrier, pg):
 
         await asyncio.gather(*(client(i) for i in range(N)))
 
-    with BackendMonitor(pg) as mon:
+    with harness.BackendMonitor(pg, db="app", user="app") as mon:
         t0 = time.monotonic()
         asyncio.run(asyncio.wait_for(main(), 80))
         took = time.monotonic() - t0
@@ -203,7 +165,7 @@ def test_single_server_shared_across_workers(carrier, pg):
     async def main():
         await asyncio.gather(*(client(i) for i in range(24)))
 
-    with BackendMonitor(pg) as mon:
+    with harness.BackendMonitor(pg, db="app", user="app") as mon:
         asyncio.run(asyncio.wait_for(main(), 50))
     assert errors == []
     assert len(pids) == 1
@@ -229,7 +191,7 @@ def test_waiting_clients_fifo_no_starvation(carrier, pg):
     async def main():
         await asyncio.gather(*(client(i) for i in range(40)))
 
-    with BackendMonitor(pg) as mon:
+    with harness.BackendMonitor(pg, db="app", user="app") as mon:
         t0 = time.monotonic()
         asyncio.run(asyncio.wait_for(main(), 40))
         took = time.monotonic() - t0
@@ -371,7 +333,7 @@ def run_pgbench(c, args, timeout=40):
 def test_pgbench_select_only(carrier, pgbench_db, mode, proto):
     pool = 50 if mode == "session" else 8
     c = carrier(pool_mode=mode, pool_size=pool)
-    with BackendMonitor(pgbench_db) as mon:
+    with harness.BackendMonitor(pgbench_db, db="app", user="app") as mon:
         n, out = run_pgbench(c, ["-c", "50", "-j", "2", "-T", "5", "-S", "-M", proto])
     assert mon.max <= pool
     print("pgbench -S %s/%s: %d transactions" % (mode, proto, n))
@@ -387,7 +349,7 @@ def test_pgbench_custom_script(carrier, pgbench_db, tmp_path, mode, proto):
     pool = 50 if mode == "session" else 8
     c = carrier(pool_mode=mode, pool_size=pool)
     before = int(pgbench_db.sql("SELECT count(*) FROM pgbench_history", db="app"))
-    with BackendMonitor(pgbench_db) as mon:
+    with harness.BackendMonitor(pgbench_db, db="app", user="app") as mon:
         n, out = run_pgbench(c, ["-c", "50", "-j", "2", "-T", "5", "-M", proto,
                                  "-f", str(script)])
     after = int(pgbench_db.sql("SELECT count(*) FROM pgbench_history", db="app"))

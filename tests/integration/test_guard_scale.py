@@ -41,7 +41,6 @@ import random
 import re
 import shutil
 import subprocess
-import threading
 import time
 
 import pytest
@@ -55,58 +54,18 @@ POOL = 8                 # server connections
 CONNECT_CONCURRENCY = 100  # connection attempts in flight at once
 PGBENCH = os.path.join(harness.PG_BINDIR, "pgbench")
 JDBC_JAR = "/usr/share/java/postgresql.jar"
-SAMPLER_APP = "pgc-direct-scale-sampler"
 
 
 def new_tag():
     return random.randint(1, 2 ** 31 - 2)
 
 
-class BackendSampler:
-    """Samples, from a thread, how many server backends pgcarrier holds
-    (the same count as harness.server_backends, over a direct connection)."""
-
-    def __init__(self, pg, interval=0.05):
-        self.pg, self.interval = pg, interval
-        self.samples = []
-        self.error = None
-        self._stop = threading.Event()
-        self._th = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        try:
-            with self.pg.connect(db="postgres", user="postgres",
-                                 application_name=SAMPLER_APP) as conn:
-                while not self._stop.is_set():
-                    n = conn.execute(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE backend_type = 'client backend' "
-                        "AND pid <> pg_backend_pid() "
-                        "AND coalesce(application_name, '') NOT LIKE 'pgc-direct%%' "
-                        "AND coalesce(application_name, '') NOT LIKE 'pgc-harness%%'"
-                    ).fetchone()[0]
-                    self.samples.append(n)
-                    self._stop.wait(self.interval)
-        except Exception as e:  # reported by check()
-            self.error = e
-
-    def __enter__(self):
-        self._th.start()
-        return self
-
-    def __exit__(self, *a):
-        self._stop.set()
-        self._th.join(10)
-
-    @property
-    def max(self):
-        return max(self.samples) if self.samples else 0
-
-    def check(self):
-        assert self.error is None, "backend sampler failed: %r" % (self.error,)
-        assert len(self.samples) >= 3, "too few backend samples: %r" % self.samples
-        assert 1 <= self.max <= POOL, \
-            "server backends seen: max %d (pool_size %d)" % (self.max, POOL)
+def check_backends(mon):
+    """At least 3 samples, and between 1 and POOL server backends seen."""
+    assert mon.error is None, "backend sampler failed: %r" % (mon.error,)
+    assert len(mon.samples) >= 3, "too few backend samples: %r" % mon.samples
+    assert 1 <= mon.max <= POOL, \
+        "server backends seen: max %d (pool_size %d)" % (mon.max, POOL)
 
 
 def server_statements(c, marker):
@@ -207,7 +166,7 @@ def test_pgbench_prepared(carrier, pg, tmp_path):
     cmd = [PGBENCH, "-n", "-M", "prepared", "-c", str(N), "-j", "2",
            "-t", str(TX), "-f", str(script),
            "-h", c.host, "-p", str(c.port), "-U", "app", "app"]
-    with BackendSampler(pg) as mon:
+    with harness.BackendMonitor(pg) as mon:
         t0 = time.monotonic()
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, timeout=180)
@@ -224,7 +183,7 @@ def test_pgbench_prepared(carrier, pg, tmp_path):
     m = re.search(r"number of failed transactions: (\d+)", out)
     assert m and int(m.group(1)) == 0, ctx
     assert "query mode: prepared" in out, ctx
-    mon.check()
+    check_backends(mon)
     check_prepared(c, marker, {marker + "-a": N * TX, marker + "-b": N * TX})
     print("pgbench -M prepared, %d clients x %d: %.1fs, max server backends %d"
           % (N, TX, took, mon.max))
@@ -309,14 +268,14 @@ def test_asyncpg(carrier, pg):
         await asyncio.gather(*(client(i) for i in range(N)))
 
     try:
-        with BackendSampler(pg) as mon:
+        with harness.BackendMonitor(pg) as mon:
             t0 = time.monotonic()
             asyncio.run(asyncio.wait_for(main(), 200))
             took = time.monotonic() - t0
         assert errors == [], "%d errors, first: %r\n--- pgcarrier log ---\n%s" \
             % (len(errors), errors[:10], log_tail(c))
         assert len(done) == N
-        mon.check()
+        check_backends(mon)
         assert pg.sql("SELECT count(*) FROM scratch WHERE client = %d" % tag,
                       db="app") == str(N * ROWS)
         check_prepared(c, m, {m + "-a": N * REPEAT, m + "-b": N * ROWS,
@@ -405,14 +364,14 @@ def test_psycopg(carrier, pg):
         await asyncio.gather(*(client(i) for i in range(N)))
 
     try:
-        with BackendSampler(pg) as mon:
+        with harness.BackendMonitor(pg) as mon:
             t0 = time.monotonic()
             asyncio.run(asyncio.wait_for(main(), 200))
             took = time.monotonic() - t0
         assert errors == [], "%d errors, first: %r\n--- pgcarrier log ---\n%s" \
             % (len(errors), errors[:10], log_tail(c))
         assert len(done) == N
-        mon.check()
+        check_backends(mon)
         assert pg.sql("SELECT count(*) FROM scratch WHERE client = %d" % tag,
                       db="app") == str(N * ROWS)
         check_prepared(c, m, {m + "-a": N * REPEAT, m + "-c": N * ROWS,
@@ -590,7 +549,7 @@ def test_jdbc(carrier, pg, tmp_path):
     assert r.returncode == 0, "javac failed:\n" + r.stdout
     c = carrier(pool_mode="transaction", pool_size=POOL)
     try:
-        with BackendSampler(pg) as mon:
+        with harness.BackendMonitor(pg) as mon:
             t0 = time.monotonic()
             r = subprocess.run(
                 [java, "-cp", "%s:%s" % (tmp_path, JDBC_JAR), "ScaleJdbc",
@@ -609,7 +568,7 @@ def test_jdbc(carrier, pg, tmp_path):
         assert (clients, conn_, ok, errs) == (N, N, N, 0), ctx
         assert max_open == N, ctx
         assert r.returncode == 0, ctx
-        mon.check()
+        check_backends(mon)
         assert pg.sql("SELECT count(*) FROM scratch WHERE client = %d" % tag,
                       db="app") == str(N * ITERS)
         # pgjdbc runs a statement unnamed for its first THRESHOLD-1

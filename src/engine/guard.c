@@ -18,11 +18,9 @@
 #include "sqlclass.h"
 
 /* Flags after which the server is asked what session state it holds. */
-#define PROBE_FLAGS (PGC_SQL_SETTING | PGC_SQL_TEMP | PGC_SQL_ADVISORY | PGC_SQL_LISTEN | \
-					 PGC_SQL_HOLD_CURSOR | PGC_SQL_PREPARE | PGC_SQL_UNKNOWN | PGC_SQL_DISCARD_ALL)
-/* Flags of state that pins a client to its server. */
-#define PIN_FLAGS (PGC_SQL_TEMP | PGC_SQL_ADVISORY | PGC_SQL_LISTEN | PGC_SQL_HOLD_CURSOR | \
-				   PGC_SQL_PREPARE)
+#define PROBE_FLAGS (PGC_SQL_PINNED | PGC_SQL_SETTING | PGC_SQL_DISCARD_ALL)
+/* State the classifier knows pins a client (what session_pinning = error refuses). */
+#define PIN_FLAGS (PGC_SQL_PINNED & ~PGC_SQL_UNKNOWN)
 /* A statement name that never exists on a server: Close of it answers CloseComplete. */
 #define NEVER_PREPARED "pgc_0"
 /* Made-up bytes wait while this much is already queued for a slow peer. */

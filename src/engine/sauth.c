@@ -925,6 +925,24 @@ sanitize_str(const char *s, char buf[31])
 	return buf;
 }
 
+/* The value starting at begin, cut at the next ','; *input moves past it. */
+static char *
+cut_value(char **input, char *begin)
+{
+	char *end = begin;
+
+	while (*end != '\0' && *end != ',')
+		end++;
+	if (*end != '\0')
+	{
+		*end = '\0';
+		*input = end + 1;
+	}
+	else
+		*input = end;
+	return begin;
+}
+
 /*
  * PostgreSQL's read_attr_value: "<attr>=<value>" at *input, NUL-terminated in
  * place; *input moves past the ','. NULL (with e filled) if not there.
@@ -933,7 +951,6 @@ static char *
 read_attr_value(char **input, char attr, pgc_sauth_error *e)
 {
 	char *begin = *input;
-	char *end;
 	char cb[8];
 
 	if (*begin != attr)
@@ -947,18 +964,7 @@ read_attr_value(char **input, char attr, pgc_sauth_error *e)
 		MALFORMED(e, "Expected character \"=\" for attribute \"%c\".", attr);
 		return NULL;
 	}
-	begin++;
-	end = begin;
-	while (*end != '\0' && *end != ',')
-		end++;
-	if (*end != '\0')
-	{
-		*end = '\0';
-		*input = end + 1;
-	}
-	else
-		*input = end;
-	return begin;
+	return cut_value(input, begin + 1);
 }
 
 /* PostgreSQL's read_any_attr: any "<ALPHA>=<value>". */
@@ -966,7 +972,6 @@ static char *
 read_any_attr(char **input, char *attr_p, pgc_sauth_error *e)
 {
 	char *begin = *input;
-	char *end;
 	char attr = *begin;
 	char cb[8];
 
@@ -987,18 +992,7 @@ read_any_attr(char **input, char *attr_p, pgc_sauth_error *e)
 		MALFORMED(e, "Expected character \"=\" for attribute \"%c\".", attr);
 		return NULL;
 	}
-	begin++;
-	end = begin;
-	while (*end != '\0' && *end != ',')
-		end++;
-	if (*end != '\0')
-	{
-		*end = '\0';
-		*input = end + 1;
-	}
-	else
-		*input = end;
-	return begin;
+	return cut_value(input, begin + 1);
 }
 
 /* Copy a client message into a NUL-terminated buffer, after PostgreSQL's checks. */

@@ -8,10 +8,13 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "cauth.h"
 #include "hba.h"
 #include "log.h"
 #include "sauth.h"
+#include "tls.h"
 
 typedef enum auth_stage {
 	WAIT_PASSWORD,            /* AuthenticationCleartextPassword sent */
@@ -24,7 +27,31 @@ typedef struct pgc_cauth {
 	auth_stage stage;
 	uint8_t salt[4];
 	pgc_scram_server *scram;
+	char *secret;             /* the user's secret (NULL: none known) */
 } pgc_cauth;
+
+/*
+ * SCRAM pass-through: a client proved the keys of a stored SCRAM secret of
+ * the pool's server login user; the pool's servers may log in with them.
+ */
+static void
+remember_scram_keys(pgc_client *c, const pgc_cauth *a)
+{
+	pgc_pool *p = c->pool;
+	uint8_t keys[64];
+
+	if (p == NULL || a->secret == NULL || !pgc_secret_is_scram(a->secret) ||
+		pgc_scram_server_keys(a->scram, keys, keys + 32) < 0)
+		return;
+	pthread_mutex_lock(&p->lock);
+	if (strcmp(p->user, c->user) == 0)
+	{
+		memcpy(p->scram_keys, keys, sizeof(keys));
+		p->have_scram_keys = true;
+	}
+	pthread_mutex_unlock(&p->lock);
+	OPENSSL_cleanse(keys, sizeof(keys));
+}
 
 static void
 send_auth_request(pgc_client *c, uint32_t code, const void *data, size_t len)
@@ -73,19 +100,49 @@ peer_check(pgc_client *c)
 	return 1;
 }
 
+/* The client's certificate must be valid and name the user (CN), as PostgreSQL's cert method. */
+static int
+cert_check(pgc_client *c)
+{
+	char cn[256];
+	int r = c->tls ? pgc_tls_peer_cn(c->tls, cn, sizeof(cn)) : 0;
+
+	if (r == 0)
+	{
+		pgc_client_fatal(c, "28000", "connection requires a valid client certificate");
+		return -1;
+	}
+	if (r < 0)
+		pgc_log(PGC_LOG, "client %s: certificate authentication of \"%s\" failed: %s", c->addr, c->user, cn);
+	else if (strcmp(cn, c->user) != 0)
+		pgc_log(PGC_LOG, "client %s: provided user name (%s) and authenticated user name (%s) do not match",
+				c->addr, c->user, cn);
+	else
+		return 1;
+	pgc_client_fatal(c, "28000", "certificate authentication failed for user \"%s\"", c->user);
+	return -1;
+}
+
 static int
 start_scram(pgc_client *c, pgc_cauth *a, const char *secret)
 {
 	static const char mechs[] = PGC_SCRAM_MECH "\0";
+	/* On TLS, channel binding is offered first, as PostgreSQL does. */
+	static const char mechs_plus[] = PGC_SCRAM_MECH_PLUS "\0" PGC_SCRAM_MECH "\0";
+	const uint8_t *cb = NULL;
+	int cb_len = c->tls ? pgc_tls_channel_binding(c->tls, &cb) : -1;
 
-	a->scram = pgc_scram_server_new(c->user, secret, NULL, 0);
+	a->scram = pgc_scram_server_new(c->user, secret, cb_len > 0 ? cb : NULL, cb_len > 0 ? (size_t) cb_len : 0);
 	if (a->scram == NULL)
 	{
 		pgc_client_fatal(c, "53200", "out of memory");
 		return -1;
 	}
 	a->stage = WAIT_SASL_INITIAL;
-	send_auth_request(c, 10, mechs, sizeof(mechs));
+	if (cb_len > 0)
+		send_auth_request(c, 10, mechs_plus, sizeof(mechs_plus));
+	else
+		send_auth_request(c, 10, mechs, sizeof(mechs));
 	return 0;
 }
 
@@ -110,6 +167,8 @@ pgc_cauth_begin(pgc_client *c)
 		case PGC_AUTH_SCRAM:
 			method = PGC_HBA_SCRAM;
 			break;
+		case PGC_AUTH_CERT:
+			return cert_check(c);
 		default:
 			{
 				pgc_hba_conn conn;
@@ -118,6 +177,7 @@ pgc_cauth_begin(pgc_client *c)
 
 				memset(&conn, 0, sizeof(conn));
 				conn.is_unix = c->is_unix;
+				conn.is_tls = c->tls != NULL;
 				conn.addr = c->peer;
 				conn.database = c->dbname;
 				conn.user = c->user;
@@ -133,11 +193,7 @@ pgc_cauth_begin(pgc_client *c)
 					return -1;
 				}
 				if (method == PGC_HBA_CERT)
-				{
-					pgc_client_fatal(c, "28000", "certificate authentication failed for user \"%s\": "
-									 "the connection does not use TLS", c->user);
-					return -1;
-				}
+					return cert_check(c);
 				if (method == PGC_HBA_TRUST)
 					return 1;
 				if (method == PGC_HBA_PEER)
@@ -147,12 +203,14 @@ pgc_cauth_begin(pgc_client *c)
 	}
 	secret = pgc_config_find_secret(cfg, c->user);
 	a = calloc(1, sizeof(*a));
-	if (a == NULL)
+	if (a == NULL || (secret && (a->secret = strdup(secret)) == NULL))
 	{
+		free(a);
 		pgc_client_fatal(c, "53200", "out of memory");
 		return -1;
 	}
 	c->auth = a;
+	secret = a->secret;
 	c->state = CL_AUTH;
 	/* As PostgreSQL: md5 with a SCRAM secret (or none) is done as SCRAM. */
 	if (method == PGC_HBA_SCRAM || (method == PGC_HBA_MD5 && (secret == NULL || pgc_scram_secret_parse(secret, &(pgc_scram_secret){0}) == 0)))
@@ -198,7 +256,6 @@ pgc_cauth_step(pgc_client *c)
 {
 	pgc_cauth *a = c->auth;
 	pgc_iobuf *b = c->in;
-	const pgc_config *cfg = pgc_engine_config();
 	uint8_t type;
 	uint32_t len;
 	const uint8_t *body;
@@ -230,7 +287,7 @@ pgc_cauth_step(pgc_client *c)
 		case WAIT_PASSWORD:
 		case WAIT_MD5:
 			{
-				const char *secret = pgc_config_find_secret(cfg, c->user);
+				const char *secret = a->secret;
 				size_t pl = strnlen((const char *) body, blen);
 
 				if (pl + 1 != blen)
@@ -280,6 +337,7 @@ pgc_cauth_step(pgc_client *c)
 			if (rc < 0)
 				return sauth_failed(c, &err);
 			send_auth_request(c, 12, out, (size_t) rc);
+			remember_scram_keys(c, a);
 			return 1;
 	}
 	return -1;
@@ -293,6 +351,11 @@ pgc_cauth_free(pgc_client *c)
 	if (a == NULL)
 		return;
 	pgc_scram_server_free(a->scram);
+	if (a->secret)
+	{
+		OPENSSL_cleanse(a->secret, strlen(a->secret));
+		free(a->secret);
+	}
 	free(a);
 	c->auth = NULL;
 }

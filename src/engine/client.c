@@ -25,6 +25,7 @@
 
 #include "cauth.h"
 #include "core.h"
+#include "tls.h"
 #include "guard.h"
 #include "log.h"
 
@@ -47,6 +48,8 @@ client_update_events(pgc_client *c)
 		ev |= EPOLLIN;
 	if (c->want_write)
 		ev |= EPOLLOUT;
+	if ((ev & EPOLLIN) && c->tls && pgc_tls_pending(c->tls))
+		pgc_worker_ready(c->worker, c, c->tls);
 	if (!c->registered)
 	{
 		if (pgc_worker_watch(c->worker, c->fd, c, ev) == 0)
@@ -73,15 +76,22 @@ server_update_events(pgc_server *s)
 	pgc_server_set_events(s, ev);
 }
 
+/* Ciphertext waits for the socket. */
+static bool
+tls_waiting(pgc_tls *tls)
+{
+	return tls && pgc_tls_wants_write(tls);
+}
+
 /* Write what pgcarrier composed for the client. 1 done, 0 blocked, -1 error. */
 static int
 client_flush_out(pgc_client *c)
 {
 	int rc;
 
-	if (c->out == NULL || c->out->len == 0)
+	if ((c->out == NULL || c->out->len == 0) && !tls_waiting(c->tls))
 		return 1;
-	rc = pgc_msgbuf_write(c->fd, c->out);
+	rc = pgc_msgbuf_write(c->fd, c->tls, c->out);
 	if (rc == 0)
 		c->want_write = true;
 	if (rc == 1)
@@ -137,6 +147,8 @@ pgc_client_close(pgc_client *c, const char *reason)
 	if (c->registered)
 		pgc_worker_unwatch(w, c->fd);
 	pgc_worker_forget(w, c);
+	pgc_tls_free(c->tls);
+	c->tls = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
@@ -172,7 +184,7 @@ pgc_client_fatal(pgc_client *c, const char *sqlstate, const char *fmt, ...)
 	{
 		pgc_msgbuf_error(out, 'E', "FATAL", sqlstate, msg, NULL, NULL);
 		/* Best effort: a client that does not read does not hold us up. */
-		(void) pgc_msgbuf_write(c->fd, out);
+		(void) pgc_msgbuf_write(c->fd, c->tls, out);
 	}
 	if (pgc_engine_config()->log_pooler_errors)
 		pgc_log(PGC_LOG, "client %s: %s: %s", c->addr, sqlstate, msg);
@@ -520,16 +532,36 @@ client_startup(pgc_client *c)
 			pgc_client_fatal(c, "08P01", "%s", err);
 			return;
 		}
-		if (st.code == PGC_SSL_REQUEST_CODE || st.code == PGC_GSSENC_REQUEST_CODE)
+		if ((st.code == PGC_SSL_REQUEST_CODE || st.code == PGC_GSSENC_REQUEST_CODE) && c->tls == NULL)
 		{
-			/* No TLS or GSSAPI encryption yet: 'N', and the client may go on in clear text. */
-			static const uint8_t no = 'N';
+			const pgc_config *cfg = pgc_engine_config();
+			/* As PostgreSQL: TLS over TCP only; no GSSAPI encryption. */
+			bool tls = st.code == PGC_SSL_REQUEST_CODE && !c->is_unix && pgc_tls_client_enabled(cfg);
+			uint8_t answer = tls ? 'S' : 'N';
 
 			b->start += len;
 			b->scan = b->start;
-			if (write(c->fd, &no, 1) != 1)
+			if (tls && b->start != b->end)
+			{
+				/* Bytes sent before the handshake could be injected by a man in the middle. */
+				pgc_client_fatal(c, "08P01", "received unencrypted data after SSL request");
+				return;
+			}
+			if (write(c->fd, &answer, 1) != 1)
 			{
 				pgc_client_close(c, "client went away");
+				return;
+			}
+			if (tls)
+			{
+				c->tls = pgc_tls_accept(cfg, c->fd);
+				if (c->tls == NULL)
+				{
+					pgc_client_close(c, "could not set up TLS");
+					return;
+				}
+				c->state = CL_TLS;
+				client_trim(c);
 				return;
 			}
 			continue;
@@ -539,6 +571,8 @@ client_startup(pgc_client *c)
 			int fd = c->fd;
 
 			/* The connection moves to the cancel forward, which closes it when done. */
+			pgc_tls_free(c->tls);
+			c->tls = NULL;
 			if (c->registered)
 				pgc_worker_unwatch(c->worker, fd);
 			c->registered = false;
@@ -551,6 +585,12 @@ client_startup(pgc_client *c)
 		{
 			pgc_client_fatal(c, "0A000", "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
 							 PGC_PROTO_MAJOR(st.code), PGC_PROTO_MINOR(st.code));
+			return;
+		}
+		if (!c->tls && !c->is_unix && pgc_engine_config()->client_tls_sslmode >= PGC_SSLMODE_REQUIRE)
+		{
+			pgc_client_fatal(c, "28000", "this connection requires TLS (client_tls_sslmode = %s)",
+							 pgc_sslmode_name(pgc_engine_config()->client_tls_sslmode));
 			return;
 		}
 		b->start += len;
@@ -850,7 +890,7 @@ server_died(pgc_client *c, pgc_server *s)
 	bool told;
 
 	if (s->in && s->in->start < s->in->scan)
-		(void) pgc_iobuf_write(c->fd, s->in);
+		(void) pgc_iobuf_write(c->fd, c->tls, s->in);
 	/* An ErrorResponse last (FATAL, on a server shutdown) already told the client why. */
 	told = s->last_type == 'E';
 	s->dirty_close = true;
@@ -936,9 +976,10 @@ pump(pgc_client *c)
 		}
 		if (c->guard.on)
 			(void) pgc_guard_flush_made_up(c, s);   /* no room now: once the client took some */
-		if (!s->want_write && ((s->out && s->out->len) || (c->in && c->in->start < c->in->scan)))
+		if (!s->want_write && ((s->out && s->out->len) || (c->in && c->in->start < c->in->scan) ||
+							   tls_waiting(s->tls)))
 		{
-			rc = pgc_write_both(s->fd, s->out, c->in);
+			rc = pgc_write_both(s->fd, s->tls, s->out, c->in);
 			if (rc < 0)
 			{
 				server_died(c, s);
@@ -955,9 +996,10 @@ pump(pgc_client *c)
 				return;
 			}
 		}
-		if (!c->want_write && ((c->out && c->out->len) || (s->in && s->in->start < s->in->scan)))
+		if (!c->want_write && ((c->out && c->out->len) || (s->in && s->in->start < s->in->scan) ||
+							   tls_waiting(c->tls)))
 		{
-			rc = pgc_write_both(c->fd, c->out, s->in);
+			rc = pgc_write_both(c->fd, c->tls, c->out, s->in);
 			if (rc < 0)
 			{
 				pgc_client_close(c, "client went away");
@@ -1055,7 +1097,7 @@ pgc_client_server_event(pgc_client *c, pgc_server *s, uint32_t events)
 		s->want_write = false;
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 	{
-		ssize_t n = pgc_iobuf_read(c->worker, s->fd, &s->in);
+		ssize_t n = pgc_iobuf_read(c->worker, s->fd, s->tls, &s->in);
 
 		if (n == 0 || n == -1)
 		{
@@ -1069,14 +1111,44 @@ pgc_client_server_event(pgc_client *c, pgc_server *s, uint32_t events)
 	pump(c);
 }
 
+/* Drive the TLS handshake that follows SSLRequest; then read the startup packet through it. */
+static void
+client_tls_handshake(pgc_client *c)
+{
+	char err[256];
+	int r = pgc_tls_handshake(c->tls, err, sizeof(err));
+
+	if (r < 0)
+	{
+		if (pgc_engine_config()->log_pooler_errors)
+			pgc_log(PGC_LOG, "client %s: TLS handshake failed: %s", c->addr, err);
+		pgc_client_close(c, "TLS handshake failed");
+		return;
+	}
+	c->want_write = pgc_tls_wants_write(c->tls);
+	if (r == 1)
+	{
+		c->state = CL_STARTUP;
+		client_update_events(c);
+		pgc_client_event(c, EPOLLIN);   /* the startup packet may have come with the handshake */
+		return;
+	}
+	client_update_events(c);
+}
+
 void
 pgc_client_event(pgc_client *c, uint32_t events)
 {
 	if (events & EPOLLOUT)
 		c->want_write = false;
+	if (c->state == CL_TLS)
+	{
+		client_tls_handshake(c);
+		return;
+	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 	{
-		ssize_t n = pgc_iobuf_read(c->worker, c->fd, &c->in);
+		ssize_t n = pgc_iobuf_read(c->worker, c->fd, c->tls, &c->in);
 
 		if (n == 0 || n == -1)
 		{
@@ -1150,7 +1222,7 @@ pgc_client_handoff(pgc_client *c)
 		pgc_msgbuf *err = c->handoff_error;
 
 		c->handoff_error = NULL;
-		(void) pgc_msgbuf_write(c->fd, err);
+		(void) pgc_msgbuf_write(c->fd, c->tls, err);
 		pgc_msgbuf_free(err);
 		free(err);
 		pgc_client_close(c, "no server connection could be had");
@@ -1192,6 +1264,7 @@ pgc_client_tick(pgc_client *c, double now)
 	switch (c->state)
 	{
 		case CL_STARTUP:
+		case CL_TLS:
 		case CL_AUTH:
 			if (cfg->client_login_timeout > 0 && idle > cfg->client_login_timeout)
 				pgc_client_close(c, "client_login_timeout");

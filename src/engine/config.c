@@ -7,6 +7,7 @@
  */
 #include "config.h"
 #include "hba.h"
+#include "tls.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -206,7 +207,7 @@ pgc_read_file(const char *path, size_t *lenp)
 
 typedef enum key_kind
 {
-	K_STR, K_INT, K_TIME, K_BOOL, K_MODE, K_AUTH, K_PINNING
+	K_STR, K_INT, K_TIME, K_BOOL, K_MODE, K_AUTH, K_PINNING, K_SSLMODE
 } key_kind;
 
 typedef struct key_def
@@ -258,6 +259,21 @@ static const key_def main_keys[] = {
 	KBOOL(session_guard),
 	KINT(max_prepared_statements, 1, 100000),
 	{"session_pinning", K_PINNING, offsetof(pgc_config, session_pinning), 0, 0},
+	KSTR(auth_query),
+	KSTR(auth_user),
+	KTIME(auth_query_cache_lifetime),
+	{"client_tls_sslmode", K_SSLMODE, offsetof(pgc_config, client_tls_sslmode), 0, 0},
+	KSTR(client_tls_cert_file),
+	KSTR(client_tls_key_file),
+	KSTR(client_tls_ca_file),
+	KSTR(client_tls_protocols),
+	KSTR(client_tls_ciphers),
+	{"server_tls_sslmode", K_SSLMODE, offsetof(pgc_config, server_tls_sslmode), 0, 0},
+	KSTR(server_tls_cert_file),
+	KSTR(server_tls_key_file),
+	KSTR(server_tls_ca_file),
+	KSTR(server_tls_protocols),
+	KSTR(server_tls_ciphers),
 };
 
 #define N_MAIN_KEYS ((int) (sizeof(main_keys) / sizeof(main_keys[0])))
@@ -360,12 +376,17 @@ set_main_key(ini_state *st, const char *key, const char *val)
 			else if (strcasecmp(val, "hba") == 0)
 				*(int *) (base + k->off) = PGC_AUTH_HBA;
 			else if (strcasecmp(val, "cert") == 0)
-				return pgc_file_error(st->err, st->errlen, st->file, st->line,
-							"auth_type \"cert\" needs TLS with clients, which pgcarrier does not have yet");
+				*(int *) (base + k->off) = PGC_AUTH_CERT;
 			else
 				return pgc_file_error(st->err, st->errlen, st->file, st->line,
 							"invalid value \"%s\" for auth_type: expected trust, password, md5, "
-							"scram-sha-256 or hba", val);
+							"scram-sha-256, cert or hba", val);
+			return 0;
+		case K_SSLMODE:
+			if ((*(int *) (base + k->off) = pgc_sslmode_parse(val)) < 0)
+				return pgc_file_error(st->err, st->errlen, st->file, st->line,
+							"invalid value \"%s\" for %s: expected disable, allow, prefer, require, "
+							"verify-ca or verify-full", val, k->name);
 			return 0;
 	}
 	return 0;
@@ -718,7 +739,9 @@ config_new(void)
 	cfg->session_guard = 1;
 	cfg->max_prepared_statements = 200;
 	cfg->session_pinning = PGC_PIN_ALLOW;
-	if (!cfg->listen_addr || !cfg->unix_socket_dir || !cfg->server_reset_query)
+	cfg->auth_query = strdup("SELECT usename, passwd FROM pg_shadow WHERE usename=$1");
+	cfg->auth_query_cache_lifetime = 15;
+	if (!cfg->listen_addr || !cfg->unix_socket_dir || !cfg->server_reset_query || !cfg->auth_query)
 	{
 		pgc_config_free(cfg);
 		return NULL;
@@ -827,6 +850,22 @@ parse_ini(const char *text, const char *name, const char *dir, char *err, size_t
 		goto error;
 	if (st.cfg->auth_type == PGC_AUTH_HBA && load_hba_file(&st, dir) < 0)
 		goto error;
+	{
+		char why[512];
+
+		if (pgc_tls_config_prepare(st.cfg, dir, why, sizeof(why)) < 0)
+		{
+			pgc_file_error(err, errlen, name, 0, "%s", why);
+			goto error;
+		}
+	}
+	if (st.cfg->auth_type == PGC_AUTH_CERT && (st.cfg->tls_client == NULL || st.cfg->client_tls_ca_file == NULL))
+	{
+		pgc_file_error(err, errlen, name, st.seen[find_main_key("auth_type")],
+					   "auth_type = cert needs TLS with clients: client_tls_sslmode, client_tls_cert_file, "
+					   "client_tls_key_file and client_tls_ca_file");
+		goto error;
+	}
 	return st.cfg;
 
 error:
@@ -1011,6 +1050,19 @@ pgc_config_free(pgc_config *cfg)
 	free(cfg->auth_file);
 	free(cfg->auth_hba_file);
 	pgc_hba_free(cfg->hba);
+	pgc_tls_config_release(cfg);
+	free(cfg->auth_query);
+	free(cfg->auth_user);
+	free(cfg->client_tls_cert_file);
+	free(cfg->client_tls_key_file);
+	free(cfg->client_tls_ca_file);
+	free(cfg->client_tls_protocols);
+	free(cfg->client_tls_ciphers);
+	free(cfg->server_tls_cert_file);
+	free(cfg->server_tls_key_file);
+	free(cfg->server_tls_ca_file);
+	free(cfg->server_tls_protocols);
+	free(cfg->server_tls_ciphers);
 	free(cfg->logfile);
 	free(cfg->pidfile);
 	free(cfg->admin_users);

@@ -30,6 +30,7 @@ typedef enum pgc_auth_type {
 	PGC_AUTH_PASSWORD,
 	PGC_AUTH_MD5,
 	PGC_AUTH_SCRAM,
+	PGC_AUTH_CERT,
 	PGC_AUTH_HBA
 } pgc_auth_type;
 
@@ -110,6 +111,20 @@ typedef struct pgc_config {
 	int session_guard;         /* bool, 1: track session state; 0: forward as is */
 	int max_prepared_statements; /* 200: per server connection, least recently used out */
 	int session_pinning;       /* PGC_PIN_ALLOW (default) or PGC_PIN_ERROR */
+	/* secrets from the server: auth_query run as auth_user, answers cached */
+	char *auth_query;          /* "SELECT usename, passwd FROM pg_shadow WHERE usename=$1" */
+	char *auth_user;           /* NULL: no auth_query */
+	double auth_query_cache_lifetime; /* 15 s; 0 = ask every time */
+	/* TLS (tls.h); sslmode values are pgc_sslmode, file names relative to the config file */
+	int client_tls_sslmode;    /* disable */
+	char *client_tls_cert_file, *client_tls_key_file, *client_tls_ca_file;
+	char *client_tls_protocols; /* NULL = "secure" (TLS 1.2 and 1.3) */
+	char *client_tls_ciphers;   /* NULL = "default" */
+	int server_tls_sslmode;    /* disable */
+	char *server_tls_cert_file, *server_tls_key_file, *server_tls_ca_file;
+	char *server_tls_protocols;
+	char *server_tls_ciphers;
+	struct pgc_tls_ctx *tls_client, *tls_server;  /* built at load (tls.c), NULL when disabled */
 
 	pgc_database *databases;
 	int n_databases;

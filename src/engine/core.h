@@ -104,6 +104,7 @@ typedef struct pgc_guard {
 
 typedef enum pgc_client_state {
 	CL_STARTUP,       /* reading SSLRequest / startup packet */
+	CL_TLS,           /* TLS handshake after SSLRequest */
 	CL_AUTH,          /* authenticating (cauth.c) */
 	CL_LOGIN,         /* waiting for a first server login to learn the server's parameters */
 	CL_IDLE,          /* logged in, no server */
@@ -144,6 +145,7 @@ struct pgc_client {
 	pgc_link wait_node;           /* pool->waiters (pool lock) */
 	pgc_client *inbox_next;       /* worker->inbox (inbox lock) */
 	pgc_client *cancel_next;      /* cancel registry chain (registry lock) */
+	struct pgc_tls *tls;          /* TLS with the client, NULL for plain */
 	char addr[64];                /* peer address, for logs */
 	struct sockaddr_storage peer; /* peer address, for the HBA file */
 	bool is_unix;                 /* came in on the Unix socket */
@@ -152,6 +154,8 @@ struct pgc_client {
 
 typedef enum pgc_server_state {
 	SV_CONNECTING,
+	SV_TLS_ASK,       /* SSLRequest sent, waiting for 'S' or 'N' */
+	SV_TLS,           /* TLS handshake */
 	SV_LOGIN,
 	SV_IDLE,          /* in pool->idle */
 	SV_LINKED,
@@ -159,9 +163,14 @@ typedef enum pgc_server_state {
 	SV_CLOSED
 } pgc_server_state;
 
+/* Not logged in yet: connecting, TLS or login. */
+#define PGC_SV_STARTING(state) ((state) <= SV_LOGIN)
+
 struct pgc_server {
 	pgc_kind kind;                /* PGC_KIND_SERVER */
 	int fd;
+	struct pgc_tls *tls;          /* TLS with the server, NULL for plain */
+	struct pgc_tls *tls_offer;    /* SV_TLS_ASK: TLS to use if the server answers 'S' */
 	pgc_server_state state;
 	pgc_worker *worker;           /* owner, NULL while idle */
 	pgc_pool *pool;
@@ -185,6 +194,8 @@ struct pgc_server {
 	struct sockaddr_storage addr; /* for cancel requests */
 	socklen_t addrlen;
 	void *scram;                  /* pgc_scram_client during login */
+	uint8_t scram_keys[64];       /* during login: the pool's pass-through keys, if any */
+	bool have_scram_keys;
 	pgc_stmt_cache stmts;         /* prepared statements pgcarrier made on it */
 	bool probing;                 /* the guard's state probe is running; its answers are ours */
 	bool probe_failed;
@@ -234,6 +245,14 @@ struct pgc_pool {
 	pgc_params welcome;           /* server parameters learned at the first login */
 	pgc_stmt_registry stmts;      /* prepared statements of its clients (own lock) */
 	bool have_welcome;
+	/*
+	 * SCRAM pass-through (lock): the ClientKey and ServerKey a client of this
+	 * pool proved with SCRAM against a stored secret of the server login
+	 * user; servers then log in with them, so no clear password is needed.
+	 */
+	uint8_t scram_keys[64];
+	bool have_scram_keys;
+	char *learned_secret;         /* the login user's secret from auth_query, for md5 pass-through (lock) */
 	pgc_params canon;             /* "name=value as a client sent it" -> the server's spelling (lock) */
 	struct pgc_counter *db_count;   /* server connections to this database, all pools */
 	struct pgc_counter *user_count; /* server connections of this user, all pools */
@@ -265,6 +284,8 @@ struct pgc_worker {
 	int n_free_bufs;
 	struct epoll_event *events;   /* current batch, so closed objects can be forgotten */
 	int n_events;
+	void **ready;                 /* objects with decrypted TLS bytes waiting (pgc_worker_ready) */
+	int n_ready, cap_ready;
 	double now;
 	double next_tick;
 	bool stopping;
@@ -321,17 +342,21 @@ bool pgc_param_is_reported(const char *key);
 
 /* ---- iobuf.c ---- */
 /* Read once into *bufp (taken from w's free list if NULL). Bytes read, 0 on EOF, -1 on error, -2 if nothing now. */
-ssize_t pgc_iobuf_read(pgc_worker *w, int fd, pgc_iobuf **bufp);
+/*
+ * All of these take the connection's TLS (NULL for a plain socket). With TLS,
+ * "all written" also means no ciphertext waits for the socket.
+ */
+ssize_t pgc_iobuf_read(pgc_worker *w, int fd, struct pgc_tls *tls, pgc_iobuf **bufp);
 /* Write b[start, scan) to fd. 1 when all is written, 0 when the socket is full, -1 on error. */
-int pgc_iobuf_write(int fd, pgc_iobuf *b);
+int pgc_iobuf_write(int fd, struct pgc_tls *tls, pgc_iobuf *b);
 /* Write m (NULL is fine) and drop what was written. 1 all written, 0 socket full, -1 error. */
-int pgc_msgbuf_write(int fd, pgc_msgbuf *m);
+int pgc_msgbuf_write(int fd, struct pgc_tls *tls, pgc_msgbuf *m);
 /*
  * Write m, then b[start, scan), with one system call when the socket takes
  * it all: what pgcarrier composed goes first. Either may be NULL. 1 all
  * written, 0 socket full, -1 error.
  */
-int pgc_write_both(int fd, pgc_msgbuf *m, pgc_iobuf *b);
+int pgc_write_both(int fd, struct pgc_tls *tls, pgc_msgbuf *m, pgc_iobuf *b);
 /*
  * Framing helpers: a message of total bytes starts at b->scan. pass() lets
  * it through (all of it that is there; *skip counts what is still to come);
@@ -349,6 +374,12 @@ extern __thread pgc_worker *pgc_current_worker;
 pgc_iobuf *pgc_worker_get_buf(pgc_worker *w);
 void pgc_worker_put_buf(pgc_worker *w, pgc_iobuf *b);
 void pgc_worker_forget(pgc_worker *w, void *ptr);
+/*
+ * ptr (a client or server) has decrypted TLS bytes waiting that the socket
+ * will not announce: give it an EPOLLIN event after this batch. tls is its
+ * connection (marks it queued, so it is added once).
+ */
+void pgc_worker_ready(pgc_worker *w, void *ptr, struct pgc_tls *tls);
 int pgc_worker_watch(pgc_worker *w, int fd, void *ptr, uint32_t events);
 int pgc_worker_rewatch(pgc_worker *w, int fd, void *ptr, uint32_t events);
 void pgc_worker_unwatch(pgc_worker *w, int fd);

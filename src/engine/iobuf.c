@@ -8,10 +8,37 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "tls.h"
+
+/* Drop the first n bytes of m. */
+static void
+msgbuf_consume(pgc_msgbuf *m, size_t n)
+{
+	memmove(m->data, m->data + n, m->len - n);
+	m->len -= n;
+}
+
+/* Decrypt what fits into b; same results as pgc_iobuf_read. */
+static ssize_t
+tls_read(pgc_tls *tls, pgc_iobuf *b)
+{
+	ssize_t total = 0;
+
+	while (b->end < PGC_IOBUF_SIZE)
+	{
+		ssize_t n = pgc_tls_read(tls, b->data + b->end, PGC_IOBUF_SIZE - b->end);
+
+		if (n <= 0)
+			return total > 0 ? total : n;
+		b->end += (size_t) n;
+		total += n;
+	}
+	return total;
+}
 
 /* Read once into *bufp. Returns bytes read, 0 on EOF, -1 on error, -2 when nothing can be read now. */
 ssize_t
-pgc_iobuf_read(pgc_worker *w, int fd, pgc_iobuf **bufp)
+pgc_iobuf_read(pgc_worker *w, int fd, pgc_tls *tls, pgc_iobuf **bufp)
 {
 	pgc_iobuf *b = *bufp;
 	ssize_t n;
@@ -31,6 +58,8 @@ pgc_iobuf_read(pgc_worker *w, int fd, pgc_iobuf **bufp)
 	}
 	if (b->end == PGC_IOBUF_SIZE)
 		return -2;
+	if (tls)
+		return tls_read(tls, b);
 	do
 		n = read(fd, b->data + b->end, PGC_IOBUF_SIZE - b->end);
 	while (n < 0 && errno == EINTR);
@@ -42,8 +71,10 @@ pgc_iobuf_read(pgc_worker *w, int fd, pgc_iobuf **bufp)
 
 /* Write b[start, scan) to fd. Returns 1 when all is written, 0 when the socket is full, -1 on error. */
 int
-pgc_iobuf_write(int fd, pgc_iobuf *b)
+pgc_iobuf_write(int fd, pgc_tls *tls, pgc_iobuf *b)
 {
+	if (tls)
+		return pgc_write_both(fd, tls, NULL, b);
 	while (b->start < b->scan)
 	{
 		ssize_t n = write(fd, b->data + b->start, b->scan - b->start);
@@ -64,11 +95,13 @@ pgc_iobuf_write(int fd, pgc_iobuf *b)
 }
 
 int
-pgc_msgbuf_write(int fd, pgc_msgbuf *m)
+pgc_msgbuf_write(int fd, pgc_tls *tls, pgc_msgbuf *m)
 {
 	size_t done = 0;
 	int rc = 1;
 
+	if (tls)
+		return pgc_write_both(fd, tls, m, NULL);
 	while (m && done < m->len)
 	{
 		ssize_t n = write(fd, m->data + done, m->len - done);
@@ -83,10 +116,7 @@ pgc_msgbuf_write(int fd, pgc_msgbuf *m)
 		done += (size_t) n;
 	}
 	if (m && done)
-	{
-		memmove(m->data, m->data + done, m->len - done);
-		m->len -= done;
-	}
+		msgbuf_consume(m, done);
 	return rc;
 }
 
@@ -139,9 +169,40 @@ pgc_iobuf_pass(pgc_iobuf *b, size_t total, uint32_t *skip)
 	}
 }
 
-int
-pgc_write_both(int fd, pgc_msgbuf *m, pgc_iobuf *b)
+/* pgc_write_both over TLS: plaintext is taken whole unless ciphertext already waits. */
+static int
+tls_write_both(pgc_tls *tls, pgc_msgbuf *m, pgc_iobuf *b)
 {
+	ssize_t n;
+
+	if (m && m->len)
+	{
+		n = pgc_tls_write(tls, m->data, m->len);
+		if (n < 0)
+			return -1;
+		msgbuf_consume(m, (size_t) n);
+		if (m->len)
+			return 0;
+	}
+	if (b && b->scan > b->start)
+	{
+		n = pgc_tls_write(tls, b->data + b->start, b->scan - b->start);
+		if (n < 0)
+			return -1;
+		b->start += (size_t) n;
+		if (b->start < b->scan)
+			return 0;
+	}
+	if (b && b->start == b->end)
+		b->start = b->scan = b->end = 0;
+	return pgc_tls_flush(tls);
+}
+
+int
+pgc_write_both(int fd, pgc_tls *tls, pgc_msgbuf *m, pgc_iobuf *b)
+{
+	if (tls)
+		return tls_write_both(tls, m, b);
 	for (;;)
 	{
 		struct iovec iov[2];
@@ -174,8 +235,7 @@ pgc_write_both(int fd, pgc_msgbuf *m, pgc_iobuf *b)
 		{
 			size_t k = done < mlen ? done : mlen;
 
-			memmove(m->data, m->data + k, mlen - k);
-			m->len -= k;
+			msgbuf_consume(m, k);
 			done -= k;
 		}
 		if (b)

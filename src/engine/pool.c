@@ -16,6 +16,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "core.h"
 #include "log.h"
 
@@ -474,7 +476,7 @@ pgc_pool_put(pgc_server *s)
 	double now = w->now;
 	bool close_it;
 	bool launch = false;
-	bool was_connecting = s->state == SV_CONNECTING || s->state == SV_LOGIN;
+	bool was_connecting = PGC_SV_STARTING(s->state);
 
 	pgc_list_remove(&s->node);  /* off w->servers: it is the pool's now */
 	pthread_mutex_lock(&p->lock);
@@ -776,6 +778,10 @@ pgc_pool_free_all(pgc_engine *e)
 		free(p->host);
 		free(p->server_dbname);
 		free(p->password);
+		if (p->learned_secret)
+			OPENSSL_cleanse(p->learned_secret, strlen(p->learned_secret));
+		free(p->learned_secret);
+		OPENSSL_cleanse(p->scram_keys, sizeof(p->scram_keys));
 		pthread_mutex_destroy(&p->lock);
 		free(p);
 		p = next;

@@ -24,6 +24,7 @@
 #include "core.h"
 #include "log.h"
 #include "sauth.h"
+#include "tls.h"
 
 static void
 wipe_password(pgc_server *s)
@@ -36,11 +37,15 @@ wipe_password(pgc_server *s)
 	}
 	pgc_scram_client_free(s->scram);
 	s->scram = NULL;
+	OPENSSL_cleanse(s->scram_keys, sizeof(s->scram_keys));
+	s->have_scram_keys = false;
 }
 
 void
 pgc_server_set_events(pgc_server *s, uint32_t events)
 {
+	if ((events & EPOLLIN) && s->tls && pgc_tls_pending(s->tls))
+		pgc_worker_ready(s->worker, s, s->tls);
 	if (!s->registered)
 	{
 		if (pgc_worker_watch(s->worker, s->fd, s, events) == 0)
@@ -75,6 +80,9 @@ pgc_server_destroy(pgc_server *s)
 {
 	if (s->worker)
 		server_unwatch(s);
+	pgc_tls_free(s->tls);
+	pgc_tls_free(s->tls_offer);
+	s->tls = s->tls_offer = NULL;
 	if (s->fd >= 0)
 		close(s->fd);
 	wipe_password(s);
@@ -93,7 +101,7 @@ void
 pgc_server_close(pgc_server *s, const char *reason)
 {
 	pgc_pool *p = s->pool;
-	bool was_connecting = s->state == SV_CONNECTING || s->state == SV_LOGIN;
+	bool was_connecting = PGC_SV_STARTING(s->state);
 
 	if (reason)
 		pgc_log(PGC_DEBUG, "server connection %s/%s closed: %s", p->dbname, p->user, reason);
@@ -146,14 +154,110 @@ server_login_failed_msg(pgc_server *s, const char *sqlstate, const char *fmt, ..
 static int
 server_flush_out(pgc_server *s)
 {
-	return pgc_msgbuf_write(s->fd, s->out);
+	return pgc_msgbuf_write(s->fd, s->tls, s->out);
+}
+
+/* The startup packet for s's pool. Pool lock held. */
+static void
+queue_startup(pgc_server *s, pgc_msgbuf *out)
+{
+	pgc_msgbuf_begin(out, 0);
+	pgc_msgbuf_u32(out, PGC_PROTO_V3);
+	pgc_msgbuf_str(out, "user");
+	pgc_msgbuf_str(out, s->pool->user);
+	pgc_msgbuf_str(out, "database");
+	pgc_msgbuf_str(out, s->pool->server_dbname);
+	pgc_msgbuf_byte(out, 0);
+	pgc_msgbuf_end(out);
+}
+
+/* TLS is up, or will not be used: log in. False if s was closed. */
+static bool
+server_start_login(pgc_server *s)
+{
+	pgc_msgbuf *out = pgc_msgbuf_ensure(&s->out);
+
+	s->state = SV_LOGIN;
+	if (out == NULL)
+	{
+		server_login_failed_msg(s, "53200", "out of memory");
+		return false;
+	}
+	pthread_mutex_lock(&s->pool->lock);
+	queue_startup(s, out);
+	pthread_mutex_unlock(&s->pool->lock);
+	if (server_flush_out(s) < 0)
+	{
+		server_login_failed_msg(s, "08006", "could not send data to server: %s", strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+/* The server's one-byte answer to SSLRequest is in s->in. False if s was closed. */
+static bool
+server_tls_answer(pgc_server *s)
+{
+	pgc_iobuf *b = s->in;
+	const pgc_config *cfg = pgc_engine_config();
+	uint8_t answer = b->data[b->start];
+
+	b->start++;
+	b->scan = b->start;
+	if (answer == 'S')
+	{
+		if (b->start != b->end)
+		{
+			server_login_failed_msg(s, "08P01", "received unencrypted data after SSL response");
+			return false;
+		}
+		s->tls = s->tls_offer;
+		s->tls_offer = NULL;
+		s->state = SV_TLS;
+		return true;
+	}
+	if (answer == 'N' && cfg->server_tls_sslmode < PGC_SSLMODE_REQUIRE)
+	{
+		pgc_tls_free(s->tls_offer);
+		s->tls_offer = NULL;
+		return server_start_login(s);
+	}
+	if (answer == 'N')
+		server_login_failed_msg(s, "08001", "server does not support SSL, but SSL was required "
+								"(server_tls_sslmode = %s)", pgc_sslmode_name(cfg->server_tls_sslmode));
+	else
+		server_login_failed_msg(s, "08P01", "received invalid response to SSL negotiation: %c", answer);
+	return false;
+}
+
+/* Drive the handshake with the server. False if s was closed. */
+static bool
+server_tls_step(pgc_server *s)
+{
+	char err[256];
+	int r = pgc_tls_handshake(s->tls, err, sizeof(err));
+
+	if (r < 0)
+	{
+		server_login_failed_msg(s, "08006", "TLS with the server failed: %s", err);
+		return false;
+	}
+	if (r == 0)
+	{
+		pgc_server_set_events(s, EPOLLIN | (pgc_tls_wants_write(s->tls) ? EPOLLOUT : 0));
+		return false;
+	}
+	return server_start_login(s);
 }
 
 void
 pgc_server_launch(pgc_worker *w, pgc_pool *p)
 {
 	pgc_server *s = calloc(1, sizeof(*s));
+	const pgc_config *cfg = pgc_engine_config();
 	char port[16];
+	char tls_host[256] = "";
+	bool want_tls;
 	int fd = -1;
 	pgc_msgbuf *out;
 
@@ -175,18 +279,28 @@ pgc_server_launch(pgc_worker *w, pgc_pool *p)
 	s->config_generation = p->config_generation;
 	if (p->password)
 		s->login_password = strdup(p->password);
-	out = pgc_msgbuf_ensure(&s->out);
-	if (out)
+	else if (p->learned_secret)
+		s->login_password = strdup(p->learned_secret);
+	if (p->have_scram_keys)
 	{
-		pgc_msgbuf_begin(out, 0);
-		pgc_msgbuf_u32(out, PGC_PROTO_V3);
-		pgc_msgbuf_str(out, "user");
-		pgc_msgbuf_str(out, p->user);
-		pgc_msgbuf_str(out, "database");
-		pgc_msgbuf_str(out, p->server_dbname);
-		pgc_msgbuf_byte(out, 0);
-		pgc_msgbuf_end(out);
+		memcpy(s->scram_keys, p->scram_keys, sizeof(s->scram_keys));
+		s->have_scram_keys = true;
 	}
+	out = pgc_msgbuf_ensure(&s->out);
+	want_tls = p->host[0] != '/' && cfg->server_tls_sslmode >= PGC_SSLMODE_PREFER && pgc_tls_server_enabled(cfg);
+	if (want_tls)
+	{
+		snprintf(tls_host, sizeof(tls_host), "%s", p->host);
+		if (out)
+		{
+			/* SSLRequest first; the startup packet follows the handshake. */
+			pgc_msgbuf_begin(out, 0);
+			pgc_msgbuf_u32(out, PGC_SSL_REQUEST_CODE);
+			pgc_msgbuf_end(out);
+		}
+	}
+	else if (out)
+		queue_startup(s, out);
 	if (p->host[0] == '/')
 	{
 		struct sockaddr_un *un = (struct sockaddr_un *) &s->addr;
@@ -230,6 +344,11 @@ pgc_server_launch(pgc_worker *w, pgc_pool *p)
 		return;
 	}
 	s->fd = fd;
+	if (want_tls && (s->tls_offer = pgc_tls_connect(cfg, fd, tls_host)) == NULL)
+	{
+		server_login_failed_msg(s, "08001", "could not set up TLS for the server connection");
+		return;
+	}
 	if (s->addr.ss_family != AF_UNIX)
 	{
 		int one = 1;
@@ -283,7 +402,7 @@ login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 			code = pgc_get_u32(body);
 			if (code == 0)
 				return true;
-			if (code != 12 && s->login_password == NULL)
+			if (code != 12 && s->login_password == NULL && !(code == 10 && s->have_scram_keys))
 			{
 				server_login_failed_msg(s, "28P01",
 										"pgcarrier has no password to log in to the server as user \"%s\"",
@@ -320,14 +439,26 @@ login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 					server_login_failed_msg(s, "28000", "server offers no SASL mechanism pgcarrier supports");
 					return false;
 				}
-				if (pgc_secret_is_md5(s->login_password) || pgc_secret_is_scram(s->login_password))
+				if (s->login_password == NULL || pgc_secret_is_md5(s->login_password) ||
+					pgc_secret_is_scram(s->login_password))
 				{
-					server_login_failed_msg(s, "28P01",
-											"server asks for SCRAM-SHA-256, but pgcarrier has only a hashed "
-											"password for user \"%s\"; give it the clear-text password", p->user);
-					return false;
+					/* Pass-through: the keys a client proved are as good as the password. */
+					if (s->have_scram_keys)
+						s->scram = pgc_scram_client_new_keys(s->scram_keys, s->scram_keys + 32);
+					else
+					{
+						server_login_failed_msg(s, "28P01",
+												"server asks for SCRAM-SHA-256, but pgcarrier has only a hashed "
+												"password for user \"%s\"; give it the clear-text password, or "
+												"let a client log in with SCRAM first (pass-through)", p->user);
+						return false;
+					}
 				}
-				s->scram = pgc_scram_client_new(s->login_password);
+				else
+				{
+					s->have_scram_keys = false;     /* the password it is */
+					s->scram = pgc_scram_client_new(s->login_password);
+				}
 				n = s->scram ? pgc_scram_client_first(s->scram, first, sizeof(first)) : -1;
 				if (n < 0)
 				{
@@ -344,8 +475,11 @@ login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 			{
 				char final[512];
 				char err[200];
-				int n = pgc_scram_client_final(s->scram, (const char *) body + 4, len - 4,
-											   final, sizeof(final), err, sizeof(err));
+				int n = s->have_scram_keys
+					? pgc_scram_client_final_keys(s->scram, (const char *) body + 4, len - 4,
+												  final, sizeof(final), err, sizeof(err))
+					: pgc_scram_client_final(s->scram, (const char *) body + 4, len - 4,
+											 final, sizeof(final), err, sizeof(err));
 
 				if (n < 0)
 				{
@@ -554,7 +688,13 @@ pgc_server_event(pgc_server *s, uint32_t events)
 										s->pool->host, s->pool->port, strerror(err));
 			return;
 		}
-		s->state = SV_LOGIN;
+		s->state = s->tls_offer ? SV_TLS_ASK : SV_LOGIN;
+	}
+	if (s->state == SV_TLS)
+	{
+		if (server_tls_step(s))
+			pgc_server_set_events(s, EPOLLIN | (s->out && s->out->len ? EPOLLOUT : 0));
+		return;
 	}
 	if (events & EPOLLOUT || (s->out && s->out->len))
 	{
@@ -562,7 +702,7 @@ pgc_server_event(pgc_server *s, uint32_t events)
 
 		if (r < 0)
 		{
-			if (s->state == SV_LOGIN)
+			if (PGC_SV_STARTING(s->state))
 				server_login_failed_msg(s, "08006", "could not send data to server: %s", strerror(errno));
 			else
 				pgc_server_close(s, "write failed");
@@ -573,23 +713,29 @@ pgc_server_event(pgc_server *s, uint32_t events)
 	{
 		for (;;)
 		{
-			ssize_t n = pgc_iobuf_read(s->worker, s->fd, &s->in);
+			ssize_t n = pgc_iobuf_read(s->worker, s->fd, s->tls, &s->in);
 
 			if (n == -2)
 				break;
 			if (n <= 0)
 			{
-				if (s->state == SV_LOGIN)
+				if (PGC_SV_STARTING(s->state))
 					server_login_failed_msg(s, "08006", "server closed the connection unexpectedly during login");
 				else
 					pgc_server_close(s, "server closed the connection");
+				return;
+			}
+			if (s->state == SV_TLS_ASK)
+			{
+				if (server_tls_answer(s))
+					pgc_server_event(s, EPOLLOUT);  /* start the handshake, or go on with the login */
 				return;
 			}
 			if (!server_consume(s))
 				return;
 		}
 	}
-	if (s->state == SV_LOGIN || s->state == SV_RESETTING)
+	if (s->state == SV_LOGIN || s->state == SV_RESETTING || s->state == SV_TLS_ASK)
 		pgc_server_set_events(s, EPOLLIN | (s->out && s->out->len ? EPOLLOUT : 0));
 }
 
@@ -759,7 +905,7 @@ pgc_server_tick(pgc_server *s, double now)
 {
 	const pgc_config *cfg = pgc_engine_config();
 
-	if ((s->state == SV_CONNECTING || s->state == SV_LOGIN) && cfg->server_connect_timeout > 0 &&
+	if ((PGC_SV_STARTING(s->state)) && cfg->server_connect_timeout > 0 &&
 		now - s->created_at > cfg->server_connect_timeout)
 		server_login_failed_msg(s, "08001", "could not connect to server: timeout after %g s",
 								cfg->server_connect_timeout);

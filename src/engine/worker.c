@@ -14,6 +14,7 @@
 
 #include "core.h"
 #include "log.h"
+#include "tls.h"
 
 __thread pgc_worker *pgc_current_worker;
 
@@ -58,6 +59,16 @@ pgc_worker_put_buf(pgc_worker *w, pgc_iobuf *b)
 	w->n_free_bufs++;
 }
 
+/* ptr left the ready list: pgc_worker_ready may add it again (on this or another worker). */
+static void
+clear_ready_flag(void *ptr)
+{
+	pgc_tls *tls = *(pgc_kind *) ptr == PGC_KIND_CLIENT ? ((pgc_client *) ptr)->tls : ((pgc_server *) ptr)->tls;
+
+	if (tls)
+		*pgc_tls_ready_flag(tls) = false;
+}
+
 void
 pgc_worker_forget(pgc_worker *w, void *ptr)
 {
@@ -67,6 +78,82 @@ pgc_worker_forget(pgc_worker *w, void *ptr)
 	for (int i = 0; i < w->n_events; i++)
 		if (w->events[i].data.ptr == ptr)
 			w->events[i].data.ptr = NULL;
+	for (int i = 0; i < w->n_ready; i++)
+		if (w->ready[i] == ptr)
+		{
+			w->ready[i] = NULL;
+			clear_ready_flag(ptr);
+		}
+}
+
+void
+pgc_worker_ready(pgc_worker *w, void *ptr, pgc_tls *tls)
+{
+	bool *queued = pgc_tls_ready_flag(tls);
+
+	if (*queued)
+		return;
+	if (w->n_ready == w->cap_ready)
+	{
+		int cap = w->cap_ready ? w->cap_ready * 2 : 16;
+		void **r = realloc(w->ready, sizeof(*r) * (size_t) cap);
+
+		if (r == NULL)
+			return;             /* the bytes wait for the next read the socket announces */
+		w->ready = r;
+		w->cap_ready = cap;
+	}
+	w->ready[w->n_ready++] = ptr;
+	*queued = true;
+}
+
+static void
+dispatch(pgc_worker *w, void *ptr, uint32_t events)
+{
+	switch (*(pgc_kind *) ptr)
+	{
+		case PGC_KIND_LISTENER:
+			for (int j = 0; j < w->n_listen; j++)
+				pgc_client_accept(w, w->listen_fds[j]);
+			break;
+		case PGC_KIND_CLIENT:
+			pgc_client_event(ptr, events);
+			break;
+		case PGC_KIND_SERVER:
+			pgc_server_event(ptr, events);
+			break;
+		case PGC_KIND_WAKEUP:
+		{
+			uint64_t v;
+
+			if (read(w->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+				pgc_log(PGC_WARNING, "eventfd read failed: %s", strerror(errno));
+			break;
+		}
+		case PGC_KIND_CANCEL:
+			pgc_cancel_event(ptr, events);
+			break;
+	}
+}
+
+/* Give the objects with waiting TLS bytes their read (those queued meanwhile wait for the next round). */
+static void
+run_ready(pgc_worker *w)
+{
+	int n = w->n_ready;
+
+	for (int i = 0; i < n; i++)
+	{
+		void *ptr = w->ready[i];
+
+		if (ptr == NULL)
+			continue;
+		w->ready[i] = NULL;
+		clear_ready_flag(ptr);
+		dispatch(w, ptr, EPOLLIN);
+	}
+	memmove(w->ready, w->ready + n, sizeof(void *) * (size_t) (w->n_ready - n));
+	w->n_ready -= n;
 }
 
 int
@@ -225,7 +312,7 @@ pgc_worker_main(void *arg)
 		int timeout_ms = (int) ((w->next_tick - w->now) * 1000) + 1;
 		int n;
 
-		if (timeout_ms < 0)
+		if (timeout_ms < 0 || w->n_ready > 0)
 			timeout_ms = 0;
 		n = epoll_wait(w->epfd, events, PGC_MAX_EVENTS, timeout_ms);
 		if (n < 0 && errno != EINTR)
@@ -240,34 +327,11 @@ pgc_worker_main(void *arg)
 		{
 			void *ptr = events[i].data.ptr;
 
-			if (ptr == NULL)
-				continue;
-			switch (*(pgc_kind *) ptr)
-			{
-				case PGC_KIND_LISTENER:
-					for (int j = 0; j < w->n_listen; j++)
-						pgc_client_accept(w, w->listen_fds[j]);
-					break;
-				case PGC_KIND_CLIENT:
-					pgc_client_event(ptr, events[i].events);
-					break;
-				case PGC_KIND_SERVER:
-					pgc_server_event(ptr, events[i].events);
-					break;
-				case PGC_KIND_WAKEUP:
-				{
-					uint64_t v;
-
-					if (read(w->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-						pgc_log(PGC_WARNING, "eventfd read failed: %s", strerror(errno));
-					break;
-				}
-				case PGC_KIND_CANCEL:
-					pgc_cancel_event(ptr, events[i].events);
-					break;
-			}
+			if (ptr != NULL)
+				dispatch(w, ptr, events[i].events);
 		}
 		w->n_events = 0;
+		run_ready(w);
 		drain_inbox(w);
 		if (w->now >= w->next_tick)
 		{
@@ -286,5 +350,6 @@ pgc_worker_main(void *arg)
 	pgc_pool_maintain_idle(w->engine, w, w->now, true);
 	pgc_cancel_drop_all(w);
 	free(w->donate);
+	free(w->ready);
 	return NULL;
 }

@@ -187,3 +187,38 @@ def test_garbage_instead_of_password(carrier):
     data = s.recv(4096)
     assert data[:1] == b"E" and b"08P01" in data and b"expected password response" in data
     s.close()
+
+
+def _stored_secret(pg, role):
+    return pg.sql("SELECT rolpassword FROM pg_authid WHERE rolname = '%s'" % role)
+
+
+@pytest.mark.parametrize("role,auth_type", [("scramuser", "scram-sha-256"), ("md5user", "md5")])
+def test_pass_through_without_clear_password(carrier, pg, role, auth_type):
+    """The auth file holds only the server's stored secret (as pg_authid has
+    it) and the database entry no password: the client's SCRAM proof (or the
+    md5 hash) logs pgcarrier in to a server that demands the same method."""
+    secret = _stored_secret(pg, role)
+    assert secret.startswith("SCRAM-SHA-256$" if role == "scramuser" else "md5"), secret
+    password = harness.SCRAM_PASSWORD if role == "scramuser" else harness.MD5_PASSWORD
+    dbs = {"ptdb": {"host": "127.0.0.1", "port": pg.port, "dbname": "app"}}
+    c = carrier(auth_type=auth_type, auth_file={role: secret}, databases=dbs)
+    for _ in range(3):
+        with psycopg.connect(c.dsn(db="ptdb", user=role) + " password=%s" % password,
+                             autocommit=True) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (role,)
+    with pytest.raises(psycopg.OperationalError) as ei:
+        psycopg.connect(c.dsn(db="ptdb", user=role) + " password=wrong").close()
+    assert "password authentication failed" in str(ei.value)
+    assert password not in c.log()
+
+
+def test_scram_secret_alone_cannot_log_in_before_a_client_did(carrier, pg):
+    """With a stored SCRAM secret and trust towards clients, there are no keys
+    to pass through: the client gets a clear error, not a hang."""
+    secret = _stored_secret(pg, "scramuser")
+    dbs = {"ptdb": {"host": "127.0.0.1", "port": pg.port, "dbname": "app"}}
+    c = carrier(auth_type="trust", auth_file={"scramuser": secret}, databases=dbs)
+    with pytest.raises(psycopg.OperationalError) as ei:
+        psycopg.connect(c.dsn(db="ptdb", user="scramuser")).close()
+    assert "only a hashed password" in str(ei.value)

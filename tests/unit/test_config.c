@@ -453,8 +453,20 @@ test_sections_and_syntax_errors(void **state)
 				 "invalid value \"txn\" for pool_mode: expected session, transaction or statement");
 	expect_error("[pgcarrier]\nauth_type = kerberos\n", "t.ini:2: ",
 				 "invalid value \"kerberos\" for auth_type: expected trust, password, md5, "
-				 "scram-sha-256 or hba");
+				 "scram-sha-256, cert or hba");
 	expect_error("[pgcarrier]\nauth_type = cert\n", "t.ini:2: ", "needs TLS with clients");
+	expect_error("[pgcarrier]\nclient_tls_sslmode = maybe\n", "t.ini:2: ",
+				 "invalid value \"maybe\" for client_tls_sslmode: expected disable, allow, prefer, require, "
+				 "verify-ca or verify-full");
+	expect_error("[pgcarrier]\nclient_tls_sslmode = require\n", "t.ini: ",
+				 "client_tls_sslmode = require needs client_tls_cert_file and client_tls_key_file");
+	expect_error("[pgcarrier]\nserver_tls_sslmode = verify-full\n", "t.ini: ",
+				 "server_tls_sslmode = verify-full needs server_tls_ca_file");
+	expect_error("[pgcarrier]\nserver_tls_sslmode = require\nserver_tls_protocols = tlsv9\n", "t.ini: ",
+				 "invalid value \"tlsv9\" for server_tls_protocols");
+	expect_error("[pgcarrier]\nclient_tls_sslmode = prefer\nclient_tls_cert_file = /nonexistent.crt\n"
+				 "client_tls_key_file = /nonexistent.key\n", "t.ini: ",
+				 "could not load client_tls_cert_file \"/nonexistent.crt\"");
 	expect_error("[pgcarrier]\nauth_type = hba\n", "t.ini:2: ", "auth_type = hba needs auth_hba_file");
 }
 

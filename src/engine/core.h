@@ -31,6 +31,12 @@
 
 #define PGC_IOBUF_SIZE      (32 * 1024)
 #define PGC_MAX_EVENTS      128
+/*
+ * At most this many TLS handshake steps with clients per event-loop round:
+ * a storm of new TLS connections (each costing a signature) then delays the
+ * clients already connected on that worker by a few milliseconds at most.
+ */
+#define PGC_TLS_STEPS_PER_ROUND 8
 
 typedef struct pgc_worker pgc_worker;
 typedef struct pgc_pool pgc_pool;
@@ -171,6 +177,7 @@ struct pgc_server {
 	int fd;
 	struct pgc_tls *tls;          /* TLS with the server, NULL for plain */
 	struct pgc_tls *tls_offer;    /* SV_TLS_ASK: TLS to use if the server answers 'S' */
+	bool tls_retried;             /* server_tls_sslmode = allow: the plain login failed, TLS tried */
 	pgc_server_state state;
 	pgc_worker *worker;           /* owner, NULL while idle */
 	pgc_pool *pool;
@@ -284,6 +291,7 @@ struct pgc_worker {
 	int n_free_bufs;
 	struct epoll_event *events;   /* current batch, so closed objects can be forgotten */
 	int n_events;
+	int tls_steps;                /* TLS handshake steps with clients in this round */
 	void **ready;                 /* objects with decrypted TLS bytes waiting (pgc_worker_ready) */
 	int n_ready, cap_ready;
 	double now;

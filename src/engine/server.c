@@ -250,16 +250,104 @@ server_tls_step(pgc_server *s)
 	return server_start_login(s);
 }
 
+/*
+ * Open s's socket to its (resolved) address and queue what to send first:
+ * SSLRequest when tls, else the startup packet. False if s was closed.
+ */
+static bool
+server_connect(pgc_server *s, bool tls)
+{
+	pgc_pool *p = s->pool;
+	const pgc_config *cfg = pgc_engine_config();
+	char host[256];
+	pgc_msgbuf *out = pgc_msgbuf_ensure(&s->out);
+	int fd;
+
+	pthread_mutex_lock(&p->lock);
+	snprintf(host, sizeof(host), "%s", p->host);
+	if (out && tls)
+	{
+		/* SSLRequest first; the startup packet follows the handshake. */
+		pgc_msgbuf_begin(out, 0);
+		pgc_msgbuf_u32(out, PGC_SSL_REQUEST_CODE);
+		pgc_msgbuf_end(out);
+	}
+	else if (out)
+		queue_startup(s, out);
+	pthread_mutex_unlock(&p->lock);
+	if (out == NULL || out->failed)
+	{
+		server_login_failed_msg(s, "53200", "out of memory");
+		return false;
+	}
+	fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+	{
+		server_login_failed_msg(s, "08001", "could not create socket: %s", strerror(errno));
+		return false;
+	}
+	s->fd = fd;
+	if (tls && (s->tls_offer = pgc_tls_connect(cfg, fd, host)) == NULL)
+	{
+		server_login_failed_msg(s, "08001", "could not set up TLS for the server connection");
+		return false;
+	}
+	if (s->addr.ss_family != AF_UNIX)
+	{
+		int one = 1;
+
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	s->state = SV_CONNECTING;
+	if (connect(fd, (struct sockaddr *) &s->addr, s->addrlen) < 0 && errno != EINPROGRESS)
+	{
+		if (s->addr.ss_family == AF_UNIX)
+			server_login_failed_msg(s, "08001", "could not connect to server on socket \"%s/.s.PGSQL.%d\": %s",
+									host, p->port, strerror(errno));
+		else
+			server_login_failed_msg(s, "08001", "could not connect to server at \"%s\", port %d: %s",
+									host, p->port, strerror(errno));
+		return false;
+	}
+	pgc_server_set_events(s, EPOLLOUT);
+	return true;
+}
+
+/*
+ * server_tls_sslmode = allow, as libpq: the plain login was refused, so try
+ * once more over TLS. False if that is not the case (s is untouched).
+ */
+static bool
+server_retry_with_tls(pgc_server *s)
+{
+	const pgc_config *cfg = pgc_engine_config();
+
+	if (cfg->server_tls_sslmode != PGC_SSLMODE_ALLOW || !pgc_tls_server_enabled(cfg) || s->tls ||
+		s->tls_retried || s->addr.ss_family == AF_UNIX)
+		return false;
+	s->tls_retried = true;
+	server_unwatch(s);
+	pgc_list_push_tail(&s->worker->servers, &s->node);
+	close(s->fd);
+	s->fd = -1;
+	pgc_scram_client_free(s->scram);
+	s->scram = NULL;
+	pgc_params_free(&s->params);
+	if (s->in)
+		s->in->start = s->in->scan = s->in->end = 0;
+	if (s->out)
+		s->out->len = 0;
+	(void) server_connect(s, true);
+	return true;
+}
+
 void
 pgc_server_launch(pgc_worker *w, pgc_pool *p)
 {
 	pgc_server *s = calloc(1, sizeof(*s));
 	const pgc_config *cfg = pgc_engine_config();
 	char port[16];
-	char tls_host[256] = "";
 	bool want_tls;
-	int fd = -1;
-	pgc_msgbuf *out;
 
 	if (s == NULL)
 	{
@@ -286,21 +374,8 @@ pgc_server_launch(pgc_worker *w, pgc_pool *p)
 		memcpy(s->scram_keys, p->scram_keys, sizeof(s->scram_keys));
 		s->have_scram_keys = true;
 	}
-	out = pgc_msgbuf_ensure(&s->out);
+	/* allow tries plain first (server_retry_with_tls); Unix sockets never use TLS, as in libpq. */
 	want_tls = p->host[0] != '/' && cfg->server_tls_sslmode >= PGC_SSLMODE_PREFER && pgc_tls_server_enabled(cfg);
-	if (want_tls)
-	{
-		snprintf(tls_host, sizeof(tls_host), "%s", p->host);
-		if (out)
-		{
-			/* SSLRequest first; the startup packet follows the handshake. */
-			pgc_msgbuf_begin(out, 0);
-			pgc_msgbuf_u32(out, PGC_SSL_REQUEST_CODE);
-			pgc_msgbuf_end(out);
-		}
-	}
-	else if (out)
-		queue_startup(s, out);
 	if (p->host[0] == '/')
 	{
 		struct sockaddr_un *un = (struct sockaddr_un *) &s->addr;
@@ -327,45 +402,12 @@ pgc_server_launch(pgc_worker *w, pgc_pool *p)
 	}
 	pthread_mutex_unlock(&p->lock);
 
-	if (out == NULL || out->failed)
-	{
-		server_login_failed_msg(s, "53200", "out of memory");
-		return;
-	}
 	if (s->addrlen == 0)
 	{
 		server_login_failed_msg(s, "08001", "could not translate host name \"%s\" to address", p->host);
 		return;
 	}
-	fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-	{
-		server_login_failed_msg(s, "08001", "could not create socket: %s", strerror(errno));
-		return;
-	}
-	s->fd = fd;
-	if (want_tls && (s->tls_offer = pgc_tls_connect(cfg, fd, tls_host)) == NULL)
-	{
-		server_login_failed_msg(s, "08001", "could not set up TLS for the server connection");
-		return;
-	}
-	if (s->addr.ss_family != AF_UNIX)
-	{
-		int one = 1;
-
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
-	if (connect(fd, (struct sockaddr *) &s->addr, s->addrlen) < 0 && errno != EINPROGRESS)
-	{
-		if (p->host[0] == '/')
-			server_login_failed_msg(s, "08001", "could not connect to server on socket \"%s/.s.PGSQL.%d\": %s",
-									p->host, p->port, strerror(errno));
-		else
-			server_login_failed_msg(s, "08001", "could not connect to server at \"%s\", port %d: %s",
-									p->host, p->port, strerror(errno));
-		return;
-	}
-	pgc_server_set_events(s, EPOLLOUT);
+	(void) server_connect(s, want_tls);
 }
 
 /* Record a ParameterStatus body ("name\0value\0") in params. */
@@ -524,6 +566,8 @@ login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 			pgc_msgbuf err;
 			const char *m = pgc_error_field(body, len, 'M');
 
+			if (server_retry_with_tls(s))
+				return false;
 			/* The server's own error goes to the clients that were waiting, as it would directly. */
 			pgc_msgbuf_init(&err);
 			pgc_msgbuf_bytes(&err, body - 5, len + 5);

@@ -323,6 +323,7 @@ pgc_worker_main(void *arg)
 		w->now = pgc_now();
 		w->events = events;
 		w->n_events = n > 0 ? n : 0;
+		w->tls_steps = 0;
 		for (int i = 0; i < w->n_events; i++)
 		{
 			void *ptr = events[i].data.ptr;

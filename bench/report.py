@@ -5,7 +5,8 @@
 usage: report.py RESULTS_DIR
 
 RESULTS_DIR holds:
-  meta       key=value lines (date, versions, duration, repeat, targets)
+  meta       key=value lines (date, versions, duration, repeat, targets; for
+             the TLS workloads tls_key and tls_TARGET, what each negotiated)
   runs.tsv   target workload rep status tps txns cpu_ticks
   idle.tsv   target rep status rss_before_kb rss_after_kb clients_ok
 """
@@ -24,14 +25,23 @@ WORKLOADS = [
     ("P1000", "-S -M prepared, 1000"),
     ("E100", "-S -M extended, 100"),
     ("C8", "-S -C, 8 (connect per transaction)"),
+    ("T8C", "TLS -S -C, 8 (TLS handshake + login per transaction)"),
+    ("T100", "TLS -S, 100 clients"),
 ]
+TLS_WORKLOADS = ("T8C", "T100")
 CPU_ROWS = [("S100", "pooler CPU µs/txn, -S 100"), ("S1000", "pooler CPU µs/txn, -S 1000"),
             ("P100", "pooler CPU µs/txn, -S -M prepared 100"),
-            ("P1000", "pooler CPU µs/txn, -S -M prepared 1000")]
+            ("P1000", "pooler CPU µs/txn, -S -M prepared 1000"),
+            ("C8", "pooler CPU µs/txn, -S -C 8"),
+            ("T8C", "pooler CPU µs/txn, TLS -S -C 8"),
+            ("T100", "pooler CPU µs/txn, TLS -S 100")]
 # The issue's goals (session-state guard): -M prepared at least 1.25 x
 # pgcarrier's own simple protocol; the guard costs -M simple at most 3 %.
 PREPARED_GOAL = 1.25
 GUARD_COST_GOAL = 0.03
+# The client TLS issue's goal: TLS connection churn (T8C) at least 1.5 x
+# PgBouncer's TPS.
+TLS_CHURN_GOAL = 1.5
 
 
 def load(path):
@@ -148,6 +158,15 @@ def main():
                "reaching PostgreSQL over its Unix socket. TPS excludes initial "
                "connection time, except -C (includes reconnects)." % (
                    meta.get("duration", "?"), meta.get("duration_1000", "?"), meta.get("repeat", "?")))
+    if any(w in TLS_WORKLOADS for w, _ in workloads):
+        out.append("TLS workloads: pgbench with sslmode=require (no certificate check); every target "
+                   "has the same self-signed %s certificate and key, and the same authentication "
+                   "(trust) as the plain workloads; poolers with client_tls_sslmode = require, "
+                   "PostgreSQL (direct) with ssl = on. -C makes a full TLS handshake per transaction "
+                   "(libpq resumes no sessions)." % meta.get("tls_key", "?"))
+        for t in selected:
+            if "tls_" + t in meta:
+                out.append("- TLS negotiated by %s: %s" % (names[t], meta["tls_" + t]))
     if "pgcarrier_noguard" in selected:
         out.append("pgcarrier, guard off: the same binary and settings with session_guard = off; "
                    "it runs the simple-protocol workloads only (— elsewhere).")
@@ -216,6 +235,24 @@ def main():
                 spread(vals, reps, lambda x: "%.1f %%" % (x * 100)))
             trows.append([label, goal, text, "met" if v <= GUARD_COST_GOAL and len(vals) == reps else "missed"])
 
+    if "pgcarrier" in selected and "pgbouncer" in selected:
+        for wl, label, goal in (("T8C", "pgcarrier / PgBouncer, TLS -S -C, 8 clients", TLS_CHURN_GOAL),
+                                ("T100", "pgcarrier / PgBouncer, TLS -S, 100 clients", None)):
+            if not any(w == wl for w, _ in workloads):
+                continue
+            gtext = "≥ %.2f" % goal if goal else "(none)"
+            v, vals, text = paired(("pgcarrier", wl), ("pgbouncer", wl), lambda x, y: x / y)
+            if v is None:
+                trows.append([label, gtext, text, "—" if text == "not run" or not goal else "missed"])
+                continue
+            con, cbo = cpu_cell("pgcarrier", wl)[0], cpu_cell("pgbouncer", wl)[0]
+            cpu = "; CPU %s vs %s µs/txn" % tuple("%.1f" % c if c is not None else "—" for c in (con, cbo))
+            text = "%.2f (%s / %s TPS%s%s)" % (
+                v, tps_text("pgcarrier", wl), tps_text("pgbouncer", wl), cpu,
+                spread(vals, reps, lambda x: "%.2f" % x))
+            status = "—" if not goal else ("met" if v >= goal and len(vals) == reps else "missed")
+            trows.append([label, gtext, text, status])
+
     if trows:
         out.append("")
         out.append("## Targets")
@@ -227,9 +264,11 @@ def main():
         out.append("")
         out.append("A target with a failed run in any repeat is missed. "
                    "Each figure is the median over repeats of the ratio within one repeat; the TPS "
-                   "in brackets are the table's medians (guard: on vs off; CPU: pgcarrier's own). "
-                   "Guard on and off run back to back against the same PostgreSQL.")
-        if reps < 3:
+                   "in brackets are the table's medians (guard: on vs off; CPU: pgcarrier's own; "
+                   "TLS: pgcarrier vs PgBouncer). "
+                   "Guard on and off run back to back against the same PostgreSQL; PgBouncer and "
+                   "pgcarrier run one after the other in the same round.")
+        if reps < 3 and "pgcarrier_noguard" in selected:
             out.append("Runs on this machine vary by up to ~20 %%: %d repeat(s) cannot settle a "
                        "3 %% goal; use BENCH_REPEAT=3 or more." % reps)
     print("\n".join(out))

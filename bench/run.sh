@@ -13,6 +13,20 @@
 #   (-S -M prepared at 100 and 1000), E100 (-S -M extended at 100), C8 (-S -C
 #   at 8); -T 45 at 1000 clients (pgbench's clock includes connecting). A run
 #   that exits non-zero or logs any pgbench "error:" counts as failed.
+#   TLS workloads: T8C (-S -C at 8: a TLS handshake and a login per
+#   transaction) and T100 (-S at 100, connections kept), pgbench with
+#   PGSSLMODE=require (encryption, no certificate check). Every target gets
+#   the same certificate and key, made for the run with the openssl CLI
+#   (BENCH_TLS_KEY: ECDSA P-256 by default, or RSA 2048), and the same
+#   authentication as in the other workloads (trust), so that only TLS
+#   differs. The TLS workloads run after the plain ones, each target
+#   restarted with TLS on: PgBouncer and pgcarrier with client_tls_sslmode =
+#   require, client_tls_cert_file and client_tls_key_file (the plain
+#   workloads keep a pooler without TLS, as before, so their SSLRequest is
+#   still answered "N"); direct PostgreSQL with ssl = on (ALTER SYSTEM and a
+#   reload; off again afterwards). The negotiated protocol, cipher and key
+#   exchange of each target (openssl s_client -starttls postgres) go into
+#   the report.
 #   Pooler CPU per transaction from /proc/PID/stat (utime + stime, all
 #   threads) before/after. Memory per idle client: 5000 clients connect, run
 #   SELECT 1 and stay idle; pooler VmRSS before/after.
@@ -35,7 +49,8 @@
 #   BENCH_DURATION_1000=    override the 1000-client duration
 #   BENCH_REPEAT=1          repeats; the table shows the median
 #   BENCH_ONLY=direct,pgbouncer,pgcarrier,pgcarrier_noguard   targets to run
-#   BENCH_WORKLOADS=S8,S100,S1000,P100,P1000,E100,C8   workloads to run
+#   BENCH_WORKLOADS=S8,S100,S1000,P100,P1000,E100,C8,T8C,T100   workloads to run
+#   BENCH_TLS_KEY=ec-p256   certificate key for T8C/T100: ec-p256 or rsa2048
 #   BENCH_IDLE_CLIENTS=5000 idle clients for the memory test (0: skip it)
 #   BENCH_WORKERS=0         pgcarrier workers
 #   BENCH_KEEP=1            keep the temporary directory (logs, pgbench output)
@@ -49,7 +64,8 @@ DURATION=${BENCH_DURATION:-20}
 DURATION_1000=${BENCH_DURATION_1000:-$(( (DURATION * 45 + 19) / 20 ))}
 REPEAT=${BENCH_REPEAT:-1}
 ONLY=${BENCH_ONLY:-direct,pgbouncer,pgcarrier,pgcarrier_noguard}
-WORKLOADS=${BENCH_WORKLOADS:-S8,S100,S1000,P100,P1000,E100,C8}
+WORKLOADS=${BENCH_WORKLOADS:-S8,S100,S1000,P100,P1000,E100,C8,T8C,T100}
+TLS_KEY=${BENCH_TLS_KEY:-ec-p256}
 IDLE_CLIENTS=${BENCH_IDLE_CLIENTS:-5000}
 WORKERS=${BENCH_WORKERS:-0}
 POOL_SIZE=8
@@ -78,12 +94,30 @@ for t in ${ONLY//,/ }; do
         *) echo "bench: unknown target '$t' in BENCH_ONLY" >&2; exit 1 ;; esac
 done
 for w in ${WORKLOADS//,/ }; do
-    case $w in S8|S100|S1000|P100|P1000|E100|C8) ;;
+    case $w in S8|S100|S1000|P100|P1000|E100|C8|T8C|T100) ;;
         *) echo "bench: unknown workload '$w' in BENCH_WORKLOADS" >&2; exit 1 ;; esac
 done
+case $TLS_KEY in
+    ec-p256) TLS_KEY_TEXT="ECDSA P-256"; TLS_NEWKEY=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
+    rsa2048) TLS_KEY_TEXT="RSA 2048"; TLS_NEWKEY=(-newkey rsa:2048) ;;
+    *) echo "bench: BENCH_TLS_KEY must be ec-p256 or rsa2048, not '$TLS_KEY'" >&2; exit 1 ;;
+esac
+# The TLS workloads; the others run over plain TCP, as they always have.
+is_tls() { case $1 in T8C|T100) return 0 ;; esac; return 1; }
+WANT_TLS=0
+for w in ${WORKLOADS//,/ }; do
+    if is_tls "$w"; then WANT_TLS=1; fi
+done
+# pgbench and psql get their sslmode from here only: PGSSLMODE=require in the
+# TLS phase, libpq's default (prefer) otherwise.
+unset PGSSLMODE PGREQUIRESSL
 
 if ! command -v pgbouncer >/dev/null 2>&1 || [ ! -x "$PGBIN/pgbench" ] || [ ! -x "$PY" ]; then
     bash scripts/deps.sh
+fi
+if [ "$WANT_TLS" = 1 ] && ! command -v openssl >/dev/null 2>&1; then
+    echo "bench: the TLS workloads need the openssl command (apt-get install openssl)" >&2
+    exit 1
 fi
 
 CARRIER_OK=1
@@ -145,11 +179,30 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# ------------------------------------------------------------- certificate
+# One self-signed certificate and key for every target's TLS workloads; the
+# key belongs to postgres, mode 600, as PostgreSQL wants it.
+TLS_CERT=$TMP/tls/server.crt
+TLS_KEYFILE=$TMP/tls/server.key
+PG_TLS_OPTS=()
+if [ "$WANT_TLS" = 1 ]; then
+    mkdir -p "$TMP/tls"
+    log "TLS certificate: $TLS_KEY_TEXT, self-signed (openssl req)"
+    openssl req -x509 -new "${TLS_NEWKEY[@]}" -nodes -sha256 -days 3 \
+        -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$TLS_KEYFILE" -out "$TLS_CERT" >"$TMP/tls/openssl.log" 2>&1 \
+        || { cat "$TMP/tls/openssl.log" >&2; exit 1; }
+    chown -R postgres: "$TMP/tls"
+    chmod 600 "$TLS_KEYFILE"
+    # ssl itself stays off (ALTER SYSTEM turns it on for the TLS phase only).
+    PG_TLS_OPTS=("ssl_cert_file=$TLS_CERT" "ssl_key_file=$TLS_KEYFILE")
+fi
+
 # ---------------------------------------------------------------- PostgreSQL
 PGPORT=$(free_port)
 log "PostgreSQL 15 on 127.0.0.1:$PGPORT and $TMP/.s.PGSQL.$PGPORT"
 pg_throwaway_start "$TMP" "$PGPORT" "listen_addresses='127.0.0.1'" max_connections=1200 \
-    shared_buffers=1GB fsync=off synchronous_commit=off || exit 1
+    shared_buffers=1GB fsync=off synchronous_commit=off "${PG_TLS_OPTS[@]}" || exit 1
 PSQL=("$PGBIN/psql" -X -q -At -h "$TMP" -p "$PGPORT" -U postgres -d "$DB")
 log "pgbench -i -s 10"
 "$PGBIN/pgbench" -i -s 10 -q -h "$TMP" -p "$PGPORT" -U postgres "$DB" >"$TMP/init.log" 2>&1 \
@@ -161,6 +214,15 @@ BOUNCER_PORT=$(free_port)
 CARRIER_PORT=$(free_port)
 NOGUARD_PORT=$(free_port)
 MAX_CLIENTS=$(( IDLE_CLIENTS + 1100 ))
+
+# TLS with clients, the same lines for PgBouncer and pgcarrier.
+tls_settings() {
+    cat <<EOF
+client_tls_sslmode = require
+client_tls_cert_file = $TLS_CERT
+client_tls_key_file = $TLS_KEYFILE
+EOF
+}
 
 cat >"$TMP/userlist.txt" <<EOF
 "postgres" ""
@@ -184,12 +246,17 @@ log_connections = 0
 log_disconnections = 0
 log_stats = 0
 EOF
+# The TLS phase's PgBouncer: the same, plus TLS with clients ([pgbouncer] is
+# the last section).
+cp "$TMP/pgbouncer.ini" "$TMP/pgbouncer_tls.ini"
+tls_settings >>"$TMP/pgbouncer_tls.ini"
 
 # pgcarrier.ini and pgcarrier_noguard.ini differ in session_guard only (and
 # in port, log and pid file, so that both can run at once); both spell
-# session_guard out rather than lean on the default.
-carrier_ini() { # name port on|off
-    cat >"$TMP/$1.ini" <<EOF
+# session_guard out rather than lean on the default. pgcarrier_tls.ini is
+# pgcarrier.ini plus TLS with clients, for the TLS phase.
+carrier_ini() { # name port on|off [file]
+    cat >"$TMP/${4:-$1}.ini" <<EOF
 [pgcarrier]
 listen_addr = 127.0.0.1
 listen_port = $2
@@ -204,6 +271,7 @@ pidfile = $TMP/$1.pid
 log_connections = 0
 log_disconnections = 0
 session_guard = $3
+$( [ -n "${4:-}" ] && tls_settings )
 
 [databases]
 $DB = host=$TMP port=$PGPORT dbname=$DB
@@ -211,6 +279,7 @@ EOF
 }
 carrier_ini pgcarrier "$CARRIER_PORT" on
 carrier_ini pgcarrier_noguard "$NOGUARD_PORT" off
+carrier_ini pgcarrier "$CARRIER_PORT" on pgcarrier_tls
 # One copy of the binary serves both targets, taken once: ./pgcarrier may be
 # rebuilt while the benchmark runs.
 if [ "$CARRIER_OK" = 1 ] && [ "$WANT_CARRIER" = 1 ]; then
@@ -227,16 +296,28 @@ port_of() {
     esac
 }
 
+# Which phase runs: 0 plain workloads (poolers without TLS, PostgreSQL with
+# ssl = off, libpq's default sslmode), 1 TLS workloads (the *_tls.ini,
+# ssl = on, PGSSLMODE=require).
+TLS_PHASE=0
+ini_of() { # target
+    if [ "$TLS_PHASE" = 1 ]; then echo "$TMP/${1}_tls.ini"; else echo "$TMP/$1.ini"; fi
+}
+phase_env() { # run "$@" with this phase's sslmode
+    if [ "$TLS_PHASE" = 1 ]; then PGSSLMODE=require "$@"; else "$@"; fi
+}
+
 # Start a pooler as user postgres (PgBouncer refuses root); setpriv execs, so
-# $! is the pooler's own pid, kept in PID[target].
+# $! is the pooler's own pid, kept in PID[target]. In the TLS phase it must
+# answer psql with sslmode=require.
 start_pooler() {
     local t=$1 port pid
     port=$(port_of "$t")
     case $t in
-        pgbouncer) set -- /usr/sbin/pgbouncer "$TMP/pgbouncer.ini" ;;
+        pgbouncer) set -- /usr/sbin/pgbouncer "$(ini_of "$t")" ;;
         pgcarrier|pgcarrier_noguard)
             [ "$CARRIER_OK" = 1 ] || return 1
-            set -- "$TMP/pgcarrier" -c "$TMP/$t.ini" ;;
+            set -- "$TMP/pgcarrier" -c "$(ini_of "$t")" ;;
     esac
     setpriv --reuid=postgres --regid=postgres --init-groups -- "$@" >>"$TMP/$t.out" 2>&1 &
     pid=$!
@@ -249,7 +330,8 @@ start_pooler() {
             return 1
         fi
         if [ -n "$(ss -Htln "( sport = :$port )")" ] &&
-           "$PGBIN/psql" -X -q -At -h 127.0.0.1 -p "$port" -U postgres -d "$DB" -c 'SELECT 1' >/dev/null 2>&1; then
+           phase_env "$PGBIN/psql" -X -q -At -h 127.0.0.1 -p "$port" -U postgres -d "$DB" \
+               -c 'SELECT 1' >/dev/null 2>&1; then
             return 0
         fi
         sleep 0.1
@@ -301,12 +383,14 @@ run_workload() { # target workload rep
         P1000) clients=1000; args=(-S -M prepared); T=$DURATION_1000 ;;
         E100)  clients=100;  args=(-S -M extended) ;;
         C8)    clients=8;    args=(-S -C) ;;
+        T8C)   clients=8;    args=(-S -C) ;;     # with PGSSLMODE=require (TLS phase)
+        T100)  clients=100;  args=(-S) ;;
     esac
     local outf="$TMP/pgbench.$t.$w.$rep"
     before=-
     [ "$t" != direct ] && [ -n "$pid" ] && before=$(cpu_ticks "$pid" 2>/dev/null || echo -)
     set +e
-    timeout -k 10 $(( T * 3 + 120 )) \
+    phase_env timeout -k 10 $(( T * 3 + 120 )) \
         "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -j 2 -T "$T" -c "$clients" "${args[@]}" "$DB" \
         >"$outf" 2>"$outf.err"
     rc=$?
@@ -341,6 +425,34 @@ run_workload() { # target workload rep
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$w" "$rep" "$status" "$tps" "$txns" "$cpu" >>"$OUT/runs.tsv"
     # Every pooler that is up may keep its pool of server connections.
     settle $(( POOL_SIZE * ${#PID[@]} ))
+}
+
+# Direct PostgreSQL's TLS: ssl = on for the TLS phase only (a reload; the
+# poolers reach PostgreSQL over its Unix socket, never with TLS). Waits until
+# new connections see the change; with on, until sslmode=require connects.
+DIRECT_TLS=0
+direct_ssl() { # on|off
+    "${PSQL[@]}" -c "ALTER SYSTEM SET ssl = $1" -c 'SELECT pg_reload_conf()' >/dev/null || return 1
+    for _ in $(seq 1 100); do
+        if [ "$1" = on ]; then
+            PGSSLMODE=require "$PGBIN/psql" -X -q -At -h 127.0.0.1 -p "$PGPORT" -U postgres -d "$DB" \
+                -c 'SELECT 1' >/dev/null 2>&1 && return 0
+        else
+            [ "$("${PSQL[@]}" -c 'SHOW ssl' 2>/dev/null)" = off ] && return 0
+        fi
+        sleep 0.1
+    done
+    log "direct: ssl = $1 did not take effect"; tail -n 5 "$TMP/postgres.log" >&2
+    return 1
+}
+
+# The TLS a target negotiates with a client (libpq's defaults are OpenSSL's,
+# as s_client's): "protocol, cipher, key exchange", from openssl s_client.
+tls_info() { # port
+    timeout 10 openssl s_client -connect "127.0.0.1:$1" -starttls postgres -brief </dev/null 2>&1 |
+        awk -F': ' '/^Protocol version/ { p = $2 } /^Ciphersuite/ { c = $2 }
+                    /^(Server|Peer) Temp Key/ { k = $2 } /^Signature type/ { s = $2 }
+                    END { if (p == "") print "?"; else printf "%s, %s, key exchange %s, signature %s\n", p, c, k, s }'
 }
 
 mark_failed() { # target workload rep: the pooler is not there
@@ -398,6 +510,7 @@ idle_test() { # target rep, on a freshly started pooler
     echo "workloads=$WORKLOADS"
     echo "clk_tck=$(getconf CLK_TCK)"
     echo "idle_clients=$IDLE_CLIENTS"
+    if [ "$WANT_TLS" = 1 ]; then echo "tls_key=$TLS_KEY_TEXT"; fi
 } >"$OUT/meta"
 
 # A round runs one group of targets after the other: direct; pgbouncer; the
@@ -413,32 +526,72 @@ for rep in $(seq 1 "$REPEAT"); do
         if [ "${#members[@]}" = 2 ] && [ $(( rep % 2 )) = 0 ]; then
             members=("${members[1]}" "${members[0]}")
         fi
-        log "== round $rep/$REPEAT: ${members[*]}"
-        for t in "${members[@]}"; do
-            [ "$t" = direct ] && continue
-            start_pooler "$t" || log "$t did not start: its cells will read 'fail'"
-        done
-        for w in ${WORKLOADS//,/ }; do
+        # Two phases: the plain workloads, then the TLS ones with every
+        # target of the group restarted (or, for direct, reloaded) with TLS.
+        for TLS_PHASE in 0 1; do
+            ws=()
+            for w in ${WORKLOADS//,/ }; do
+                if is_tls "$w"; then
+                    if [ "$TLS_PHASE" = 1 ]; then ws+=("$w"); fi
+                elif [ "$TLS_PHASE" = 0 ]; then
+                    ws+=("$w")
+                fi
+            done
+            [ "${#ws[@]}" -gt 0 ] || continue
+            phase=()
             for t in "${members[@]}"; do
-                takes "$t" "$w" || continue
-                if [ "$t" != direct ] && ! pooler_alive "$t"; then
-                    if [ -n "${PID[$t]:-}" ]; then
-                        log "$t died; restarting it"
-                        unset "PID[$t]"
-                        start_pooler "$t" || true
-                    fi
-                    if ! pooler_alive "$t"; then
+                for w in "${ws[@]}"; do
+                    if takes "$t" "$w"; then phase+=("$t"); break; fi
+                done
+            done
+            [ "${#phase[@]}" -gt 0 ] || continue
+            if [ "$TLS_PHASE" = 1 ]; then
+                log "== round $rep/$REPEAT, TLS ($TLS_KEY_TEXT): ${phase[*]}"
+            else
+                log "== round $rep/$REPEAT: ${phase[*]}"
+            fi
+            for t in "${phase[@]}"; do
+                if [ "$t" = direct ]; then
+                    [ "$TLS_PHASE" = 1 ] || continue
+                    DIRECT_TLS=0
+                    direct_ssl on && DIRECT_TLS=1 || log "direct: no TLS: its TLS cells will read 'fail'"
+                else
+                    start_pooler "$t" || log "$t did not start: its cells will read 'fail'"
+                fi
+                if [ "$TLS_PHASE" = 1 ] && [ "$rep" = 1 ] && { [ "$t" = direct ] || pooler_alive "$t"; }; then
+                    echo "tls_$t=$(tls_info "$(port_of "$t")")" >>"$OUT/meta"
+                fi
+            done
+            for w in "${ws[@]}"; do
+                for t in "${phase[@]}"; do
+                    takes "$t" "$w" || continue
+                    if [ "$t" = direct ] && [ "$TLS_PHASE" = 1 ] && [ "$DIRECT_TLS" != 1 ]; then
                         mark_failed "$t" "$w" "$rep"
                         continue
                     fi
+                    if [ "$t" != direct ] && ! pooler_alive "$t"; then
+                        if [ -n "${PID[$t]:-}" ]; then
+                            log "$t died; restarting it"
+                            unset "PID[$t]"
+                            start_pooler "$t" || true
+                        fi
+                        if ! pooler_alive "$t"; then
+                            mark_failed "$t" "$w" "$rep"
+                            continue
+                        fi
+                    fi
+                    run_workload "$t" "$w" "$rep"
+                done
+            done
+            for t in "${phase[@]}"; do
+                if [ "$t" = direct ]; then
+                    if [ "$TLS_PHASE" = 1 ]; then direct_ssl off || exit 1; fi
+                else
+                    stop_pooler "$t"
                 fi
-                run_workload "$t" "$w" "$rep"
             done
         done
-        for t in "${members[@]}"; do
-            [ "$t" = direct ] && continue
-            stop_pooler "$t"
-        done
+        TLS_PHASE=0
         for t in "${members[@]}"; do
             if [ "$t" != direct ] && [ "$t" != pgcarrier_noguard ] && [ "$IDLE_CLIENTS" -gt 0 ]; then
                 idle_test "$t" "$rep"

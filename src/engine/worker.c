@@ -142,6 +142,8 @@ run_ready(pgc_worker *w)
 {
 	int n = w->n_ready;
 
+	if (n == 0)
+		return;
 	for (int i = 0; i < n; i++)
 	{
 		void *ptr = w->ready[i];

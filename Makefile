@@ -3,6 +3,8 @@
 #   make                 build ./pgcarrier (release, -O2)
 #   make SAN=1           build build/san/pgcarrier with ASan + UBSan
 #   make unit            build and run the cmocka unit tests
+#   make integration PYTEST_ARGS="-q tests/integration/test_auth.py"
+#                        the integration suite, or only the files named
 #   make check           everything: unit tests, then the integration suite
 #                        against a real PostgreSQL 15, plain and under ASan/UBSan
 #
@@ -14,8 +16,9 @@ PYTHON  ?= /usr/bin/python3
 SAN     ?= 0
 
 WARN     = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
-CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -pthread -g $(WARN) -Isrc/engine
-LDLIBS   = -l:libpg_query.a -lssl -lcrypto -lpthread
+PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
+CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -pthread -g $(WARN) -Isrc/engine $(PQ_CFLAGS)
+LDLIBS   = -l:libpg_query.a -lpq -lssl -lcrypto -lpthread
 
 ifeq ($(SAN),1)
 BUILD    = build/san
@@ -58,9 +61,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(ENGINE_OBJ)
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
+# PYTEST_ARGS that name test files or directories (tests/...) run just those.
 integration: $(BUILD)/pgcarrier
 	PGCARRIER_BIN=$(abspath $(BUILD)/pgcarrier) PGCARRIER_SAN=$(SAN) \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+	  $(PYTHON) -m pytest -q -p no:cacheprovider $(if $(findstring tests/,$(PYTEST_ARGS)),,tests/integration) $(PYTEST_ARGS)
 
 check-plain:
 	$(MAKE) SAN=0 unit integration

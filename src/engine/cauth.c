@@ -10,6 +10,7 @@
 
 #include <openssl/crypto.h>
 
+#include "authq.h"
 #include "cauth.h"
 #include "hba.h"
 #include "log.h"
@@ -20,7 +21,8 @@ typedef enum auth_stage {
 	WAIT_PASSWORD,            /* AuthenticationCleartextPassword sent */
 	WAIT_MD5,                 /* AuthenticationMD5Password sent */
 	WAIT_SASL_INITIAL,        /* AuthenticationSASL sent */
-	WAIT_SASL_FINAL           /* AuthenticationSASLContinue sent */
+	WAIT_SASL_FINAL,          /* AuthenticationSASLContinue sent */
+	WAIT_QUERY                /* auth_query runs for the secret; nothing sent yet */
 } auth_stage;
 
 typedef struct pgc_cauth {
@@ -28,6 +30,9 @@ typedef struct pgc_cauth {
 	uint8_t salt[4];
 	pgc_scram_server *scram;
 	char *secret;             /* the user's secret (NULL: none known) */
+	int method;               /* PGC_HBA_PASSWORD, _MD5 or _SCRAM */
+	bool from_query;          /* secret came from auth_query */
+	pgc_authq_wait *wait;     /* WAIT_QUERY: the request in flight */
 } pgc_cauth;
 
 /*
@@ -51,6 +56,46 @@ remember_scram_keys(pgc_client *c, const pgc_cauth *a)
 	}
 	pthread_mutex_unlock(&p->lock);
 	OPENSSL_cleanse(keys, sizeof(keys));
+}
+
+/*
+ * Pass-through with a secret from auth_query: a client proved a secret that
+ * auth_query gave for the pool's server login user, and the pool has no
+ * password of its own. Its servers then log in with that secret, as with
+ * one from the auth file: md5 works with the hash itself, and with a SCRAM
+ * secret the server login uses the keys remember_scram_keys kept. With the
+ * password method the client sent the clear-text password itself (clear):
+ * that one is kept instead, as it serves every method the server may ask.
+ */
+static void
+remember_secret(pgc_client *c, const pgc_cauth *a, const char *clear)
+{
+	pgc_pool *p = c->pool;
+	const char *keep = clear ? clear : a->secret;
+	char *copy = NULL, *old = NULL;
+
+	if (p == NULL || !a->from_query || keep == NULL)
+		return;
+	if ((copy = strdup(keep)) == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	if (strcmp(p->user, c->user) == 0 && p->password == NULL)
+	{
+		old = p->learned_secret;
+		p->learned_secret = copy;
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (old)
+	{
+		OPENSSL_cleanse(old, strlen(old));
+		free(old);
+	}
+	if (copy)
+	{
+		OPENSSL_cleanse(copy, strlen(copy));
+		free(copy);
+	}
 }
 
 static void
@@ -122,6 +167,30 @@ cert_check(pgc_client *c)
 	pgc_client_fatal(c, "28000", "certificate authentication failed for user \"%s\"", c->user);
 	return -1;
 }
+
+/* auth_query could not give an answer: the client learns only that (the log has why). */
+static int
+authq_failed(pgc_client *c, int status)
+{
+	switch (status)
+	{
+		case PGC_AUTHQ_STOPPING:
+			/* Not logged in yet: as PostgreSQL answers a connection during shutdown. */
+			pgc_client_fatal(c, "57P03", "the database system is shutting down");
+			break;
+		case PGC_AUTHQ_NOMEM:
+			pgc_client_fatal(c, "53200", "out of memory");
+			break;
+		default:
+			pgc_client_fatal(c, status == PGC_AUTHQ_CONN_FAILED ? "08006" : "28000",
+							 "authentication failed for user \"%s\": auth_query could not be run "
+							 "(see pgcarrier's log)", c->user);
+			break;
+	}
+	return -1;
+}
+
+static int challenge(pgc_client *c, pgc_cauth *a);
 
 static int
 start_scram(pgc_client *c, pgc_cauth *a, const char *secret)
@@ -210,8 +279,34 @@ pgc_cauth_begin(pgc_client *c)
 		return -1;
 	}
 	c->auth = a;
-	secret = a->secret;
+	a->method = method;
 	c->state = CL_AUTH;
+	if (secret == NULL && cfg->auth_user)
+	{
+		/* Not in the auth file: ask the server (at once from the cache, or the client waits). */
+		char *found = NULL;
+		int st = pgc_authq_lookup(c, &found, &a->wait);
+
+		if (st == PGC_AUTHQ_PENDING)
+		{
+			a->stage = WAIT_QUERY;
+			return 0;
+		}
+		if (st != PGC_AUTHQ_FOUND)
+			return authq_failed(c, st);
+		a->secret = found;
+		a->from_query = true;
+	}
+	return challenge(c, a);
+}
+
+/* The secret is known (or known to be missing): send the authentication request. */
+static int
+challenge(pgc_client *c, pgc_cauth *a)
+{
+	const char *secret = a->secret;
+	int method = a->method;
+
 	/* As PostgreSQL: md5 with a SCRAM secret (or none) is done as SCRAM. */
 	if (method == PGC_HBA_SCRAM || (method == PGC_HBA_MD5 && (secret == NULL || pgc_scram_secret_parse(secret, &(pgc_scram_secret){0}) == 0)))
 		return start_scram(c, a, secret);
@@ -243,7 +338,11 @@ sauth_failed(pgc_client *c, const pgc_sauth_error *err)
 		pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);
 
 		if (out)
+		{
 			pgc_msgbuf_error(out, 'E', "FATAL", err->sqlstate, err->message, err->detail, NULL);
+			/* Best effort, as pgc_client_fatal: a client that does not read does not hold us up. */
+			(void) pgc_msgbuf_write(c->fd, c->tls, out);
+		}
 		pgc_client_close(c, "authentication failed");
 		return -1;
 	}
@@ -266,6 +365,8 @@ pgc_cauth_step(pgc_client *c)
 
 	if (b == NULL || !pgc_msg_header(b->data + b->start, b->end - b->start, &type, &len))
 		return 0;
+	if (a->stage == WAIT_QUERY)
+		return 0;               /* not asked for anything yet: it waits in the buffer */
 	if (type != 'p')
 	{
 		pgc_client_fatal(c, "08P01", "expected password response, got message type %d", type);
@@ -284,6 +385,8 @@ pgc_cauth_step(pgc_client *c)
 	b->scan = b->start;
 	switch (a->stage)
 	{
+		case WAIT_QUERY:
+			return 0;           /* not reached: checked before reading */
 		case WAIT_PASSWORD:
 		case WAIT_MD5:
 			{
@@ -306,7 +409,10 @@ pgc_cauth_step(pgc_client *c)
 					rc = pgc_password_verify(secret, c->user, (const char *) body);
 				else
 					rc = pgc_md5_verify(secret, c->user, a->salt, (const char *) body, pl);
-				return rc == 0 ? 1 : refuse_password(c);
+				if (rc != 0)
+					return refuse_password(c);
+				remember_secret(c, a, a->stage == WAIT_PASSWORD ? (const char *) body : NULL);
+				return 1;
 			}
 		case WAIT_SASL_INITIAL:
 			{
@@ -338,9 +444,42 @@ pgc_cauth_step(pgc_client *c)
 				return sauth_failed(c, &err);
 			send_auth_request(c, 12, out, (size_t) rc);
 			remember_scram_keys(c, a);
+			remember_secret(c, a, NULL);
 			return 1;
 	}
 	return -1;
+}
+
+int
+pgc_cauth_resume(pgc_client *c)
+{
+	pgc_cauth *a = c->auth;
+	char *found = NULL;
+	int st;
+
+	if (a == NULL || a->stage != WAIT_QUERY || a->wait == NULL)
+		return 0;
+	st = pgc_authq_take(a->wait, &found);
+	if (st == PGC_AUTHQ_PENDING)
+		return 0;
+	a->wait = NULL;
+	if (st != PGC_AUTHQ_FOUND)
+		return authq_failed(c, st);
+	a->secret = found;
+	a->from_query = true;
+	return challenge(c, a);
+}
+
+void
+pgc_cauth_abandon(pgc_client *c)
+{
+	pgc_cauth *a = c->auth;
+
+	if (a && a->wait)
+	{
+		pgc_authq_cancel(a->wait);
+		a->wait = NULL;
+	}
 }
 
 void
@@ -350,6 +489,7 @@ pgc_cauth_free(pgc_client *c)
 
 	if (a == NULL)
 		return;
+	pgc_cauth_abandon(c);
 	pgc_scram_server_free(a->scram);
 	if (a->secret)
 	{

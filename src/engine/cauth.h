@@ -4,7 +4,9 @@
  *
  * The method comes from auth_type, or with auth_type = hba from the first
  * matching line of auth_hba_file, exactly as PostgreSQL reads pg_hba.conf.
- * Secrets come from the auth file (clear, md5 or SCRAM-SHA-256 secrets).
+ * Secrets come from the auth file (clear, md5 or SCRAM-SHA-256 secrets), or,
+ * for users it does not have, from auth_query (authq.h) when auth_user is
+ * set: the client then waits in CL_AUTH until the answer comes back.
  * The exchanges and their errors are PostgreSQL 15's (see sauth.h); wrong
  * passwords, unknown users and missing secrets all look the same to the
  * client (28P01), and nothing secret is ever logged.
@@ -24,6 +26,17 @@
 int pgc_cauth_begin(pgc_client *c);
 /* The client sent something while authenticating: same return values. */
 int pgc_cauth_step(pgc_client *c);
+/*
+ * auth_query answered (c was posted to its worker in CL_AUTH): go on with
+ * the secret it gave. Same return values (0 also when there is no answer yet).
+ */
+int pgc_cauth_resume(pgc_client *c);
+/*
+ * c is closing: cancel its auth_query request, so that the auth_query thread
+ * never posts it again. Call before pgc_pool_cancel_wait (which takes it off
+ * its worker's inbox if it was posted already).
+ */
+void pgc_cauth_abandon(pgc_client *c);
 void pgc_cauth_free(pgc_client *c);
 
 #endif

@@ -130,7 +130,14 @@ pgc_client_close(pgc_client *c, const char *reason)
 	 * moment: only under the pool lock can we tell.  A linked client's server
 	 * is ours.
 	 */
-	if (c->state == CL_WAITING || c->state == CL_LOGIN)
+	/*
+	 * A client waiting for auth_query: first cancel the request (after this
+	 * the auth_query thread cannot post it), then take it off the inbox in
+	 * case it was posted already.
+	 */
+	if (c->state == CL_AUTH)
+		pgc_cauth_abandon(c);
+	if (c->state == CL_WAITING || c->state == CL_LOGIN || c->state == CL_AUTH)
 		s = pgc_pool_cancel_wait(c);
 	else
 		s = c->server;
@@ -1116,8 +1123,13 @@ static void
 client_tls_handshake(pgc_client *c)
 {
 	char err[256];
-	int r = pgc_tls_handshake(c->tls, err, sizeof(err));
+	int r;
 
+	/* Enough signatures this round: the socket is level-triggered, epoll reports it again. */
+	if (c->worker->tls_steps >= PGC_TLS_STEPS_PER_ROUND)
+		return;
+	c->worker->tls_steps++;
+	r = pgc_tls_handshake(c->tls, err, sizeof(err));
 	if (r < 0)
 	{
 		if (pgc_engine_config()->log_pooler_errors)
@@ -1217,6 +1229,26 @@ pgc_client_handoff(pgc_client *c)
 {
 	pgc_server *s;
 
+	if (c->state == CL_AUTH)
+	{
+		/* auth_query answered: ask the client for its password, or refuse it. */
+		switch (pgc_cauth_resume(c))
+		{
+			case -1:
+				return;         /* refused and closed */
+			case 0:
+				if (client_flush_out(c) < 0)
+					pgc_client_close(c, "client went away");
+				else
+					client_update_events(c);
+				return;
+			default:
+				pgc_cauth_free(c);
+				c->state = CL_STARTUP;  /* until logged in */
+				client_logged_in(c);
+				return;
+		}
+	}
 	if (c->handoff_error)
 	{
 		pgc_msgbuf *err = c->handoff_error;
@@ -1266,7 +1298,15 @@ pgc_client_tick(pgc_client *c, double now)
 		case CL_STARTUP:
 		case CL_TLS:
 		case CL_AUTH:
-			if (cfg->client_login_timeout > 0 && idle > cfg->client_login_timeout)
+			/* Not logged in yet, so nothing to finish: a shutdown turns it away, as PostgreSQL's. */
+			if (atomic_load(&c->worker->engine->shutting_down))
+			{
+				if (c->state == CL_TLS)
+					pgc_client_close(c, "shutting down");
+				else
+					pgc_client_fatal(c, "57P03", "the database system is shutting down");
+			}
+			else if (cfg->client_login_timeout > 0 && idle > cfg->client_login_timeout)
 				pgc_client_close(c, "client_login_timeout");
 			break;
 		case CL_IDLE:

@@ -12,8 +12,8 @@
  *    of its fields are protected by the pool lock.
  *  - Pools are created on first use and never freed while the engine runs, so
  *    a pool pointer stays valid everywhere.
- *  - Lock order: cancel registry -> pool -> worker inbox. The forwarding path
- *    of a linked pair takes no lock.
+ *  - Lock order: cancel registry -> auth_query (authq.c) -> pool -> worker
+ *    inbox. The forwarding path of a linked pair takes no lock.
  */
 #ifndef PGC_CORE_H
 #define PGC_CORE_H

@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "authq.h"
 #include "core.h"
 #include "engine.h"
 #include "log.h"
@@ -204,6 +205,8 @@ pgc_engine_start(pgc_config *cfg, char *err, size_t errlen)
 			pgc_worker_watch(w, w->listen_fds[j], &w->listener_kind,
 							 EPOLLIN | (w->listen_fds[j] == e->unix_fd ? EPOLLEXCLUSIVE : 0));
 	}
+	if (pgc_authq_start(err, errlen) < 0)
+		return -1;
 	atomic_store(&workers_running, n);
 	for (int i = 0; i < n; i++)
 	{
@@ -241,6 +244,7 @@ void
 pgc_engine_shutdown(void)
 {
 	atomic_store(&pgc_the_engine->shutting_down, true);
+	pgc_authq_shutdown();       /* clients waiting for auth_query leave now */
 	for (int i = 0; i < pgc_the_engine->n_workers; i++)
 	{
 		uint64_t one = 1;
@@ -274,6 +278,7 @@ pgc_engine_free(void)
 			(unsigned long) atomic_load(&e->pins_total));
 	for (int i = 0; i < e->n_workers; i++)
 		pthread_join(e->workers[i].thread, NULL);
+	pgc_authq_stop();           /* no client waits for it any more */
 	pgc_engine_unlink_socket();
 	if (e->unix_fd >= 0)
 		close(e->unix_fd);

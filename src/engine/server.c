@@ -444,11 +444,19 @@ login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 			code = pgc_get_u32(body);
 			if (code == 0)
 				return true;
-			if (code != 12 && s->login_password == NULL && !(code == 10 && s->have_scram_keys))
+			if ((code == 3 || code == 5 || (code == 10 && !s->have_scram_keys)) && s->login_password == NULL)
 			{
 				server_login_failed_msg(s, "28P01",
 										"pgcarrier has no password to log in to the server as user \"%s\"",
 										p->user);
+				return false;
+			}
+			if (code == 3 && (pgc_secret_is_md5(s->login_password) || pgc_secret_is_scram(s->login_password)))
+			{
+				/* A hash sent as a password would travel in clear, and an md5 hash would even work. */
+				server_login_failed_msg(s, "28P01",
+										"server asks for a clear-text password, but pgcarrier has only a hashed "
+										"password for user \"%s\"", p->user);
 				return false;
 			}
 			if (code == 3)

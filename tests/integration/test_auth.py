@@ -1,8 +1,9 @@
 """Client authentication: auth_type password, md5, scram-sha-256 and hba,
 against secrets in the auth file, through real libpq (psycopg, psql).
 
-TLS and auth_query are not there yet (issue 3 stays open); these tests
-cover what is wired in: the exchanges, the HBA file and the errors."""
+The exchanges, the HBA file, the errors, and pass-through of stored
+secrets to the server. TLS, cert and channel binding are in test_tls.py,
+auth_query in test_auth_query.py."""
 
 import base64
 import hashlib

@@ -9,7 +9,7 @@ set -euo pipefail
 
 PKGS=(
     build-essential pkg-config
-    libssl-dev libcmocka-dev libpg-query-dev
+    libssl-dev openssl libcmocka-dev libpg-query-dev
     postgresql-15 postgresql-server-dev-15 postgresql-client-15
     postgresql-contrib libpq-dev
     pgbouncer pgpool2

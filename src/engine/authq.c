@@ -291,6 +291,7 @@ pgc_authq_lookup(pgc_client *c, char **secret, pgc_authq_wait **waitp)
 	char *key, *tkey, *host;
 	char *dbname;
 	int port;
+	int st = PGC_AUTHQ_PENDING;
 	aq_job *j;
 	pgc_authq_wait *w;
 	bool fresh = false;
@@ -307,23 +308,14 @@ pgc_authq_lookup(pgc_client *c, char **secret, pgc_authq_wait **waitp)
 	w = calloc(1, sizeof(*w));
 	if (key == NULL || tkey == NULL || host == NULL || dbname == NULL || w == NULL)
 	{
-		free(key);
-		free(tkey);
-		free(host);
-		free(dbname);
-		free(w);
-		return PGC_AUTHQ_NOMEM;
+		st = PGC_AUTHQ_NOMEM;
+		goto done;
 	}
 	pthread_mutex_lock(&aq.lock);
 	if (!aq.started || aq.shutting_down || aq.stopping)
 	{
-		pthread_mutex_unlock(&aq.lock);
-		free(key);
-		free(tkey);
-		free(host);
-		free(dbname);
-		free(w);
-		return PGC_AUTHQ_STOPPING;
+		st = PGC_AUTHQ_STOPPING;
+		goto done_locked;
 	}
 	cache_check_config(cfg);
 	if (cfg->auth_query_cache_lifetime > 0)
@@ -332,17 +324,10 @@ pgc_authq_lookup(pgc_client *c, char **secret, pgc_authq_wait **waitp)
 
 		if (e)
 		{
-			int st = PGC_AUTHQ_FOUND;
-
+			st = PGC_AUTHQ_FOUND;
 			if (e->secret && (*secret = strdup(e->secret)) == NULL)
 				st = PGC_AUTHQ_NOMEM;
-			pthread_mutex_unlock(&aq.lock);
-			free(key);
-			free(tkey);
-			free(host);
-			free(dbname);
-			free(w);
-			return st;
+			goto done_locked;
 		}
 	}
 	for (j = aq.jobs; j; j = j->next)
@@ -353,14 +338,9 @@ pgc_authq_lookup(pgc_client *c, char **secret, pgc_authq_wait **waitp)
 		j = calloc(1, sizeof(*j));
 		if (j == NULL || (j->user = strdup(c->user)) == NULL)
 		{
-			pthread_mutex_unlock(&aq.lock);
 			free(j);
-			free(key);
-			free(tkey);
-			free(host);
-			free(dbname);
-			free(w);
-			return PGC_AUTHQ_NOMEM;
+			st = PGC_AUTHQ_NOMEM;
+			goto done_locked;
 		}
 		j->key = key;
 		j->tkey = tkey;
@@ -378,15 +358,19 @@ pgc_authq_lookup(pgc_client *c, char **secret, pgc_authq_wait **waitp)
 	if (j->waiters)
 		j->waiters->prev = w;
 	j->waiters = w;
+	*waitp = w;
+	w = NULL;
+done_locked:
 	pthread_mutex_unlock(&aq.lock);
+done:
 	free(key);
 	free(tkey);
 	free(host);
 	free(dbname);
+	free(w);
 	if (fresh)
 		wake_thread();
-	*waitp = w;
-	return PGC_AUTHQ_PENDING;
+	return st;
 }
 
 int

@@ -31,6 +31,7 @@
 
 static void pump(pgc_client *c);
 static void client_logged_in(pgc_client *c);
+static void client_auth_result(pgc_client *c, int rc);
 static void client_begin_request(pgc_client *c);
 
 /* ---------------------------------------------------------------- events -- */
@@ -448,10 +449,17 @@ client_login(pgc_client *c, const pgc_startup *st)
 		}
 	}
 	pgc_msgbuf_free(&unknown);
-	switch (pgc_cauth_begin(c))
+	client_auth_result(c, pgc_cauth_begin(c));
+}
+
+/* Act on what cauth said: -1 refused (and closed), 0 waits for the client or auth_query, 1 logged in. */
+static void
+client_auth_result(pgc_client *c, int rc)
+{
+	switch (rc)
 	{
 		case -1:
-			return;                 /* refused and closed */
+			return;
 		case 0:
 			if (client_flush_out(c) < 0)
 				pgc_client_close(c, "client went away");
@@ -459,6 +467,8 @@ client_login(pgc_client *c, const pgc_startup *st)
 				client_update_events(c);
 			return;
 		default:
+			pgc_cauth_free(c);
+			c->state = CL_STARTUP;  /* until logged in */
 			client_logged_in(c);
 			return;
 	}
@@ -1176,25 +1186,7 @@ pgc_client_event(pgc_client *c, uint32_t events)
 			client_startup(c);
 			return;
 		case CL_AUTH:
-			{
-				int rc = pgc_cauth_step(c);
-
-				if (rc < 0)
-					return;
-				if (rc == 1)
-				{
-					pgc_cauth_free(c);
-					c->state = CL_STARTUP;  /* until logged in */
-					client_logged_in(c);
-					return;
-				}
-				if (client_flush_out(c) < 0)
-				{
-					pgc_client_close(c, "client went away");
-					return;
-				}
-				client_update_events(c);
-			}
+			client_auth_result(c, pgc_cauth_step(c));
 			return;
 		case CL_LINKED:
 			pump(c);
@@ -1232,22 +1224,8 @@ pgc_client_handoff(pgc_client *c)
 	if (c->state == CL_AUTH)
 	{
 		/* auth_query answered: ask the client for its password, or refuse it. */
-		switch (pgc_cauth_resume(c))
-		{
-			case -1:
-				return;         /* refused and closed */
-			case 0:
-				if (client_flush_out(c) < 0)
-					pgc_client_close(c, "client went away");
-				else
-					client_update_events(c);
-				return;
-			default:
-				pgc_cauth_free(c);
-				c->state = CL_STARTUP;  /* until logged in */
-				client_logged_in(c);
-				return;
-		}
+		client_auth_result(c, pgc_cauth_resume(c));
+		return;
 	}
 	if (c->handoff_error)
 	{

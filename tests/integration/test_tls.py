@@ -57,6 +57,7 @@ import psycopg
 import pytest
 
 import harness
+from test_auth import scram_secret
 
 PW = "tls-s3cret-pw"
 SSL_REQUEST = struct.pack("!II", 8, 80877103)
@@ -281,15 +282,6 @@ def read_until_closed(sock, limit=1 << 20):
             break
         data += chunk
     return data
-
-
-def scram_secret(password, salt=b"tls-salt-0123456", iterations=4096):
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
-    stored = hashlib.sha256(client_key).digest()
-    server = hmac.new(salted, b"Server Key", "sha256").digest()
-    b64 = lambda b: base64.b64encode(b).decode()
-    return "SCRAM-SHA-256$%d:%s$%s:%s" % (iterations, b64(salt), b64(stored), b64(server))
 
 
 def reload_and_wait(c, settings=None, **overrides):

@@ -7,7 +7,7 @@ usage: report.py RESULTS_DIR
 RESULTS_DIR holds:
   meta       key=value lines (date, versions, duration, repeat, targets; for
              the TLS workloads tls_key and tls_TARGET, what each negotiated)
-  runs.tsv   target workload rep status tps txns cpu_ticks
+  runs.tsv   target workload rep status tps txns cpu_ticks client_cpu_ticks
   idle.tsv   target rep status rss_before_kb rss_after_kb clients_ok
 """
 import os
@@ -35,6 +35,10 @@ CPU_ROWS = [("S100", "pooler CPU µs/txn, -S 100"), ("S1000", "pooler CPU µs/tx
             ("C8", "pooler CPU µs/txn, -S -C 8"),
             ("T8C", "pooler CPU µs/txn, TLS -S -C 8"),
             ("T100", "pooler CPU µs/txn, TLS -S 100")]
+# The client's own CPU (pgbench) where it limits what a pooler can show on
+# a small machine: connection churn, with and without TLS.
+CLIENT_CPU_ROWS = [("C8", "pgbench CPU µs/txn, -S -C 8"),
+                   ("T8C", "pgbench CPU µs/txn, TLS -S -C 8")]
 # The issue's goals (session-state guard): -M prepared at least 1.25 x
 # pgcarrier's own simple protocol; the guard costs -M simple at most 3 %.
 PREPARED_GOAL = 1.25
@@ -105,6 +109,12 @@ def main():
         ok = [c for c in map(cpu_of, rs) if c is not None]
         return cell(ok, len(rs) - len(ok), len(rs), lambda v: "%.1f" % v)
 
+    def client_cpu_cell(target, wl):
+        rs = [r for r in runs if r[0] == target and r[1] == wl]
+        ok = [int(r[7]) * 1e6 / clk / int(r[5]) for r in rs
+              if r[3] == "ok" and len(r) > 7 and r[7] not in ("", "-") and int(r[5]) > 0]
+        return cell(ok, len(rs) - len(ok), len(rs), lambda v: "%.1f" % v)
+
     def by_rep(target, wl):
         """{rep: tps} of the successful runs; and how many runs there were."""
         rs = [r for r in runs if r[0] == target and r[1] == wl]
@@ -143,6 +153,9 @@ def main():
         if any(w == wl for w, _ in workloads) and any(r[1] == wl and r[0] != "direct" for r in runs):
             emit(label, lambda t, wl=wl: (None, "—") if t == "direct" else cpu_cell(t, wl),
                  direct_ratio=False)
+    for wl, label in CLIENT_CPU_ROWS:
+        if any(w == wl for w, _ in workloads) and any(r[1] == wl and len(r) > 7 for r in runs):
+            emit(label, lambda t, wl=wl: client_cpu_cell(t, wl), direct_ratio=False)
     if idle:
         emit("RSS per idle client (%s clients)" % meta.get("idle_clients", "?"),
              lambda t: (None, "—") if t == "direct" else idle_cell(t), direct_ratio=False)

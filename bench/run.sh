@@ -390,9 +390,15 @@ run_workload() { # target workload rep
     before=-
     [ "$t" != direct ] && [ -n "$pid" ] && before=$(cpu_ticks "$pid" 2>/dev/null || echo -)
     set +e
-    phase_env timeout -k 10 $(( T * 3 + 120 )) \
-        "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -j 2 -T "$T" -c "$clients" "${args[@]}" "$DB" \
-        >"$outf" 2>"$outf.err"
+    (
+        phase_env timeout -k 10 $(( T * 3 + 120 )) \
+            "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -j 2 -T "$T" -c "$clients" "${args[@]}" "$DB" \
+            >"$outf" 2>"$outf.err"
+        rc=$?
+        # The client's CPU: this subshell's waited-for children (pgbench, under timeout).
+        sed 's/^.*) //' "/proc/$BASHPID/stat" | awk '{ print $14 + $15 }' >"$outf.cpu"
+        exit $rc
+    )
     rc=$?
     set -e
     cpu=-
@@ -422,7 +428,10 @@ run_workload() { # target workload rep
         [ -z "$tps" ] && tps=0
         [ -z "$txns" ] && txns=0
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$w" "$rep" "$status" "$tps" "$txns" "$cpu" >>"$OUT/runs.tsv"
+    local client_cpu
+    client_cpu=$(cat "$outf.cpu" 2>/dev/null || echo -)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$w" "$rep" "$status" "$tps" "$txns" "$cpu" "${client_cpu:--}" \
+        >>"$OUT/runs.tsv"
     # Every pooler that is up may keep its pool of server connections.
     settle $(( POOL_SIZE * ${#PID[@]} ))
 }

@@ -145,9 +145,14 @@ peer_check(pgc_client *c)
 	return 1;
 }
 
-/* The client's certificate must be valid and name the user (CN), as PostgreSQL's cert method. */
+/*
+ * The client's certificate, as PostgreSQL checks it for the cert method and
+ * for clientcert=verify-ca / verify-full on the line of another method. (A
+ * certificate that does not verify already failed the TLS handshake.)
+ * 1 fine, -1 refused and closed.
+ */
 static int
-cert_check(pgc_client *c)
+cert_check(pgc_client *c, int method, pgc_hba_clientcert level)
 {
 	char cn[256];
 	int r = c->tls ? pgc_tls_peer_cn(c->tls, cn, sizeof(cn)) : 0;
@@ -157,14 +162,26 @@ cert_check(pgc_client *c)
 		pgc_client_fatal(c, "28000", "connection requires a valid client certificate");
 		return -1;
 	}
+	if (method != PGC_HBA_CERT && level == PGC_CLIENTCERT_CA)
+		return 1;
+	if (r > 0 && strcmp(cn, c->user) == 0)
+		return 1;
 	if (r < 0)
 		pgc_log(PGC_LOG, "client %s: certificate authentication of \"%s\" failed: %s", c->addr, c->user, cn);
-	else if (strcmp(cn, c->user) != 0)
+	else if (method == PGC_HBA_CERT)
 		pgc_log(PGC_LOG, "client %s: provided user name (%s) and authenticated user name (%s) do not match",
 				c->addr, c->user, cn);
 	else
-		return 1;
-	pgc_client_fatal(c, "28000", "certificate authentication failed for user \"%s\"", c->user);
+		pgc_log(PGC_LOG, "client %s: certificate validation (clientcert=verify-full) failed for user \"%s\": "
+				"CN mismatch", c->addr, c->user);
+	/* The client hears what the method's own failure says, as from PostgreSQL. */
+	if (method == PGC_HBA_CERT)
+		pgc_client_fatal(c, "28000", "certificate authentication failed for user \"%s\"", c->user);
+	else if (method == PGC_HBA_TRUST)
+		pgc_client_fatal(c, "28000", "authentication failed for user \"%s\": invalid authentication method",
+						 c->user);
+	else
+		pgc_client_fatal(c, "28P01", "password authentication failed for user \"%s\"", c->user);
 	return -1;
 }
 
@@ -237,12 +254,13 @@ pgc_cauth_begin(pgc_client *c)
 			method = PGC_HBA_SCRAM;
 			break;
 		case PGC_AUTH_CERT:
-			return cert_check(c);
+			return cert_check(c, PGC_HBA_CERT, PGC_CLIENTCERT_FULL);
 		default:
 			{
 				pgc_hba_conn conn;
 				char msg[512];
 				int line = 0;
+				pgc_hba_clientcert clientcert;
 
 				memset(&conn, 0, sizeof(conn));
 				conn.is_unix = c->is_unix;
@@ -250,7 +268,7 @@ pgc_cauth_begin(pgc_client *c)
 				conn.addr = c->peer;
 				conn.database = c->dbname;
 				conn.user = c->user;
-				method = pgc_hba_match_line(cfg->hba, &conn, &line);
+				method = pgc_hba_match_rule(cfg->hba, &conn, &line, &clientcert);
 				if (method == PGC_HBA_NO_MATCH || method == PGC_HBA_REJECT)
 				{
 					if (method == PGC_HBA_NO_MATCH)
@@ -262,7 +280,9 @@ pgc_cauth_begin(pgc_client *c)
 					return -1;
 				}
 				if (method == PGC_HBA_CERT)
-					return cert_check(c);
+					return cert_check(c, method, PGC_CLIENTCERT_FULL);
+				if (clientcert != PGC_CLIENTCERT_OFF && cert_check(c, method, clientcert) < 0)
+					return -1;
 				if (method == PGC_HBA_TRUST)
 					return 1;
 				if (method == PGC_HBA_PEER)

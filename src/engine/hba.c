@@ -60,6 +60,7 @@ typedef struct hba_rule {
 	struct sockaddr_storage addr;
 	struct sockaddr_storage mask;
 	pgc_hba_method method;
+	pgc_hba_clientcert clientcert;  /* clientcert= on a hostssl line */
 } hba_rule;
 
 struct pgc_hba {
@@ -477,17 +478,26 @@ parse_option(const char *file, int line, hba_rule *r, const char *tok, char *err
 	{
 		if (r->type != CT_HOSTSSL)
 			return pgc_file_error(err, errlen, file, line, "%s can only be configured for \"hostssl\" rows", name);
-		if (r->method != PGC_HBA_CERT)
+		if (strcmp(name, "clientname") == 0 && r->method != PGC_HBA_CERT)
 			return pgc_file_error(err, errlen, file, line,
 						"authentication option \"%s\" is not supported by pgcarrier for method \"%s\" "
 						"(only with \"cert\")", name, pgc_hba_method_name(r->method));
 		if (strcmp(name, "clientcert") == 0)
 		{
 			if (strcmp(val, "verify-full") == 0)
-				return 0;       /* what cert does anyway */
-			if (strcmp(val, "verify-ca") == 0)
+			{
+				/* With cert, what it does anyway. */
+				r->clientcert = r->method == PGC_HBA_CERT ? PGC_CLIENTCERT_OFF : PGC_CLIENTCERT_FULL;
+				return 0;
+			}
+			if (strcmp(val, "verify-ca") == 0 && r->method == PGC_HBA_CERT)
 				return pgc_file_error(err, errlen, file, line,
 							"clientcert only accepts \"verify-full\" when using \"cert\" authentication");
+			if (strcmp(val, "verify-ca") == 0)
+			{
+				r->clientcert = PGC_CLIENTCERT_CA;
+				return 0;
+			}
 			return pgc_file_error(err, errlen, file, line, "invalid value for clientcert: \"%s\"", val);
 		}
 		if (strcmp(val, "CN") == 0)
@@ -1018,10 +1028,18 @@ pgc_hba_match(const pgc_hba *hba, const pgc_hba_conn *conn, const char **matched
 pgc_hba_method
 pgc_hba_match_line(const pgc_hba *hba, const pgc_hba_conn *conn, int *line)
 {
+	return pgc_hba_match_rule(hba, conn, line, NULL);
+}
+
+pgc_hba_method
+pgc_hba_match_rule(const pgc_hba *hba, const pgc_hba_conn *conn, int *line, pgc_hba_clientcert *clientcert)
+{
 	const hba_rule *r = find_rule(hba, conn);
 
 	if (line != NULL)
 		*line = r != NULL ? r->line : 0;
+	if (clientcert != NULL)
+		*clientcert = r != NULL ? r->clientcert : PGC_CLIENTCERT_OFF;
 	return r != NULL ? r->method : PGC_HBA_NO_MATCH;
 }
 

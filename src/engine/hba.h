@@ -40,9 +40,11 @@
  *    only), peer (local only; "ident" on a local line means peer, as in
  *    PostgreSQL). Other PostgreSQL methods (gss, sspi, ident on host, pam,
  *    ldap, radius, bsd) are refused as not supported by pgcarrier.
- *  - OPTIONS (name=value): only for cert, clientcert=verify-full and
- *    clientname=CN (both what cert does anyway) are accepted; any other
- *    option is an error naming it.
+ *  - OPTIONS (name=value), hostssl lines only: clientcert=verify-ca (a
+ *    client certificate that verifies) or verify-full (and its CN is the
+ *    user name) on top of any method; with cert only verify-full, and
+ *    clientname=CN (what cert does anyway). Any other option is an error
+ *    naming it.
  *  - hostnogssenc is taken as host (pgcarrier never has GSSAPI encryption);
  *    hostgssenc is refused.
  *  - A file with no rule is refused, as PostgreSQL does.
@@ -93,6 +95,13 @@ typedef struct pgc_hba_conn {
 
 typedef struct pgc_hba pgc_hba;
 
+/* clientcert= of a line: a client certificate is needed on top of the method. */
+typedef enum pgc_hba_clientcert {
+	PGC_CLIENTCERT_OFF = 0,
+	PGC_CLIENTCERT_CA,          /* verify-ca: it must verify */
+	PGC_CLIENTCERT_FULL         /* verify-full: and its CN must be the user name */
+} pgc_hba_clientcert;
+
 /* Load and check the file at path. NULL on error, "FILE:LINE: message" in err. */
 pgc_hba *pgc_hba_load(const char *path, char *err, size_t errlen);
 
@@ -106,6 +115,10 @@ pgc_hba_method pgc_hba_match(const pgc_hba *hba, const pgc_hba_conn *conn,
 
 /* Same as pgc_hba_match, and *line (may be NULL) receives the line number (0: no match). */
 pgc_hba_method pgc_hba_match_line(const pgc_hba *hba, const pgc_hba_conn *conn, int *line);
+
+/* Same, and *clientcert (may be NULL) receives the line's clientcert option. */
+pgc_hba_method pgc_hba_match_rule(const pgc_hba *hba, const pgc_hba_conn *conn, int *line,
+								  pgc_hba_clientcert *clientcert);
 
 /* Number of rules loaded. */
 int pgc_hba_count(const pgc_hba *hba);

@@ -543,6 +543,33 @@ hostnossl app  app  127.0.0.1/32  reject
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
+def test_hba_clientcert_on_password_lines(carrier, certs):
+    """clientcert=verify-ca / verify-full on a scram-sha-256 line: the
+    certificate comes on top of the password, as in PostgreSQL."""
+    c = carrier(start=False, auth_type="hba", auth_file={"app": scram_secret(PW), "other": scram_secret(PW)},
+                **client_tls(certs, "prefer", ca=True))
+    c.settings["auth_hba_file"] = write_hba(c, """
+local     all  all    trust
+hostssl   app  other  127.0.0.1/32  scram-sha-256 clientcert=verify-ca
+hostssl   all  all    127.0.0.1/32  scram-sha-256 clientcert=verify-full
+""")
+    c.start()
+    with tls_connect(c, cert="app", certs=certs, password=PW) as conn:
+        assert conn.execute("SELECT current_user").fetchone() == ("app",)
+    text = refused(tls_connect, c, cert="app", certs=certs, password="wrong")
+    assert 'password authentication failed for user "app"' in text, text
+    # verify-full: the CN must be the user; verify-ca: any certificate that verifies
+    text = refused(tls_connect, c, cert="other", certs=certs, password=PW)
+    assert 'password authentication failed for user "app"' in text, text
+    assert "clientcert=verify-full) failed for user \"app\": CN mismatch" in c.log()
+    text = refused(tls_connect, c, sslcert="/nonexistent/none.crt", password=PW)
+    assert "connection requires a valid client certificate" in text, text
+    # user other, certificate CN=app on the verify-ca line: pgcarrier lets it
+    # through, and it is PostgreSQL that has no such role
+    text = refused(tls_connect, c, db="app", user="other", cert="app", certs=certs, password=PW)
+    assert 'role "other" does not exist' in text, text
+
+
 def test_hba_cert_needs_hostssl(carrier, certs):
     c = carrier(start=False, auth_type="hba", **client_tls(certs, "prefer", ca=True))
     path = write_hba(c, "local all all trust\nhost all all 127.0.0.1/32 cert\n")

@@ -468,6 +468,30 @@ test_cert_options(void **state)
 	expect(hba, tcp("::5", 1, "d", "u"), PGC_HBA_CERT, 2);
 	expect(hba, tcp("1.2.3.4", 0, "d", "u"), PGC_HBA_NO_MATCH, 0);
 	pgc_hba_free(hba);
+
+	/* clientcert on other methods: a certificate on top of the method */
+	hba = load("hostssl all a 0.0.0.0/0 md5 clientcert=verify-ca\n"
+			   "hostssl all all 0.0.0.0/0 scram-sha-256 clientcert=verify-full\n"
+			   "hostssl all all ::/0 trust\n"
+			   "hostssl all all ::/0 cert clientcert=verify-full\n");
+	{
+		static const struct { const char *ip, *user; pgc_hba_method m; pgc_hba_clientcert cc; } want[] = {
+			{"1.2.3.4", "a", PGC_HBA_MD5, PGC_CLIENTCERT_CA},
+			{"1.2.3.4", "b", PGC_HBA_SCRAM, PGC_CLIENTCERT_FULL},
+			{"::1", "a", PGC_HBA_TRUST, PGC_CLIENTCERT_OFF},
+		};
+
+		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		{
+			pgc_hba_conn conn = tcp(want[i].ip, 1, "d", want[i].user);
+			pgc_hba_clientcert cc = PGC_CLIENTCERT_CA;
+			int line = 0;
+
+			assert_int_equal(pgc_hba_match_rule(hba, &conn, &line, &cc), want[i].m);
+			assert_int_equal(cc, want[i].cc);
+		}
+	}
+	pgc_hba_free(hba);
 }
 
 /* ------------------------------------------------------------ errors */
@@ -535,8 +559,9 @@ test_errors_options(void **state)
 	load_fails("local all all md5 frobnicate=1\n", 1, "unrecognized authentication option name: \"frobnicate\"");
 	load_fails("local all all peer map=omicron\n", 1, "authentication option \"map\" is not supported by pgcarrier");
 	load_fails("hostssl all all 0.0.0.0/0 cert map=x\n", 1, "\"map\" is not supported by pgcarrier");
-	load_fails("hostssl all all 0.0.0.0/0 md5 clientcert=verify-full\n", 1,
-			   "authentication option \"clientcert\" is not supported by pgcarrier for method \"md5\"");
+	load_fails("hostssl all all 0.0.0.0/0 md5 clientname=CN\n", 1,
+			   "authentication option \"clientname\" is not supported by pgcarrier for method \"md5\"");
+	load_fails("hostssl all all 0.0.0.0/0 md5 clientcert=maybe\n", 1, "invalid value for clientcert: \"maybe\"");
 	load_fails("host all all 0.0.0.0/0 md5 clientcert=verify-ca\n", 1,
 			   "clientcert can only be configured for \"hostssl\" rows");
 	load_fails("hostssl all all 0.0.0.0/0 cert clientcert=verify-ca\n", 1,
@@ -544,7 +569,7 @@ test_errors_options(void **state)
 	load_fails("hostssl all all 0.0.0.0/0 cert clientcert=yes\n", 1, "invalid value for clientcert: \"yes\"");
 	load_fails("hostssl all all 0.0.0.0/0 cert clientname=DN\n", 1, "\"clientname=DN\" is not supported by pgcarrier");
 	load_fails("hostssl all all 0.0.0.0/0 cert clientname=xx\n", 1, "invalid value for clientname: \"xx\"");
-	load_fails("hostssl all all 0.0.0.0/0 trust clientcert=verify-full\n", 1, "not supported by pgcarrier");
+	load_fails("hostssl all all 0.0.0.0/0 trust clientname=CN\n", 1, "not supported by pgcarrier");
 }
 
 static void

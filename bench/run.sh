@@ -395,8 +395,14 @@ run_workload() { # target workload rep
             "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -j 2 -T "$T" -c "$clients" "${args[@]}" "$DB" \
             >"$outf" 2>"$outf.err"
         rc=$?
-        # The client's CPU: this subshell's waited-for children (pgbench, under timeout).
-        sed 's/^.*) //' "/proc/$BASHPID/stat" | awk '{ print $14 + $15 }' >"$outf.cpu"
+        # The client's CPU: this subshell's waited-for children (pgbench, under
+        # timeout), in clock ticks. `times` (getrusage) is exact where
+        # /proc/PID/stat's cutime may show nothing.
+        times >"$outf.times"
+        awk -v clk="$(getconf CLK_TCK)" 'NR == 2 {
+            t = 0
+            for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] }
+            printf "%d\n", t * clk + 0.5 }' "$outf.times" >"$outf.cpu"
         exit $rc
     )
     rc=$?

@@ -514,15 +514,21 @@ def write_hba(c, text):
     return path
 
 
+def hba_carrier(carrier, hba, **settings):
+    """A started pgcarrier with auth_type = hba and this HBA file."""
+    c = carrier(start=False, auth_type="hba", **settings)
+    c.settings["auth_hba_file"] = write_hba(c, hba)
+    c.start()
+    return c
+
+
 def test_hba_hostssl_cert(carrier, certs):
-    c = carrier(start=False, auth_type="hba", **client_tls(certs, "prefer", ca=True))
-    c.settings["auth_hba_file"] = write_hba(c, """
+    c = hba_carrier(carrier, """
 local     all  all                trust
 hostssl   app  app  127.0.0.1/32  cert
 hostssl   all  all  127.0.0.1/32  trust
 hostnossl app  app  127.0.0.1/32  reject
-""")
-    c.start()
+""", **client_tls(certs, "prefer", ca=True))
     with tls_connect(c, cert="app", certs=certs) as conn:
         assert conn.execute("SELECT current_user").fetchone() == ("app",)
     text = refused(tls_connect, c, cert="other", certs=certs)
@@ -546,14 +552,11 @@ hostnossl app  app  127.0.0.1/32  reject
 def test_hba_clientcert_on_password_lines(carrier, certs):
     """clientcert=verify-ca / verify-full on a scram-sha-256 line: the
     certificate comes on top of the password, as in PostgreSQL."""
-    c = carrier(start=False, auth_type="hba", auth_file={"app": scram_secret(PW), "other": scram_secret(PW)},
-                **client_tls(certs, "prefer", ca=True))
-    c.settings["auth_hba_file"] = write_hba(c, """
+    c = hba_carrier(carrier, """
 local     all  all    trust
 hostssl   app  other  127.0.0.1/32  scram-sha-256 clientcert=verify-ca
 hostssl   all  all    127.0.0.1/32  scram-sha-256 clientcert=verify-full
-""")
-    c.start()
+""", auth_file={"app": scram_secret(PW), "other": scram_secret(PW)}, **client_tls(certs, "prefer", ca=True))
     with tls_connect(c, cert="app", certs=certs, password=PW) as conn:
         assert conn.execute("SELECT current_user").fetchone() == ("app",)
     text = refused(tls_connect, c, cert="app", certs=certs, password="wrong")
@@ -582,12 +585,10 @@ def test_hba_cert_needs_hostssl(carrier, certs):
 
 
 def test_hba_hostnossl_before_hostssl(carrier, certs):
-    c = carrier(start=False, auth_type="hba", **client_tls(certs, "prefer"))
-    c.settings["auth_hba_file"] = write_hba(c, """
+    c = hba_carrier(carrier, """
 hostnossl all  all  127.0.0.1/32  reject
 hostssl   app  all  127.0.0.1/32  trust
-""")
-    c.start()
+""", **client_tls(certs, "prefer"))
     with tls_connect(c) as conn:
         assert conn.pgconn.ssl_in_use
         assert conn.execute("SELECT 1").fetchone() == (1,)
@@ -603,12 +604,10 @@ hostssl   app  all  127.0.0.1/32  trust
 
 
 def test_hba_hostssl_reject_hostnossl_trust(carrier, certs):
-    c = carrier(start=False, auth_type="hba", **client_tls(certs, "prefer"))
-    c.settings["auth_hba_file"] = write_hba(c, """
+    c = hba_carrier(carrier, """
 hostssl   all  all  127.0.0.1/32  reject
 hostnossl all  all  127.0.0.1/32  trust
-""")
-    c.start()
+""", **client_tls(certs, "prefer"))
     with tls_connect(c, sslmode="disable") as conn:
         assert not conn.pgconn.ssl_in_use
         assert conn.execute("SELECT 1").fetchone() == (1,)

@@ -270,6 +270,15 @@ def raw_tls(c, ctx=None, timeout=10):
     return rc
 
 
+def expect_fatal_then_close(rc, sqlstate, message):
+    """The next message on raw connection rc is this FATAL error, then the end."""
+    t, p = rc.recv()
+    assert t == "E", (t, p)
+    f = harness.parse_error(p)
+    assert (f["S"], f["C"], f["M"]) == ("FATAL", sqlstate, message)
+    assert read_until_closed(rc.sock) == b""
+
+
 def read_until_closed(sock, limit=1 << 20):
     """Everything the peer sends until it closes (socket timeout = hang guard)."""
     data = b""
@@ -1332,12 +1341,7 @@ def test_unencrypted_data_after_ssl_request(carrier, certs):
         rc = harness.RawConn(c.host, c.port)
         try:
             rc.send_raw(SSL_REQUEST + extra)
-            t, p = rc.recv()
-            assert t == "E"
-            f = harness.parse_error(p)
-            assert (f["S"], f["C"], f["M"]) == ("FATAL", "08P01",
-                                                "received unencrypted data after SSL request")
-            assert read_until_closed(rc.sock) == b""
+            expect_fatal_then_close(rc, "08P01", "received unencrypted data after SSL request")
         finally:
             rc.sock.close()
     # with TLS off, the same bytes are just what follows an 'N'
@@ -1372,12 +1376,8 @@ def test_ssl_request_answers(carrier, certs):
     rc = raw_tls(c)
     try:
         rc.send_raw(SSL_REQUEST)
-        t, p = rc.recv()
-        assert t == "E", (t, p)
-        f = harness.parse_error(p)
-        assert (f["S"], f["C"], f["M"]) == (
-            "FATAL", "0A000", "unsupported frontend protocol 1234.5679: server supports 3.0 to 3.0")
-        assert read_until_closed(rc.sock) == b""
+        expect_fatal_then_close(rc, "0A000",
+                                "unsupported frontend protocol 1234.5679: server supports 3.0 to 3.0")
     finally:
         rc.sock.close()
     # disable: 'N'

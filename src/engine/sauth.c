@@ -322,22 +322,29 @@ pgc_scram_client_new(const char *password)
 	return sc;
 }
 
+/* A copy of a nonce given by a test hook, or NULL when it is not a valid one. */
+static char *
+test_nonce_copy(const char *nonce)
+{
+	size_t n;
+
+	if (nonce == NULL)
+		return NULL;
+	n = strlen(nonce);
+	if (n == 0 || n > SCRAM_MAX_NONCE)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (!is_nonce_char((unsigned char) nonce[i]))
+			return NULL;
+	return dup_str(nonce);
+}
+
 void
 pgc_scram_client_set_nonce(pgc_scram_client *sc, const char *nonce)
 {
-	size_t n;
 	char *copy;
 
-	if (sc == NULL || nonce == NULL || sc->state != SCRAM_INIT)
-		return;
-	n = strlen(nonce);
-	if (n == 0 || n > SCRAM_MAX_NONCE)
-		return;
-	for (size_t i = 0; i < n; i++)
-		if (!is_nonce_char((unsigned char) nonce[i]))
-			return;
-	copy = dup_str(nonce);
-	if (copy == NULL)
+	if (sc == NULL || sc->state != SCRAM_INIT || (copy = test_nonce_copy(nonce)) == NULL)
 		return;
 	free_secret_str(sc->nonce);
 	sc->nonce = copy;
@@ -1161,19 +1168,9 @@ fail:
 void
 pgc_scram_server_set_nonce(pgc_scram_server *ss, const char *nonce)
 {
-	size_t n;
 	char *copy;
 
-	if (ss == NULL || nonce == NULL || ss->state != SS_INIT)
-		return;
-	n = strlen(nonce);
-	if (n == 0 || n > SCRAM_MAX_NONCE)
-		return;
-	for (size_t i = 0; i < n; i++)
-		if (!is_nonce_char((unsigned char) nonce[i]))
-			return;
-	copy = dup_str(nonce);
-	if (copy == NULL)
+	if (ss == NULL || ss->state != SS_INIT || (copy = test_nonce_copy(nonce)) == NULL)
 		return;
 	free(ss->server_nonce);
 	ss->server_nonce = copy;

@@ -403,7 +403,6 @@ tls_new(const pgc_tls_ctx *c, int fd)
 	}
 	BIO_set_data(bio, t);
 	SSL_set_bio(t->ssl, bio, bio);
-	SSL_set_mode(t->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	return t;
 }
 

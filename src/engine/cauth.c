@@ -105,7 +105,7 @@ send_auth_request(pgc_client *c, uint32_t code, const void *data, size_t len)
 
 	if (out == NULL)
 		return;
-	pgc_msgbuf_begin(out, 'R');
+	pgc_msgbuf_begin(out, PGC_BE_AUTHENTICATION);
 	pgc_msgbuf_u32(out, code);
 	pgc_msgbuf_bytes(out, data, len);
 	pgc_msgbuf_end(out);
@@ -226,9 +226,9 @@ start_scram(pgc_client *c, pgc_cauth *a, const char *secret)
 	}
 	a->stage = WAIT_SASL_INITIAL;
 	if (cb_len > 0)
-		send_auth_request(c, 10, mechs_plus, sizeof(mechs_plus));
+		send_auth_request(c, PGC_AUTHREQ_SASL, mechs_plus, sizeof(mechs_plus));
 	else
-		send_auth_request(c, 10, mechs, sizeof(mechs));
+		send_auth_request(c, PGC_AUTHREQ_SASL, mechs, sizeof(mechs));
 	return 0;
 }
 
@@ -338,11 +338,11 @@ challenge(pgc_client *c, pgc_cauth *a)
 			return -1;
 		}
 		a->stage = WAIT_MD5;
-		send_auth_request(c, 5, a->salt, sizeof(a->salt));
+		send_auth_request(c, PGC_AUTHREQ_MD5, a->salt, sizeof(a->salt));
 		return 0;
 	}
 	a->stage = WAIT_PASSWORD;
-	send_auth_request(c, 3, NULL, 0);
+	send_auth_request(c, PGC_AUTHREQ_CLEARTEXT, NULL, 0);
 	return 0;
 }
 
@@ -359,7 +359,7 @@ sauth_failed(pgc_client *c, const pgc_sauth_error *err)
 
 		if (out)
 		{
-			pgc_msgbuf_error(out, 'E', "FATAL", err->sqlstate, err->message, err->detail, NULL);
+			pgc_msgbuf_error(out, PGC_BE_ERROR, "FATAL", err->sqlstate, err->message, err->detail, NULL);
 			/* Best effort, as pgc_client_fatal: a client that does not read does not hold us up. */
 			(void) pgc_msgbuf_write(c->fd, c->tls, out);
 		}
@@ -387,7 +387,7 @@ pgc_cauth_step(pgc_client *c)
 		return 0;
 	if (a->stage == WAIT_QUERY)
 		return 0;               /* not asked for anything yet: it waits in the buffer */
-	if (type != 'p')
+	if (type != PGC_FE_PASSWORD)
 	{
 		pgc_client_fatal(c, "08P01", "expected password response, got message type %d", type);
 		return -1;
@@ -455,14 +455,14 @@ pgc_cauth_step(pgc_client *c)
 				if (rc < 0)
 					return sauth_failed(c, &err);
 				a->stage = WAIT_SASL_FINAL;
-				send_auth_request(c, 11, out, (size_t) rc);
+				send_auth_request(c, PGC_AUTHREQ_SASL_CONTINUE, out, (size_t) rc);
 				return 0;
 			}
 		case WAIT_SASL_FINAL:
 			rc = pgc_scram_server_final(a->scram, (const char *) body, blen, out, sizeof(out), &err);
 			if (rc < 0)
 				return sauth_failed(c, &err);
-			send_auth_request(c, 12, out, (size_t) rc);
+			send_auth_request(c, PGC_AUTHREQ_SASL_FINAL, out, (size_t) rc);
 			remember_scram_keys(c, a);
 			remember_secret(c, a, NULL);
 			return 1;

@@ -190,7 +190,7 @@ pgc_client_fatal(pgc_client *c, const char *sqlstate, const char *fmt, ...)
 	out = pgc_msgbuf_ensure(&c->out);
 	if (out)
 	{
-		pgc_msgbuf_error(out, 'E', "FATAL", sqlstate, msg, NULL, NULL);
+		pgc_msgbuf_error(out, PGC_BE_ERROR, "FATAL", sqlstate, msg, NULL, NULL);
 		/* Best effort: a client that does not read does not hold us up. */
 		(void) pgc_msgbuf_write(c->fd, c->tls, out);
 	}
@@ -554,7 +554,7 @@ client_startup(pgc_client *c)
 			const pgc_config *cfg = pgc_engine_config();
 			/* As PostgreSQL: TLS over TCP only; no GSSAPI encryption. */
 			bool tls = st.code == PGC_SSL_REQUEST_CODE && !c->is_unix && pgc_tls_client_enabled(cfg);
-			uint8_t answer = tls ? 'S' : 'N';
+			uint8_t answer = tls ? PGC_SSL_ACCEPT : PGC_SSL_REFUSE;
 
 			b->start += len;
 			b->scan = b->start;
@@ -883,7 +883,7 @@ scan_server(pgc_client *c, pgc_server *s)
 		}
 		else if (type == 'E')
 		{
-			const char *m = pgc_error_field(body, len - 4, 'M');
+			const char *m = pgc_error_field(body, len - 4, PGC_ERRF_MESSAGE);
 
 			/* Only our own parameter sync is swallowed; the client's request goes on. */
 			pgc_log(PGC_WARNING, "client %s: could not apply a session parameter on the server: %s",
@@ -1042,7 +1042,7 @@ pump(pgc_client *c)
 			c->stmt_violation = false;
 			if (out)
 			{
-				pgc_msgbuf_error(out, 'E', "ERROR", "0A000",
+				pgc_msgbuf_error(out, PGC_BE_ERROR, "ERROR", "0A000",
 								 "transaction blocks are not allowed in statement pooling mode", NULL,
 								 "Use pool_mode = transaction for this database or user.");
 				pgc_msgbuf_ready(out, 'I');

@@ -193,7 +193,7 @@ q_clear(pgc_client *c, pgc_server *s)
 static void
 made_up_error(pgc_msgbuf *out, const char *sqlstate, const char *msg)
 {
-	pgc_msgbuf_error(out, 'E', "ERROR", sqlstate, msg, NULL, NULL);
+	pgc_msgbuf_error(out, PGC_BE_ERROR, "ERROR", sqlstate, msg, NULL, NULL);
 }
 
 bool
@@ -747,13 +747,13 @@ rewrite_reset(pgc_client *c, pgc_msgbuf *out, const uint8_t *body, size_t blen)
 		return false;
 	pgc_msgbuf_begin(out, 'Q');
 	pgc_msgbuf_bytes(out, body, blen - 1);
-	pgc_msgbuf_bytes(out, "\n; SELECT ", 10);
+	pgc_msgbuf_text(out, "\n; SELECT ");
 	while (pgc_params_next(&c->startup, &pos, &k, &v))
 	{
 		if (kind == 1 && strcasecmp(k, name) != 0)
 			continue;
 		if (n++)
-			pgc_msgbuf_bytes(out, ", ", 2);
+			pgc_msgbuf_text(out, ", ");
 		pgc_msgbuf_set_config(out, k, v);
 	}
 	pgc_msgbuf_byte(out, 0);
@@ -828,11 +828,11 @@ discard_all_then_restore(pgc_client *c, pgc_server *s, uint8_t type, const uint8
 	if (type == 'S')
 		s->unsynced = false;
 	pgc_msgbuf_begin(out, 'Q');
-	pgc_msgbuf_bytes(out, "SELECT ", 7);
+	pgc_msgbuf_text(out, "SELECT ");
 	while (pgc_params_next(&c->startup, &pos, &k, &v))
 	{
 		if (n++)
-			pgc_msgbuf_bytes(out, ", ", 2);
+			pgc_msgbuf_text(out, ", ");
 		pgc_msgbuf_set_config(out, k, v);
 	}
 	pgc_msgbuf_byte(out, 0);
@@ -1150,7 +1150,7 @@ probe_message(pgc_client *c, pgc_server *s, uint8_t type, uint32_t len)
 			break;
 		case 'E':
 			{
-				const char *m = pgc_error_field(body, len - 4, 'M');
+				const char *m = pgc_error_field(body, len - 4, PGC_ERRF_MESSAGE);
 
 				pgc_log(PGC_WARNING, "client %s: the session-state probe failed: %s", c->addr, m ? m : "?");
 				s->probe_failed = true;
@@ -1398,16 +1398,16 @@ pgc_guard_keep_server(pgc_client *c, pgc_server *s)
 
 			pgc_msgbuf_begin(out, 'Q');
 			pgc_msgbuf_bytes(out, probe_sql, sizeof(probe_sql) - 1);
-			pgc_msgbuf_bytes(out, "; SELECT n, pg_catalog.current_setting(n, true) FROM (VALUES ", 62);
+			pgc_msgbuf_text(out, "; SELECT n, pg_catalog.current_setting(n, true) FROM (VALUES ");
 			while (pgc_params_next(&g->custom, &pos, &k, &v))
 			{
 				if (n++)
-					pgc_msgbuf_bytes(out, ", ", 2);
+					pgc_msgbuf_text(out, ", ");
 				pgc_msgbuf_byte(out, '(');
 				pgc_msgbuf_literal(out, k);
 				pgc_msgbuf_byte(out, ')');
 			}
-			pgc_msgbuf_bytes(out, ") v(n)", 6);
+			pgc_msgbuf_text(out, ") v(n)");
 			pgc_msgbuf_byte(out, 0);
 			pgc_msgbuf_end(out);
 		}

@@ -610,7 +610,7 @@ fail_waiter(pgc_pool *p, pgc_client *c, const char *sqlstate, const char *msg)
 	c->queued = false;
 	c->handoff_error = calloc(1, sizeof(pgc_msgbuf));
 	if (c->handoff_error)
-		pgc_msgbuf_error(c->handoff_error, 'E', "FATAL", sqlstate, msg, NULL, NULL);
+		pgc_msgbuf_error(c->handoff_error, PGC_BE_ERROR, "FATAL", sqlstate, msg, NULL, NULL);
 	pgc_worker_post(c);
 }
 

@@ -250,22 +250,22 @@ pgc_msgbuf_error(pgc_msgbuf *b, char type, const char *severity, const char *sql
 				 const char *message, const char *detail, const char *hint)
 {
 	pgc_msgbuf_begin(b, type);
-	pgc_msgbuf_byte(b, 'S');
+	pgc_msgbuf_byte(b, PGC_ERRF_SEVERITY);
 	pgc_msgbuf_str(b, severity);
-	pgc_msgbuf_byte(b, 'V');
+	pgc_msgbuf_byte(b, PGC_ERRF_SEVERITY_NONLOCALIZED);
 	pgc_msgbuf_str(b, severity);
-	pgc_msgbuf_byte(b, 'C');
+	pgc_msgbuf_byte(b, PGC_ERRF_SQLSTATE);
 	pgc_msgbuf_str(b, sqlstate);
-	pgc_msgbuf_byte(b, 'M');
+	pgc_msgbuf_byte(b, PGC_ERRF_MESSAGE);
 	pgc_msgbuf_str(b, message);
 	if (detail)
 	{
-		pgc_msgbuf_byte(b, 'D');
+		pgc_msgbuf_byte(b, PGC_ERRF_DETAIL);
 		pgc_msgbuf_str(b, detail);
 	}
 	if (hint)
 	{
-		pgc_msgbuf_byte(b, 'H');
+		pgc_msgbuf_byte(b, PGC_ERRF_HINT);
 		pgc_msgbuf_str(b, hint);
 	}
 	pgc_msgbuf_byte(b, 0);
@@ -275,7 +275,7 @@ pgc_msgbuf_error(pgc_msgbuf *b, char type, const char *severity, const char *sql
 void
 pgc_msgbuf_param(pgc_msgbuf *b, const char *name, const char *value)
 {
-	pgc_msgbuf_begin(b, 'S');
+	pgc_msgbuf_begin(b, PGC_BE_PARAMETER_STATUS);
 	pgc_msgbuf_str(b, name);
 	pgc_msgbuf_str(b, value);
 	pgc_msgbuf_end(b);
@@ -284,7 +284,7 @@ pgc_msgbuf_param(pgc_msgbuf *b, const char *name, const char *value)
 void
 pgc_msgbuf_ready(pgc_msgbuf *b, char status)
 {
-	pgc_msgbuf_begin(b, 'Z');
+	pgc_msgbuf_begin(b, PGC_BE_READY_FOR_QUERY);
 	pgc_msgbuf_byte(b, (uint8_t) status);
 	pgc_msgbuf_end(b);
 }
@@ -292,9 +292,15 @@ pgc_msgbuf_ready(pgc_msgbuf *b, char status)
 void
 pgc_msgbuf_query(pgc_msgbuf *b, const char *sql)
 {
-	pgc_msgbuf_begin(b, 'Q');
+	pgc_msgbuf_begin(b, PGC_FE_QUERY);
 	pgc_msgbuf_str(b, sql);
 	pgc_msgbuf_end(b);
+}
+
+void
+pgc_msgbuf_text(pgc_msgbuf *b, const char *s)
+{
+	pgc_msgbuf_bytes(b, s, strlen(s));
 }
 
 void
@@ -313,9 +319,9 @@ pgc_msgbuf_literal(pgc_msgbuf *b, const char *v)
 void
 pgc_msgbuf_set_config(pgc_msgbuf *b, const char *name, const char *value)
 {
-	pgc_msgbuf_bytes(b, "pg_catalog.set_config(", 22);
+	pgc_msgbuf_text(b, "pg_catalog.set_config(");
 	pgc_msgbuf_literal(b, name);
-	pgc_msgbuf_bytes(b, ", ", 2);
+	pgc_msgbuf_text(b, ", ");
 	pgc_msgbuf_literal(b, value);
-	pgc_msgbuf_bytes(b, ", false)", 8);
+	pgc_msgbuf_text(b, ", false)");
 }

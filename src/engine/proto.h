@@ -24,6 +24,96 @@
 #define PGC_MAX_STARTUP_PACKET  10000u      /* PostgreSQL's MAX_STARTUP_PACKET_LENGTH */
 #define PGC_MAX_STARTUP_PARAMS  64
 
+/*
+ * Message type bytes, named by direction: the same byte means different
+ * messages each way ('S' is Sync from a client and ParameterStatus from a
+ * server), so code never compares a type with a bare character.
+ */
+typedef enum pgc_fe_type {          /* frontend: client -> server */
+	PGC_FE_BIND = 'B',
+	PGC_FE_CLOSE = 'C',
+	PGC_FE_COPY_DATA = 'd',
+	PGC_FE_COPY_DONE = 'c',
+	PGC_FE_COPY_FAIL = 'f',
+	PGC_FE_DESCRIBE = 'D',
+	PGC_FE_EXECUTE = 'E',
+	PGC_FE_FLUSH = 'H',
+	PGC_FE_FUNCTION_CALL = 'F',
+	PGC_FE_PARSE = 'P',
+	PGC_FE_PASSWORD = 'p',          /* also SASLInitialResponse, SASLResponse */
+	PGC_FE_QUERY = 'Q',
+	PGC_FE_SYNC = 'S',
+	PGC_FE_TERMINATE = 'X'
+} pgc_fe_type;
+
+typedef enum pgc_be_type {          /* backend: server -> client */
+	PGC_BE_AUTHENTICATION = 'R',
+	PGC_BE_BACKEND_KEY_DATA = 'K',
+	PGC_BE_BIND_COMPLETE = '2',
+	PGC_BE_CLOSE_COMPLETE = '3',
+	PGC_BE_COMMAND_COMPLETE = 'C',
+	PGC_BE_COPY_BOTH_RESPONSE = 'W',
+	PGC_BE_COPY_DATA = 'd',
+	PGC_BE_COPY_DONE = 'c',
+	PGC_BE_COPY_IN_RESPONSE = 'G',
+	PGC_BE_COPY_OUT_RESPONSE = 'H',
+	PGC_BE_DATA_ROW = 'D',
+	PGC_BE_EMPTY_QUERY = 'I',
+	PGC_BE_ERROR = 'E',
+	PGC_BE_FUNCTION_RESULT = 'V',
+	PGC_BE_NEGOTIATE_VERSION = 'v',
+	PGC_BE_NO_DATA = 'n',
+	PGC_BE_NOTICE = 'N',
+	PGC_BE_NOTIFICATION = 'A',
+	PGC_BE_PARAMETER_DESCRIPTION = 't',
+	PGC_BE_PARAMETER_STATUS = 'S',
+	PGC_BE_PARSE_COMPLETE = '1',
+	PGC_BE_PORTAL_SUSPENDED = 's',
+	PGC_BE_READY_FOR_QUERY = 'Z',
+	PGC_BE_ROW_DESCRIPTION = 'T'
+} pgc_be_type;
+
+/* Authentication request codes (the int32 after an 'R'). */
+typedef enum pgc_auth_code {
+	PGC_AUTHREQ_OK = 0,
+	PGC_AUTHREQ_CLEARTEXT = 3,
+	PGC_AUTHREQ_MD5 = 5,
+	PGC_AUTHREQ_SASL = 10,
+	PGC_AUTHREQ_SASL_CONTINUE = 11,
+	PGC_AUTHREQ_SASL_FINAL = 12
+} pgc_auth_code;
+
+/* Transaction status in ReadyForQuery. */
+typedef enum pgc_txn_status {
+	PGC_TXN_IDLE = 'I',
+	PGC_TXN_BLOCK = 'T',
+	PGC_TXN_FAILED = 'E'
+} pgc_txn_status;
+
+/* Fields of ErrorResponse and NoticeResponse. */
+typedef enum pgc_err_field {
+	PGC_ERRF_SEVERITY = 'S',
+	PGC_ERRF_SEVERITY_NONLOCALIZED = 'V',
+	PGC_ERRF_SQLSTATE = 'C',
+	PGC_ERRF_MESSAGE = 'M',
+	PGC_ERRF_DETAIL = 'D',
+	PGC_ERRF_HINT = 'H'
+} pgc_err_field;
+
+/* Describe and Close target a prepared statement or a portal. */
+typedef enum pgc_target {
+	PGC_TARGET_STATEMENT = 'S',
+	PGC_TARGET_PORTAL = 'P'
+} pgc_target;
+
+/* The one-byte answers to SSLRequest and GSSENCRequest. */
+#define PGC_SSL_ACCEPT  'S'
+#define PGC_SSL_REFUSE  'N'
+
+/* Fixed sizes on the wire, so that no length is counted by hand. */
+#define PGC_MSG_HEADER_SIZE   5         /* type byte + int32 length */
+#define PGC_MSG_LENGTH_SIZE   4
+
 static inline uint32_t pgc_get_u32(const uint8_t *p)
 {
 	return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) | ((uint32_t) p[2] << 8) | p[3];
@@ -123,6 +213,8 @@ void pgc_msgbuf_param(pgc_msgbuf *b, const char *name, const char *value);
 void pgc_msgbuf_ready(pgc_msgbuf *b, char status);
 /* A simple Query ('Q'). */
 void pgc_msgbuf_query(pgc_msgbuf *b, const char *sql);
+/* Text without its NUL (its length is computed, never counted by hand). */
+void pgc_msgbuf_text(pgc_msgbuf *b, const char *s);
 /* A SQL string literal: 'v' with quotes doubled (standard_conforming_strings on). */
 void pgc_msgbuf_literal(pgc_msgbuf *b, const char *v);
 /* pg_catalog.set_config('name', 'value', false): sets a session-level value as the startup packet would. */

@@ -145,7 +145,7 @@ server_login_failed_msg(pgc_server *s, const char *sqlstate, const char *fmt, ..
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	pgc_msgbuf_init(&err);
-	pgc_msgbuf_error(&err, 'E', "FATAL", sqlstate, msg, NULL, NULL);
+	pgc_msgbuf_error(&err, PGC_BE_ERROR, "FATAL", sqlstate, msg, NULL, NULL);
 	server_login_failed(s, &err, msg);
 	pgc_msgbuf_free(&err);
 }
@@ -204,7 +204,7 @@ server_tls_answer(pgc_server *s)
 
 	b->start++;
 	b->scan = b->start;
-	if (answer == 'S')
+	if (answer == PGC_SSL_ACCEPT)
 	{
 		if (b->start != b->end)
 		{
@@ -216,13 +216,13 @@ server_tls_answer(pgc_server *s)
 		s->state = SV_TLS;
 		return true;
 	}
-	if (answer == 'N' && cfg->server_tls_sslmode < PGC_SSLMODE_REQUIRE)
+	if (answer == PGC_SSL_REFUSE && cfg->server_tls_sslmode < PGC_SSLMODE_REQUIRE)
 	{
 		pgc_tls_free(s->tls_offer);
 		s->tls_offer = NULL;
 		return server_start_login(s);
 	}
-	if (answer == 'N')
+	if (answer == PGC_SSL_REFUSE)
 		server_login_failed_msg(s, "08001", "server does not support SSL, but SSL was required "
 								"(server_tls_sslmode = %s)", pgc_sslmode_name(cfg->server_tls_sslmode));
 	else
@@ -359,7 +359,7 @@ pgc_server_launch(pgc_worker *w, pgc_pool *p)
 	s->pool = p;
 	s->worker = w;
 	s->state = SV_CONNECTING;
-	s->txn_status = 'I';
+	s->txn_status = PGC_TXN_IDLE;
 	s->created_at = s->state_since = w->now;
 	pgc_list_push_tail(&w->servers, &s->node);
 
@@ -435,23 +435,23 @@ login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 
 	switch (type)
 	{
-		case 'R':
+		case PGC_BE_AUTHENTICATION:
 		{
 			uint32_t code;
 
 			if (len < 4)
 				break;
 			code = pgc_get_u32(body);
-			if (code == 0)
+			if (code == PGC_AUTHREQ_OK)
 				return true;
-			if ((code == 3 || code == 5 || (code == 10 && !s->have_scram_keys)) && s->login_password == NULL)
+			if ((code == PGC_AUTHREQ_CLEARTEXT || code == PGC_AUTHREQ_MD5 || (code == PGC_AUTHREQ_SASL && !s->have_scram_keys)) && s->login_password == NULL)
 			{
 				server_login_failed_msg(s, "28P01",
 										"pgcarrier has no password to log in to the server as user \"%s\"",
 										p->user);
 				return false;
 			}
-			if (code == 3 && (pgc_secret_is_md5(s->login_password) || pgc_secret_is_scram(s->login_password)))
+			if (code == PGC_AUTHREQ_CLEARTEXT && (pgc_secret_is_md5(s->login_password) || pgc_secret_is_scram(s->login_password)))
 			{
 				/* A hash sent as a password would travel in clear, and an md5 hash would even work. */
 				server_login_failed_msg(s, "28P01",
@@ -459,23 +459,23 @@ login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 										"password for user \"%s\"", p->user);
 				return false;
 			}
-			if (code == 3)
+			if (code == PGC_AUTHREQ_CLEARTEXT)
 			{
-				pgc_msgbuf_begin(out, 'p');
+				pgc_msgbuf_begin(out, PGC_FE_PASSWORD);
 				pgc_msgbuf_str(out, s->login_password);
 				pgc_msgbuf_end(out);
 			}
-			else if (code == 5 && len >= 8)
+			else if (code == PGC_AUTHREQ_MD5 && len >= 8)
 			{
 				char resp[36];
 
 				pgc_md5_response(s->login_password, p->user, body + 4, resp);
-				pgc_msgbuf_begin(out, 'p');
+				pgc_msgbuf_begin(out, PGC_FE_PASSWORD);
 				pgc_msgbuf_str(out, resp);
 				pgc_msgbuf_end(out);
 				OPENSSL_cleanse(resp, sizeof(resp));
 			}
-			else if (code == 10)
+			else if (code == PGC_AUTHREQ_SASL)
 			{
 				char first[256];
 				int n;
@@ -515,13 +515,13 @@ login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 					server_login_failed_msg(s, "53200", "out of memory");
 					return false;
 				}
-				pgc_msgbuf_begin(out, 'p');
+				pgc_msgbuf_begin(out, PGC_FE_PASSWORD);
 				pgc_msgbuf_str(out, "SCRAM-SHA-256");
 				pgc_msgbuf_u32(out, (uint32_t) n);
 				pgc_msgbuf_bytes(out, first, (size_t) n);
 				pgc_msgbuf_end(out);
 			}
-			else if (code == 11 && s->scram)
+			else if (code == PGC_AUTHREQ_SASL_CONTINUE && s->scram)
 			{
 				char final[512];
 				char err[200];
@@ -536,12 +536,12 @@ login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 					server_login_failed_msg(s, "08006", "SCRAM authentication with the server failed: %s", err);
 					return false;
 				}
-				pgc_msgbuf_begin(out, 'p');
+				pgc_msgbuf_begin(out, PGC_FE_PASSWORD);
 				pgc_msgbuf_bytes(out, final, (size_t) n);
 				pgc_msgbuf_end(out);
 				OPENSSL_cleanse(final, sizeof(final));
 			}
-			else if (code == 12 && s->scram)
+			else if (code == PGC_AUTHREQ_SASL_FINAL && s->scram)
 			{
 				char err[200];
 
@@ -559,20 +559,20 @@ login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 			}
 			return true;
 		}
-		case 'S':
+		case PGC_BE_PARAMETER_STATUS:
 			record_param(&s->params, body, len);
 			return true;
-		case 'K':
+		case PGC_BE_BACKEND_KEY_DATA:
 			if (len >= 8)
 			{
 				s->backend_pid = pgc_get_u32(body);
 				s->backend_key = pgc_get_u32(body + 4);
 			}
 			return true;
-		case 'E':
+		case PGC_BE_ERROR:
 		{
 			pgc_msgbuf err;
-			const char *m = pgc_error_field(body, len, 'M');
+			const char *m = pgc_error_field(body, len, PGC_ERRF_MESSAGE);
 
 			if (server_retry_with_tls(s))
 				return false;
@@ -583,10 +583,10 @@ login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 			pgc_msgbuf_free(&err);
 			return false;
 		}
-		case 'Z':
+		case PGC_BE_READY_FOR_QUERY:
 		{
 			wipe_password(s);
-			s->txn_status = len >= 1 ? (char) body[0] : 'I';
+			s->txn_status = len >= 1 ? (char) body[0] : PGC_TXN_IDLE;
 			pthread_mutex_lock(&p->lock);
 			if (!p->have_welcome)
 			{
@@ -607,8 +607,8 @@ login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 			pgc_pool_put(s);
 			return false;       /* s now belongs to the pool */
 		}
-		case 'N':
-		case 'v':
+		case PGC_BE_NOTICE:
+		case PGC_BE_NEGOTIATE_VERSION:
 			return true;
 		default:
 			server_login_failed_msg(s, "08P01", "unexpected message type '%c' from server during login", type);
@@ -656,26 +656,26 @@ server_consume(pgc_server *s)
 			}
 			else if (s->state == SV_RESETTING)
 			{
-				if (type == 'S')
+				if (type == PGC_BE_PARAMETER_STATUS)
 					record_param(&s->params, body, blen);
-				else if (type == 'E')
+				else if (type == PGC_BE_ERROR)
 				{
-					const char *m = pgc_error_field(body, blen, 'M');
+					const char *m = pgc_error_field(body, blen, PGC_ERRF_MESSAGE);
 
 					pgc_log(PGC_WARNING, "reset of server connection %s/%s failed: %s",
 							s->pool->dbname, s->pool->user, m ? m : "?");
 					s->dirty_close = true;
 				}
-				else if (type == 'Z')
+				else if (type == PGC_BE_READY_FOR_QUERY)
 				{
-					s->txn_status = blen >= 1 ? (char) body[0] : 'I';
+					s->txn_status = blen >= 1 ? (char) body[0] : PGC_TXN_IDLE;
 					s->pending_rfq--;
 					s->swallow_rfq--;
 					if (s->pending_rfq <= 0)
 					{
 						s->pending_rfq = 0;
 						s->swallow_rfq = 0;
-						if (s->dirty_close || s->txn_status != 'I' || b->start != b->end)
+						if (s->dirty_close || s->txn_status != PGC_TXN_IDLE || b->start != b->end)
 						{
 							pgc_server_close(s, "reset did not leave it clean");
 							return false;
@@ -815,7 +815,7 @@ pgc_server_release(pgc_server *s)
 		return;
 	}
 	pgc_server_adopt(s, s->worker);
-	need_rollback = s->txn_status != 'I';
+	need_rollback = s->txn_status != PGC_TXN_IDLE;
 	need_reset = (session && cfg->server_reset_query && cfg->server_reset_query[0]) || s->needs_discard;
 	if (!need_rollback && !need_reset)
 	{
@@ -898,7 +898,7 @@ pgc_server_sync_params(pgc_server *s, pgc_client *c)
 
 		if (!valid_guc_name(k) || (have && strcmp(have, v) == 0))
 			continue;
-		pgc_msgbuf_bytes(&sql, sql.len ? ", " : "SELECT ", sql.len ? 2 : 7);
+		pgc_msgbuf_text(&sql, sql.len ? ", " : "SELECT ");
 		pgc_msgbuf_set_config(&sql, k, v);
 		/* A reported one is recorded from the server's ParameterStatus, in its spelling. */
 		if (!pgc_param_is_reported(k))
@@ -918,8 +918,8 @@ pgc_server_sync_params(pgc_server *s, pgc_client *c)
 		if (dflt == NULL && pgc_param_is_reported(k))
 			continue;
 		if (sql.len)
-			pgc_msgbuf_bytes(&sql, "; ", 2);
-		pgc_msgbuf_bytes(&sql, "RESET \"", 7);
+			pgc_msgbuf_text(&sql, "; ");
+		pgc_msgbuf_text(&sql, "RESET \"");
 		pgc_msgbuf_bytes(&sql, k, strlen(k));
 		pgc_msgbuf_byte(&sql, '"');
 	}
@@ -943,7 +943,7 @@ pgc_server_sync_params(pgc_server *s, pgc_client *c)
 	out = pgc_msgbuf_ensure(&s->out);
 	if (out)
 	{
-		pgc_msgbuf_begin(out, 'Q');
+		pgc_msgbuf_begin(out, PGC_FE_QUERY);
 		pgc_msgbuf_bytes(out, sql.data, sql.len);
 		pgc_msgbuf_end(out);
 		s->pending_rfq++;

@@ -49,8 +49,51 @@ pgc_log_close(void)
 		close(old);
 }
 
+static void log_va(int level, const char *suffix, const char *fmt, va_list ap);
+
 void
 pgc_log(int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_va(level, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+pgc_log_limited_at(pgc_log_limiter *lim, int level, const char *fmt, ...)
+{
+	struct timespec ts;
+	long long window;
+	long long seen;
+	unsigned left_out;
+	char suffix[96];
+	va_list ap;
+
+	if (level < atomic_load(&min_level))
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	window = (long long) ts.tv_sec / PGC_LOG_WINDOW;
+	seen = atomic_load(&lim->window);
+	if (seen != window && atomic_compare_exchange_strong(&lim->window, &seen, window))
+		atomic_store(&lim->count, 0);
+	if (atomic_fetch_add(&lim->count, 1) >= PGC_LOG_BURST)
+	{
+		atomic_fetch_add(&lim->suppressed, 1);
+		return;
+	}
+	left_out = atomic_exchange(&lim->suppressed, 0);
+	suffix[0] = '\0';
+	if (left_out > 0)
+		snprintf(suffix, sizeof(suffix), " (and %u more like it since the last one logged)", left_out);
+	va_start(ap, fmt);
+	log_va(level, suffix, fmt, ap);
+	va_end(ap);
+}
+
+static void
+log_va(int level, const char *suffix, const char *fmt, va_list ap)
 {
 	static const char *names[] = {"DEBUG", "LOG", "WARNING", "ERROR", "FATAL"};
 	char line[2048];
@@ -58,7 +101,6 @@ pgc_log(int level, const char *fmt, ...)
 	struct tm tm;
 	size_t n;
 	int len;
-	va_list ap;
 
 	if (level < atomic_load(&min_level))
 		return;
@@ -69,11 +111,15 @@ pgc_log(int level, const char *fmt, ...)
 				   (int) (tv.tv_usec / 1000), (int) getpid(), names[level]);
 	if (len > 0)
 		n += (size_t) len;
-	va_start(ap, fmt);
 	len = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-	va_end(ap);
 	if (len > 0)
 		n += (size_t) len < sizeof(line) - n - 1 ? (size_t) len : sizeof(line) - n - 2;
+	if (suffix && suffix[0])
+	{
+		len = snprintf(line + n, sizeof(line) - n - 1, "%s", suffix);
+		if (len > 0)
+			n += (size_t) len < sizeof(line) - n - 1 ? (size_t) len : sizeof(line) - n - 2;
+	}
 	line[n++] = '\n';
 	/* One write per record keeps lines whole across threads. */
 	if (write(atomic_load(&log_fd), line, n) < 0)

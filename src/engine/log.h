@@ -17,4 +17,29 @@ void pgc_log_set_min_level(int level);
 void pgc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void pgc_log_close(void);
 
+/*
+ * Rate-limited logging for messages that a fault can repeat without end (a
+ * server that refuses every login, accept() out of descriptors, a flood of
+ * bad logins): per call site, at most PGC_LOG_BURST records per
+ * PGC_LOG_WINDOW seconds; the rest are counted, and the first record let
+ * through after them says how many were left out. Lock-free; any thread.
+ */
+#define PGC_LOG_BURST  5
+#define PGC_LOG_WINDOW 10
+
+typedef struct pgc_log_limiter {
+	_Atomic long long window;       /* which window the counts are for */
+	_Atomic unsigned count;         /* records in that window */
+	_Atomic unsigned suppressed;    /* left out since the last one written */
+} pgc_log_limiter;
+
+void pgc_log_limited_at(pgc_log_limiter *lim, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#define pgc_log_limited(level, ...) \
+	do { \
+		static pgc_log_limiter pgc_lim_; \
+		pgc_log_limited_at(&pgc_lim_, (level), __VA_ARGS__); \
+	} while (0)
+
 #endif

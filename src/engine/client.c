@@ -1,12 +1,7 @@
 /*
- * client.c - client connections: startup and login, the forwarding loop of
- * a linked client/server pair, and the release of servers at transaction
- * boundaries.
- *
- * Forwarding reads message headers only (bodies stream through, even when a
- * message is larger than a buffer), except for the few server messages that
- * change what pgcarrier must do: ReadyForQuery, ParameterStatus, and anything
- * answering pgcarrier's own queries, which is swallowed.
+ * client.c - client connections: accept, startup and login, the welcome,
+ * waiting for a server, timeouts and closing. Forwarding between a linked
+ * client and server is relay.c's.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -25,19 +20,18 @@
 
 #include "cauth.h"
 #include "core.h"
-#include "tls.h"
 #include "guard.h"
 #include "log.h"
+#include "relay.h"
+#include "tls.h"
 
-static void pump(pgc_client *c);
 static void client_logged_in(pgc_client *c);
 static void client_auth_result(pgc_client *c, int rc);
-static void client_begin_request(pgc_client *c);
 
 /* ---------------------------------------------------------------- events -- */
 
-static void
-client_update_events(pgc_client *c)
+void
+pgc_client_update_events(pgc_client *c)
 {
 	uint32_t ev = 0;
 	pgc_iobuf *b = c->in;
@@ -45,7 +39,7 @@ client_update_events(pgc_client *c)
 	if (c->fd < 0)
 		return;
 	/* Stop reading when the buffer is full and cannot be compacted: the peer is slower. */
-	if (!(b && b->end == PGC_IOBUF_SIZE && b->start == 0) && !c->terminate_seen)
+	if (!(b && b->end == b->cap && b->start == 0) && !c->terminate_seen)
 		ev |= EPOLLIN;
 	if (c->want_write)
 		ev |= EPOLLOUT;
@@ -64,33 +58,13 @@ client_update_events(pgc_client *c)
 	}
 }
 
-static void
-server_update_events(pgc_server *s)
-{
-	uint32_t ev = 0;
-	pgc_iobuf *b = s->in;
-
-	if (!(b && b->end == PGC_IOBUF_SIZE && b->start == 0))
-		ev |= EPOLLIN;
-	if (s->want_write)
-		ev |= EPOLLOUT;
-	pgc_server_set_events(s, ev);
-}
-
-/* Ciphertext waits for the socket. */
-static bool
-tls_waiting(pgc_tls *tls)
-{
-	return tls && pgc_tls_wants_write(tls);
-}
-
 /* Write what pgcarrier composed for the client. 1 done, 0 blocked, -1 error. */
-static int
-client_flush_out(pgc_client *c)
+int
+pgc_client_flush_out(pgc_client *c)
 {
 	int rc;
 
-	if ((c->out == NULL || c->out->len == 0) && !tls_waiting(c->tls))
+	if ((c->out == NULL || c->out->len == 0) && !(c->tls && pgc_tls_wants_write(c->tls)))
 		return 1;
 	rc = pgc_msgbuf_write(c->fd, c->tls, c->out);
 	if (rc == 0)
@@ -101,8 +75,8 @@ client_flush_out(pgc_client *c)
 }
 
 /* Give back buffers an idle client does not need, so that idle clients cost little memory. */
-static void
-client_trim(pgc_client *c)
+void
+pgc_client_trim(pgc_client *c)
 {
 	if (c->in && c->in->start == c->in->end)
 	{
@@ -144,8 +118,13 @@ pgc_client_close(pgc_client *c, const char *reason)
 		s = c->server;
 	if (s)
 	{
-		/* A message the server got only part of makes the server unusable. */
-		if ((c->in && c->in->start != c->in->scan) || c->skip)
+		/*
+		 * A message the server got only part of, or a COPY left open, makes
+		 * the server unusable. Answers still to come are read and dropped
+		 * if they are pgcarrier's own; if the client's, the server is closed
+		 * (pgc_server_release).
+		 */
+		if ((c->in && c->in->start != c->in->scan) || c->fe.skip || c->fe_state != PGC_FE_READY)
 			s->dirty_close = true;
 		pgc_server_adopt(s, w);
 		pgc_guard_detach(c, s);
@@ -170,6 +149,7 @@ pgc_client_close(pgc_client *c, const char *reason)
 	pgc_msgbuf_release(&c->handoff_error);
 	pgc_params_free(&c->params);
 	pgc_params_free(&c->startup);
+	pgc_params_free(&c->reported);
 	pgc_guard_client_free(c);
 	pgc_cauth_free(c);
 	free(c->user);
@@ -274,8 +254,8 @@ send_welcome(pgc_client *c)
 
 	if (out == NULL)
 		return;
-	pgc_msgbuf_begin(out, 'R');
-	pgc_msgbuf_u32(out, 0);
+	pgc_msgbuf_begin(out, PGC_BE_AUTHENTICATION);
+	pgc_msgbuf_u32(out, PGC_AUTHREQ_OK);
 	pgc_msgbuf_end(out);
 	/* From now on the startup values are known in the server's spelling. */
 	{
@@ -301,18 +281,19 @@ send_welcome(pgc_client *c)
 		const char *mine = pgc_params_get(&c->params, k);
 
 		pgc_msgbuf_param(out, k, mine ? mine : v);
+		pgc_relay_told(c, k, mine ? mine : v);
 	}
 	pthread_mutex_unlock(&p->lock);
-	pgc_msgbuf_begin(out, 'K');
+	pgc_msgbuf_begin(out, PGC_BE_BACKEND_KEY_DATA);
 	pgc_msgbuf_u32(out, c->cancel_pid);
 	pgc_msgbuf_u32(out, c->cancel_key);
 	pgc_msgbuf_end(out);
-	pgc_msgbuf_ready(out, 'I');
+	pgc_msgbuf_ready(out, PGC_TXN_IDLE);
 }
 
 /* The startup parameters are applied on a server: welcome the client with the server's spelling. */
-static void
-finish_welcome(pgc_client *c)
+void
+pgc_client_finish_welcome(pgc_client *c)
 {
 	pgc_server *s = c->server;
 	size_t pos = 0;
@@ -441,7 +422,7 @@ client_login(pgc_client *c, const pgc_startup *st)
 		/* We speak 3.0 and no protocol options; say so, and go on, as PostgreSQL does. */
 		if (out)
 		{
-			pgc_msgbuf_begin(out, 'v');
+			pgc_msgbuf_begin(out, PGC_BE_NEGOTIATE_VERSION);
 			pgc_msgbuf_u32(out, PGC_PROTO_V3);
 			pgc_msgbuf_u32(out, (uint32_t) n_unknown);
 			pgc_msgbuf_bytes(out, unknown.data, unknown.len);
@@ -461,10 +442,10 @@ client_auth_result(pgc_client *c, int rc)
 		case -1:
 			return;
 		case 0:
-			if (client_flush_out(c) < 0)
+			if (pgc_client_flush_out(c) < 0)
 				pgc_client_close(c, "client went away");
 			else
-				client_update_events(c);
+				pgc_client_update_events(c);
 			return;
 		default:
 			pgc_cauth_free(c);
@@ -497,7 +478,7 @@ client_logged_in(pgc_client *c)
 	{
 		c->state = CL_IDLE;
 		send_welcome(c);
-		if (client_flush_out(c) < 0)
+		if (pgc_client_flush_out(c) < 0)
 		{
 			pgc_client_close(c, "client went away");
 			return;
@@ -506,14 +487,14 @@ client_logged_in(pgc_client *c)
 		{
 			c->state = CL_WAITING;
 			if (pgc_pool_request(c))
-				pgc_client_link(c, c->server);
+				pgc_relay_link(c, c->server);
 		}
 		else if (c->in && c->in->start < c->in->end)
-			client_begin_request(c);    /* pipelined right after the startup packet */
+			pgc_client_begin_request(c);    /* pipelined right after the startup packet */
 		else
 		{
-			client_trim(c);
-			client_update_events(c);
+			pgc_client_trim(c);
+			pgc_client_update_events(c);
 		}
 		return;
 	}
@@ -578,7 +559,7 @@ client_startup(pgc_client *c)
 					return;
 				}
 				c->state = CL_TLS;
-				client_trim(c);
+				pgc_client_trim(c);
 				return;
 			}
 			continue;
@@ -670,266 +651,18 @@ pgc_client_accept(pgc_worker *w, int listen_fd)
 		}
 		else
 			snprintf(c->addr, sizeof(c->addr), "unix:%d", fd);
+		c->serial = atomic_fetch_add(&w->engine->next_serial, 1) + 1;
 		pgc_list_push_tail(&w->clients, &c->node);
 		w->n_clients++;
-		client_update_events(c);
+		pgc_client_update_events(c);
 	}
 }
 
-/* ------------------------------------------------------------ forwarding -- */
-
-static bool
-client_type_known(uint8_t t)
-{
-	switch (t)
-	{
-		case 'Q': case 'P': case 'B': case 'D': case 'E': case 'C': case 'H':
-		case 'S': case 'F': case 'X': case 'd': case 'c': case 'f': case 'p':
-			return true;
-		default:
-			return false;
-	}
-}
-
-/* Check the header of a client message; on a violation the client gets FATAL and is closed. */
-static bool
-client_header_ok(pgc_client *c, uint8_t type, uint32_t len)
-{
-	if (!client_type_known(type))
-	{
-		pgc_client_fatal(c, "08P01", "invalid frontend message type %d", type);
-		return false;
-	}
-	if (len < 4 || len > (uint32_t) pgc_engine_config()->max_packet_size)
-	{
-		pgc_client_fatal(c, "08P01", "invalid message length");
-		return false;
-	}
-	return true;
-}
-
-/*
- * Frame what the client sent, counting what the server will answer.
- * Returns false if the client was closed.
- */
-static bool
-scan_client(pgc_client *c, pgc_server *s)
-{
-	pgc_iobuf *b = c->in;
-
-	while (b)
-	{
-		uint8_t type;
-		uint32_t len;
-		size_t avail;
-
-		if (c->guard.discard)
-		{
-			pgc_guard_result r = pgc_guard_client_discard(c, s);
-
-			if (r == PGC_GUARD_WAIT)
-				break;
-			if (r == PGC_GUARD_FAIL)
-				return false;
-		}
-		if (!pgc_iobuf_pass_rest(b, &c->skip))
-			break;
-		avail = b->end - b->scan;
-		if (!pgc_msg_header(b->data + b->scan, avail, &type, &len))
-			break;
-		if (!client_header_ok(c, type, len))
-			return false;
-		if (c->guard.on)
-		{
-			pgc_guard_result r = pgc_guard_client_msg(c, s, type, len);
-
-			if (r == PGC_GUARD_DONE)
-				continue;
-			if (r == PGC_GUARD_WAIT)
-				break;
-			if (r == PGC_GUARD_FAIL)
-				return false;
-		}
-		switch (type)
-		{
-			case 'X':
-				/* Terminate is for pgcarrier: the server connection lives on. */
-				c->terminate_seen = true;
-				b->end = b->scan;
-				return true;
-			case 'Q':
-			case 'F':
-				s->pending_rfq++;
-				break;
-			case 'S':
-				s->pending_rfq++;
-				s->unsynced = false;
-				break;
-			case 'P': case 'B': case 'D': case 'E': case 'C': case 'H':
-				s->unsynced = true;
-				break;
-			default:
-				break;
-		}
-		pgc_iobuf_pass(b, (size_t) len + 1, &c->skip);
-	}
-	return true;
-}
-
-static void
-drop_message(pgc_iobuf *b, size_t total)
-{
-	memmove(b->data + b->scan, b->data + b->scan + total, b->end - b->scan - total);
-	b->end -= total;
-}
-
-/* ParameterStatus body -> name/value, or false if malformed. */
-static bool
-split_param(const uint8_t *body, size_t len, const char **name, const char **value)
-{
-	size_t nl = strnlen((const char *) body, len);
-
-	if (nl + 1 >= len || strnlen((const char *) body + nl + 1, len - nl - 1) == len - nl - 1)
-		return false;
-	*name = (const char *) body;
-	*value = (const char *) body + nl + 1;
-	return true;
-}
-
-/*
- * Frame what the server sent. Returns false if the server misbehaved (the
- * caller treats it as dead).
- */
-static bool
-scan_server(pgc_client *c, pgc_server *s)
-{
-	pgc_iobuf *b = s->in;
-	bool statement_mode = pgc_pool_mode_of(c->pool) == PGC_POOL_STATEMENT;
-
-	while (b)
-	{
-		uint8_t type;
-		uint32_t len;
-		size_t avail, total;
-		const uint8_t *body;
-
-		if (!pgc_iobuf_pass_rest(b, &s->skip))
-			break;
-		if (c->guard.on && !pgc_guard_flush_made_up(c, s))
-			break;
-		avail = b->end - b->scan;
-		if (!pgc_msg_header(b->data + b->scan, avail, &type, &len))
-			break;
-		if (len < 4)
-			return false;
-		total = (size_t) len + 1;
-		if (c->guard.on && s->swallow_rfq == 0)
-		{
-			pgc_guard_result r = pgc_guard_server_msg(c, s, type, len);
-
-			if (r == PGC_GUARD_DONE)
-				continue;
-			if (r == PGC_GUARD_WAIT)
-				break;
-			if (r == PGC_GUARD_FAIL)
-				return false;
-		}
-		if (type != 'Z' && type != 'S' && s->swallow_rfq == 0)
-		{
-			/* Forwarded without looking inside: most of the traffic. */
-			s->last_type = type;
-			pgc_iobuf_pass(b, total, &s->skip);
-			continue;
-		}
-		if (avail < total)
-		{
-			if (total > PGC_IOBUF_SIZE)
-				return false;
-			break;
-		}
-		body = b->data + b->scan + 5;
-		if (type == 'Z')
-		{
-			s->txn_status = len >= 5 ? (char) body[0] : 'I';
-			if (s->pending_rfq > 0)
-				s->pending_rfq--;
-			if (s->swallow_rfq > 0)
-			{
-				s->swallow_rfq--;
-				drop_message(b, total);
-				if (s->swallow_rfq == 0 && c->welcome_pending)
-					finish_welcome(c);
-				continue;
-			}
-			if (statement_mode && s->txn_status != 'I')
-			{
-				/* The client sees the refusal instead of this ReadyForQuery; see pump(). */
-				c->stmt_violation = true;
-				drop_message(b, total);
-				continue;
-			}
-		}
-		else if (type == 'S')
-		{
-			const char *name, *value;
-
-			if (split_param(body, len - 4, &name, &value))
-			{
-				/* The server's value is the canonical spelling of what the client wants. */
-				if (s->swallow_rfq == 0 || pgc_params_get(&c->params, name))
-					pgc_params_set(&c->params, name, value);
-				pgc_params_set(&s->params, name, value);
-			}
-		}
-		else if (type == 'E')
-		{
-			const char *m = pgc_error_field(body, len - 4, PGC_ERRF_MESSAGE);
-
-			/* Only our own parameter sync is swallowed; the client's request goes on. */
-			pgc_log(PGC_WARNING, "client %s: could not apply a session parameter on the server: %s",
-					c->addr, m ? m : "?");
-		}
-		if (s->swallow_rfq > 0)
-		{
-			drop_message(b, total);
-			continue;
-		}
-		s->last_type = type;
-		b->scan += total;
-	}
-	return true;
-}
-
-/* The server linked to c died: tell the client unless the server already did. */
-static void
-server_died(pgc_client *c, pgc_server *s)
-{
-	bool told;
-
-	if (s->in && s->in->start < s->in->scan)
-		(void) pgc_iobuf_write(c->fd, c->tls, s->in);
-	/* An ErrorResponse last (FATAL, on a server shutdown) already told the client why. */
-	told = s->last_type == 'E';
-	s->dirty_close = true;
-	pgc_server_close(s, "server closed the connection unexpectedly");
-	if (told)
-		pgc_client_close(c, "server connection lost");
-	else
-		pgc_client_fatal(c, "08006", "server closed the connection unexpectedly");
-}
-
-static bool
-server_idle_for_release(const pgc_client *c, const pgc_server *s)
-{
-	return c->guard.q_len == 0 && s->pending_rfq == 0 && !s->unsynced && s->txn_status == 'I' && s->swallow_rfq == 0 &&
-		s->skip == 0 && (s->in == NULL || s->in->start == s->in->end) &&
-		(s->out == NULL || s->out->len == 0) && c->skip == 0 &&
-		(c->in == NULL || c->in->start == c->in->scan);
-}
+/* ------------------------------------------------------------ requests -- */
 
 /* The first message of a client without a server: check it, then queue for a server. */
-static void
-client_begin_request(pgc_client *c)
+void
+pgc_client_begin_request(pgc_client *c)
 {
 	pgc_iobuf *b = c->in;
 	uint8_t type;
@@ -937,9 +670,9 @@ client_begin_request(pgc_client *c)
 
 	if (b == NULL || !pgc_msg_header(b->data + b->start, b->end - b->start, &type, &len))
 		return;
-	if (!client_header_ok(c, type, len))
+	if (!pgc_relay_header_ok(c, type, len))
 		return;
-	if (type == 'X')
+	if (type == PGC_FE_TERMINATE)
 	{
 		pgc_client_close(c, "client terminated");
 		return;
@@ -947,185 +680,9 @@ client_begin_request(pgc_client *c)
 	c->state = CL_WAITING;
 	c->state_since = c->worker->now;
 	if (pgc_pool_request(c))
-		pgc_client_link(c, c->server);
+		pgc_relay_link(c, c->server);
 	else
-		client_update_events(c);
-}
-
-void
-pgc_client_link(pgc_client *c, pgc_server *s)
-{
-	pgc_server_adopt(s, c->worker);
-	c->state = CL_LINKED;
-	c->state_since = c->worker->now;
-	s->last_type = 0;
-	s->state_since = c->worker->now;
-	pgc_guard_attach(c, s);
-	if ((c->in && c->in->start < c->in->end) || pgc_pool_mode_of(c->pool) == PGC_POOL_SESSION ||
-		c->welcome_pending)
-		pgc_server_sync_params(s, c);
-	if (c->welcome_pending && s->swallow_rfq == 0)
-		finish_welcome(c);
-	pump(c);
-}
-
-/*
- * Move bytes both ways between c and its server until nothing more can be
- * done now, then release the server if the transaction is over.
- */
-static void
-pump(pgc_client *c)
-{
-	pgc_engine *e = c->worker->engine;
-	pgc_server *s;
-	int rc;
-
-	for (;;)
-	{
-		s = c->server;
-		if (s == NULL)
-			break;
-		/* client -> server: pgcarrier's own messages first, in the same write when possible */
-		if (c->in && (c->in->scan < c->in->end || c->skip))
-		{
-			if (!scan_client(c, s))
-				return;
-		}
-		if (c->guard.on)
-			(void) pgc_guard_flush_made_up(c, s);   /* no room now: once the client took some */
-		if (!s->want_write && ((s->out && s->out->len) || (c->in && c->in->start < c->in->scan) ||
-							   tls_waiting(s->tls)))
-		{
-			rc = pgc_write_both(s->fd, s->tls, s->out, c->in);
-			if (rc < 0)
-			{
-				server_died(c, s);
-				return;
-			}
-			s->want_write = rc == 0;
-		}
-		/* server -> client */
-		if (s->in && s->in->scan < s->in->end)
-		{
-			if (!scan_server(c, s))
-			{
-				server_died(c, s);
-				return;
-			}
-		}
-		if (!c->want_write && ((c->out && c->out->len) || (s->in && s->in->start < s->in->scan) ||
-							   tls_waiting(c->tls)))
-		{
-			rc = pgc_write_both(c->fd, c->tls, c->out, s->in);
-			if (rc < 0)
-			{
-				pgc_client_close(c, "client went away");
-				return;
-			}
-			c->want_write = rc == 0;
-			if (rc == 1)
-				pgc_msgbuf_release(&c->out);
-		}
-		if (c->stmt_violation && !c->want_write && (s->in == NULL || s->in->start == s->in->end))
-		{
-			pgc_msgbuf *out;
-
-			if (s->pending_rfq > 0 || s->unsynced)
-			{
-				/* More was pipelined behind the BEGIN: it ran inside the block. No way to undo that quietly. */
-				s->dirty_close = true;
-				pgc_server_close(s, "transaction block in statement mode");
-				pgc_client_fatal(c, "0A000", "transaction blocks are not allowed in statement pooling mode");
-				return;
-			}
-			out = pgc_msgbuf_ensure(&c->out);
-			c->stmt_violation = false;
-			if (out)
-			{
-				pgc_msgbuf_error(out, PGC_BE_ERROR, "ERROR", "0A000",
-								 "transaction blocks are not allowed in statement pooling mode", NULL,
-								 "Use pool_mode = transaction for this database or user.");
-				pgc_msgbuf_ready(out, 'I');
-			}
-			c->state = CL_IDLE;
-			pgc_guard_detach(c, s);
-			pgc_server_release(s);      /* rolls the transaction back before reuse */
-			continue;
-		}
-		if (c->terminate_seen && !s->want_write && (c->in == NULL || c->in->start == c->in->scan))
-		{
-			pgc_client_close(c, "client terminated");
-			return;
-		}
-		/* A client that already sent more keeps its server: no release in the middle of a pipeline. */
-		if (server_idle_for_release(c, s) && !(c->in && c->in->start < c->in->end))
-		{
-			bool session = pgc_pool_mode_of(c->pool) == PGC_POOL_SESSION;
-			bool stopping = atomic_load(&e->shutting_down);
-
-			if (session && !stopping)
-				break;
-			if (c->guard.on && !stopping)
-			{
-				pgc_guard_hold h = pgc_guard_keep_server(c, s);
-
-				if (h == PGC_HOLD_PROBING)
-					continue;
-				if (h == PGC_HOLD_CLOSED)
-					return;
-				if (h == PGC_HOLD_KEEP)
-					break;
-			}
-			if (stopping)
-				pgc_guard_detach(c, s);
-			c->state = CL_IDLE;
-			c->state_since = c->worker->now;
-			pgc_server_release(s);
-			if (stopping)
-			{
-				pgc_client_fatal(c, "57P01", "terminating connection due to administrator command");
-				return;
-			}
-			client_trim(c);
-			break;
-		}
-		if (c->guard.blocked && !s->want_write && !c->want_write)
-		{
-			/* The guard waited for room that is there now. */
-			c->guard.blocked = false;
-			continue;
-		}
-		break;
-	}
-	if (c->server)
-		server_update_events(c->server);
-	if (client_flush_out(c) < 0)
-	{
-		pgc_client_close(c, "client went away");
-		return;
-	}
-	client_update_events(c);
-}
-
-void
-pgc_client_server_event(pgc_client *c, pgc_server *s, uint32_t events)
-{
-	if (events & EPOLLOUT)
-		s->want_write = false;
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-	{
-		ssize_t n = pgc_iobuf_read(c->worker, s->fd, s->tls, &s->in);
-
-		if (n == 0 || n == -1)
-		{
-			/* Forward what was complete before the end, then report. */
-			if (s->in)
-				(void) scan_server(c, s);
-			server_died(c, s);
-			return;
-		}
-	}
-	pump(c);
+		pgc_client_update_events(c);
 }
 
 /* Drive the TLS handshake that follows SSLRequest; then read the startup packet through it. */
@@ -1151,11 +708,11 @@ client_tls_handshake(pgc_client *c)
 	if (r == 1)
 	{
 		c->state = CL_STARTUP;
-		client_update_events(c);
+		pgc_client_update_events(c);
 		pgc_client_event(c, EPOLLIN);   /* the startup packet may have come with the handshake */
 		return;
 	}
-	client_update_events(c);
+	pgc_client_update_events(c);
 }
 
 void
@@ -1189,29 +746,29 @@ pgc_client_event(pgc_client *c, uint32_t events)
 			client_auth_result(c, pgc_cauth_step(c));
 			return;
 		case CL_LINKED:
-			pump(c);
+			pgc_relay_pump(c);
 			return;
 		case CL_IDLE:
-			if (client_flush_out(c) < 0)
+			if (pgc_client_flush_out(c) < 0)
 			{
 				pgc_client_close(c, "client went away");
 				return;
 			}
 			if (c->in && c->in->start < c->in->end)
-				client_begin_request(c);
+				pgc_client_begin_request(c);
 			else
 			{
-				client_trim(c);
-				client_update_events(c);
+				pgc_client_trim(c);
+				pgc_client_update_events(c);
 			}
 			return;
 		default:
-			if (client_flush_out(c) < 0)
+			if (pgc_client_flush_out(c) < 0)
 			{
 				pgc_client_close(c, "client went away");
 				return;
 			}
-			client_update_events(c);
+			pgc_client_update_events(c);
 			return;
 	}
 }
@@ -1252,17 +809,17 @@ pgc_client_handoff(pgc_client *c)
 		{
 			/* Apply the startup parameters first; the server's ParameterStatus gives the spelling. */
 			c->welcome_pending = true;
-			pgc_client_link(c, s);
+			pgc_relay_link(c, s);
 			return;
 		}
 		send_welcome(c);
-		if (client_flush_out(c) < 0)
+		if (pgc_client_flush_out(c) < 0)
 		{
 			pgc_client_close(c, "client went away");
 			return;
 		}
 	}
-	pgc_client_link(c, s);
+	pgc_relay_link(c, s);
 }
 
 void
@@ -1305,13 +862,14 @@ pgc_client_tick(pgc_client *c, double now)
 
 			if (s == NULL)
 				break;
-			if (s->pending_rfq == 0 && !s->unsynced && (s->txn_status == 'T' || s->txn_status == 'E') &&
+			if (pgc_relay_in_flight(s) == 0 && !s->unsynced &&
+				(s->txn_status == PGC_TXN_BLOCK || s->txn_status == PGC_TXN_FAILED) &&
 				cfg->idle_transaction_timeout > 0 && idle > cfg->idle_transaction_timeout)
 			{
 				pgc_client_fatal(c, "25P03", "terminating connection due to idle-in-transaction timeout "
 								 "(idle_transaction_timeout)");
 			}
-			else if (server_idle_for_release(c, s) &&
+			else if (pgc_relay_idle(c, s) &&
 					 (atomic_load(&c->worker->engine->shutting_down) ||
 					  (cfg->client_idle_timeout > 0 && idle > cfg->client_idle_timeout)))
 			{

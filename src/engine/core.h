@@ -53,14 +53,40 @@ typedef enum pgc_kind {
 	PGC_KIND_CANCEL
 } pgc_kind;
 
-/* Bytes read from a socket and not yet written to the peer. */
+/*
+ * Bytes read from a socket and not yet written to the peer. A buffer holds
+ * PGC_IOBUF_SIZE bytes, or more while a message that must be read whole is
+ * larger than that (relay.h, pgc_relay_whole); such a big buffer is freed,
+ * not kept for reuse, once it is empty.
+ */
 typedef struct pgc_iobuf {
 	struct pgc_iobuf *next_free;
 	size_t start;     /* first byte not yet written to the peer */
 	size_t scan;      /* bytes before this were framed and may be forwarded */
 	size_t end;       /* first free byte */
-	uint8_t data[PGC_IOBUF_SIZE];
+	size_t cap;       /* bytes data holds */
+	uint8_t data[];
 } pgc_iobuf;
+
+/* One direction's framing state: what is left of the current message (relay.c). */
+typedef struct pgc_stream {
+	uint32_t skip;    /* bytes of a message being passed on that are still to come */
+	uint32_t discard; /* bytes of a message being dropped that are still to come */
+} pgc_stream;
+
+/* What a client may send now (relay.c). */
+typedef enum pgc_fe_state {
+	PGC_FE_READY = 0,             /* queries, the extended protocol, function calls */
+	PGC_FE_COPY_IN                /* the server takes CopyData, CopyDone, CopyFail */
+} pgc_fe_state;
+
+/* What a linked server is doing (relay.c). */
+typedef enum pgc_be_state {
+	PGC_BE_READY = 0,
+	PGC_BE_COPY_OUT,              /* CopyOutResponse sent, CopyDone not yet */
+	PGC_BE_COPY_IN,               /* CopyInResponse sent: it waits for the client's data */
+	PGC_BE_SKIPPING               /* an error in the extended protocol: it discards messages until Sync */
+} pgc_be_state;
 
 /* Doubly linked intrusive list. */
 typedef struct pgc_link {
@@ -74,38 +100,52 @@ typedef struct pgc_params {
 } pgc_params;
 
 /*
- * A client message in flight on a server in transaction pooling, as the
- * session-state guard sees it: what answer it waits for and what to do with
- * that answer (see guard.h).
+ * A message in flight on a server: what its answers are and what to do with
+ * them (relay.h). The guard adds what it needs to know about its messages.
  */
 typedef struct pgc_pending {
-	uint8_t kind;                 /* 'P' 'B' 'D' 'E' 'C' 'S' 'Q' 'F' */
-	uint8_t action;               /* PGC_PEND_* in guard.h */
-	char sqlstate[6];             /* PGC_PEND_ERROR */
+	uint8_t kind;                 /* pgc_fe_type of the message */
+	uint8_t owner;                /* PGC_OWNER_* */
+	uint8_t on_answer;            /* PGC_ANSWER_*: pgcarrier's own message */
+	uint8_t made_up;              /* PGC_MADE_UP_*: not sent; pgcarrier answers in the server's place */
+	bool sync_ignored;            /* a Sync the server gets during COPY FROM STDIN: no answer */
+	bool holds_ready;             /* the client's ReadyForQuery waits until pgcarrier's follow-up is done */
 	bool trailing;                /* Query: pgcarrier appended a SELECT; drop its rows */
 	bool seen_complete;           /* Query: the client's own CommandComplete went by */
-	bool discard_all;             /* Query: DISCARD ALL; pgcarrier restores the startup parameters after it */
+	bool unnamed;                 /* Parse of the client's unnamed statement */
+	char sqlstate[6];             /* made up: the error's SQLSTATE */
 	pgc_stmt *st;                 /* Parse: the statement prepared (a reference) */
-	char *text;                   /* Parse: the client's name; PGC_PEND_ERROR/_QUERY: message */
+	char *text;                   /* Parse: the client's name; made up: message or command tag */
 } pgc_pending;
+
+/* The in-flight entries of a server, oldest at q[head] (a ring). */
+typedef struct pgc_inflight {
+	pgc_pending *q;
+	uint32_t head, len, cap;
+} pgc_inflight;
 
 /* Per-client state of the session-state guard (guard.c). */
 typedef struct pgc_guard {
 	pgc_stmt_map stmts;           /* the client's named prepared statements */
-	pgc_pending *q;               /* ring of messages in flight, oldest at q[head] */
-	uint32_t q_head, q_len, q_cap;
+	pgc_stmt *unnamed;            /* the client's unnamed statement (a reference), NULL if none */
+	uint32_t unnamed_gen;         /* counts the client's Parses of the unnamed statement */
 	uint32_t flags;               /* sqlclass flags seen since the server was last probed */
 	const char *kind;             /* the statement kind that set the first of flags, for logs */
 	uint32_t pinned;              /* pinned state the client holds (sqlclass flags), 0 if none */
 	bool on;                      /* guarding this client (transaction/statement mode, session_guard) */
-	bool unnamed_ok;              /* the unnamed statement was parsed on the current server */
 	bool drop_until_sync;         /* an error was made up for the client: drop until Sync */
-	bool server_skipping;         /* the server had an error and skips to Sync */
 	bool blocked;                 /* waits for a peer to take what is queued for it */
 	bool watch_tags;              /* look for DISCARD ALL / DEALLOCATE ALL command tags */
-	uint32_t discard;             /* bytes of a dropped client message still to come */
-	pgc_params custom;            /* names of extension settings (x.y) the client SET: the probe asks for them */
 	bool discard_at_sync;         /* an extended-protocol DISCARD ALL runs before the next Sync */
+	bool barrier;                 /* session_pinning = error: hold the client's next message until probed */
+	bool txn_ddl;                 /* the transaction ran DDL: shared statements get a new epoch at its end */
+	bool seq_written;             /* may have set currval()/lastval() state on some server */
+	bool probing;                 /* the probe is in flight on the linked server */
+	bool probe_failed;
+	int probe_set;                /* which result set of the probe is arriving */
+	uint32_t probe_pinned;        /* pinned state the probe found */
+	pgc_params probe_settings;    /* session-level settings the probe found */
+	pgc_params custom;            /* names of extension settings (x.y) the client SET: the probe asks for them */
 } pgc_guard;
 
 typedef enum pgc_client_state {
@@ -127,7 +167,11 @@ struct pgc_client {
 	pgc_pool *pool;
 	pgc_server *server;           /* pool lock when set by another worker */
 	pgc_iobuf *in;                /* from the client */
-	uint32_t skip;                /* body bytes of a message being streamed, past in->scan */
+	pgc_stream fe;                /* framing of the client's messages (relay.c) */
+	uint8_t fe_state;             /* pgc_fe_state */
+	bool held_ready;              /* a ReadyForQuery waits for pgcarrier's follow-up (relay.c) */
+	bool blocked;                 /* the relay waits for a peer to take what is queued for it */
+	char held_status;             /* its transaction status */
 	pgc_msgbuf *out;              /* bytes pgcarrier itself must still write to the client */
 	uint32_t epoll_events;        /* what is registered now */
 	bool want_write;              /* waiting for EPOLLOUT */
@@ -142,8 +186,10 @@ struct pgc_client {
 	uint32_t cancel_pid, cancel_key;
 	char *user;                   /* client-visible user and database */
 	char *dbname;
-	pgc_params params;            /* startup parameters to apply on servers */
+	uint64_t serial;              /* unique for the life of the engine, never reused */
+	pgc_params params;            /* settings to apply on servers: startup parameters, then what it SET */
 	pgc_params startup;           /* the startup parameters as given, for RESET */
+	pgc_params reported;          /* reported parameters as the client was last told them */
 	pgc_guard guard;
 	double state_since;           /* monotonic seconds: when state last changed */
 	double wait_since;            /* when it joined the queue */
@@ -183,14 +229,17 @@ struct pgc_server {
 	pgc_pool *pool;
 	pgc_client *client;
 	pgc_iobuf *in;                /* from the server */
-	uint32_t skip;
+	pgc_stream be;                /* framing of the server's messages (relay.c) */
+	uint8_t be_state;             /* pgc_be_state */
+	pgc_inflight inflight;        /* messages it has not answered yet (relay.h) */
 	pgc_msgbuf *out;              /* bytes pgcarrier composed for the server (login, preamble, reset) */
 	uint32_t epoll_events;
 	bool want_write;
-	int pending_rfq;              /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
+	int reset_pending;            /* SV_RESETTING: our queries still to be answered */
 	bool unsynced;                /* extended-protocol messages sent since the last Sync */
-	char txn_status;              /* last ReadyForQuery status: 'I', 'T', 'E' */
-	int swallow_rfq;              /* responses to our own queries still to drop */
+	bool confused;                /* the message flow cannot be followed (a client broke COPY): never reuse */
+	bool report_pending;          /* params may hold reported values the client was not told (relay.c) */
+	char txn_status;              /* last ReadyForQuery status: pgc_txn_status */
 	bool dirty_close;             /* must not be reused */
 	bool registered;              /* fd is in its worker's epoll set */
 	bool reset_ran;               /* RESETTING ran server_reset_query */
@@ -204,11 +253,9 @@ struct pgc_server {
 	uint8_t scram_keys[64];       /* during login: the pool's pass-through keys, if any */
 	bool have_scram_keys;
 	pgc_stmt_cache stmts;         /* prepared statements pgcarrier made on it */
-	bool probing;                 /* the guard's state probe is running; its answers are ours */
-	bool probe_failed;
-	int probe_set;                /* which result set of the probe is arriving */
-	uint32_t probe_pinned;        /* pinned state the probe found */
-	pgc_params probe_settings;    /* session-level settings the probe found */
+	uint64_t unnamed_owner;       /* serial of the client whose unnamed statement it holds, 0: none known */
+	uint32_t unnamed_gen;         /* ... and which of that client's Parses it was */
+	uint64_t seq_owner;           /* serial of the last client that may have set currval()/lastval() on it */
 	bool needs_discard;           /* may hold a client's session state: DISCARD ALL before reuse */
 	double created_at;
 	double state_since;
@@ -313,6 +360,7 @@ struct pgc_engine {
 	atomic_int clients_total;
 	atomic_bool shutting_down;    /* SIGINT: graceful */
 	atomic_uint next_pid;
+	atomic_ullong next_serial;    /* pgc_client.serial */
 	atomic_ulong pins_total;      /* clients pinned to a server by the guard, ever */
 	/* counters keyed by name, never freed */
 	/*
@@ -324,6 +372,12 @@ struct pgc_engine {
 		char *name;
 		atomic_int count;
 		atomic_int starving;
+		/*
+		 * Databases only: counts the DDL pgcarrier has seen its clients run,
+		 * so that shared prepared statements parsed before it are not
+		 * handed to clients that parse after it (guard.c).
+		 */
+		atomic_ullong ddl_epoch;
 		struct pgc_counter *next;
 	} *db_counters, *user_counters;
 };
@@ -347,6 +401,12 @@ void pgc_params_copy(pgc_params *dst, const pgc_params *src);
 int pgc_params_next(const pgc_params *p, size_t *pos, const char **key, const char **value);
 /* True for parameters PostgreSQL reports with ParameterStatus (GUC_REPORT). */
 bool pgc_param_is_reported(const char *key);
+/*
+ * Reported parameters a session cannot SET (server_version, is_superuser,
+ * ...), and session_authorization, which the guard pins rather than
+ * replays: never replayed on another server connection.
+ */
+bool pgc_param_is_read_only(const char *key);
 
 /* ---- iobuf.c ---- */
 /* Read once into *bufp (taken from w's free list if NULL). Bytes read, 0 on EOF, -1 on error, -2 if nothing now. */
@@ -371,6 +431,13 @@ int pgc_write_both(int fd, struct pgc_tls *tls, pgc_msgbuf *m, pgc_iobuf *b);
  * pass_rest() lets through what is still to come of one, true when done.
  */
 void pgc_iobuf_pass(pgc_iobuf *b, size_t total, uint32_t *skip);
+/*
+ * A buffer holding b's bytes [start, end) with room for the whole message
+ * of total bytes at scan: b itself when it has that room (compacted if need
+ * be), else a bigger copy, and b is freed. NULL when out of memory (b is
+ * untouched).
+ */
+pgc_iobuf *pgc_iobuf_grow(pgc_iobuf *b, size_t total);
 bool pgc_iobuf_pass_rest(pgc_iobuf *b, uint32_t *skip);
 /* The message buffer in *slot, allocated on first use (NULL if out of memory). */
 pgc_msgbuf *pgc_msgbuf_ensure(pgc_msgbuf **slot);
@@ -402,14 +469,20 @@ void pgc_client_accept(pgc_worker *w, int listen_fd);
 void pgc_client_event(pgc_client *c, uint32_t events);
 /* The pool gave c a server (s) or an error; runs on c's worker. */
 void pgc_client_handoff(pgc_client *c);
-/* An event on the server linked to c: forwarding in both directions. */
-void pgc_client_server_event(pgc_client *c, pgc_server *s, uint32_t events);
 void pgc_client_fatal(pgc_client *c, const char *sqlstate, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void pgc_client_close(pgc_client *c, const char *reason);
 void pgc_client_tick(pgc_client *c, double now);
-/* Link s (owned by c's worker now) to c and start forwarding. */
-void pgc_client_link(pgc_client *c, pgc_server *s);
+/* A client without a server has sent its first message: queue for a server. */
+void pgc_client_begin_request(pgc_client *c);
+/* Set the epoll interest of c from its state. */
+void pgc_client_update_events(pgc_client *c);
+/* Write what pgcarrier composed for c: 1 done, 0 blocked, -1 error. */
+int pgc_client_flush_out(pgc_client *c);
+/* Give back buffers an idle client does not need. */
+void pgc_client_trim(pgc_client *c);
+/* The startup parameters were applied on the first server: welcome the client. */
+void pgc_client_finish_welcome(pgc_client *c);
 
 /* ---- server.c ---- */
 /* Start a new server connection for pool p on worker w (counted in p->total by the caller). */
@@ -428,6 +501,8 @@ void pgc_server_set_events(pgc_server *s, uint32_t events);
 void pgc_server_tick(pgc_server *s, double now);
 /* Queue the parameter sync for c's settings in front of c's first message. */
 void pgc_server_sync_params(pgc_server *s, pgc_client *c);
+/* Set the epoll interest of a linked server from its buffers. */
+void pgc_server_update_events(pgc_server *s);
 
 /* ---- pool.c ---- */
 /* Find or create the pool for a client; NULL with a message when the database is unknown. */

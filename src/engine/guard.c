@@ -1,12 +1,9 @@
 /*
  * guard.c - the session-state guard (see guard.h for what and why).
  *
- * Byte movement: client bytes are forwarded in place from c->in, and what
- * pgcarrier writes itself goes to s->out, which is written first. To put a
- * rewritten or added message at the right place in the stream, the scanned
- * but unwritten bytes before it are moved to s->out first, then the new
- * bytes appended, and the original message skipped. The same holds the other
- * way with s->in and c->out. Every byte is copied at most once that way.
+ * Every byte moves through the relay's cursor API: a message the guard
+ * rewrites is dropped and its new form injected in its place; a message
+ * pgcarrier answers itself gets a made-up entry in the in-flight queue.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,28 +16,47 @@
 
 /* Flags after which the server is asked what session state it holds. */
 #define PROBE_FLAGS (PGC_SQL_PINNED | PGC_SQL_SETTING | PGC_SQL_DISCARD_ALL)
-/* State the classifier knows pins a client (what session_pinning = error refuses). */
+/* State the classifier knows pins a client (what session_pinning = error refuses up front). */
 #define PIN_FLAGS (PGC_SQL_PINNED & ~PGC_SQL_UNKNOWN)
+/*
+ * What may make a statement's text mean something else for this client
+ * than for the other clients of its pool: its statements are its own then.
+ */
+#define PRIVATE_FLAGS (PGC_SQL_SETTING | PGC_SQL_LOCAL_SETTING | PGC_SQL_UNKNOWN | PGC_SQL_TEMP | \
+					   PGC_SQL_DISCARD_ALL | PGC_SQL_SESSION_AUTH)
 /* A statement name that never exists on a server: Close of it answers CloseComplete. */
 #define NEVER_PREPARED "pgc_0"
-/* Made-up bytes wait while this much is already queued for a slow peer. */
-#define MAX_QUEUED (4 * PGC_IOBUF_SIZE)
+/* A simple Query is classified whole up to this size; a longer one counts as unknown. */
+#define CLASSIFY_LIMIT (1024 * 1024)
+/* Bind: the portal and statement names must lie within its first bytes. */
+#define BIND_NAMES_LIMIT (16 * 1024)
+/* Describe and Close are small (PostgreSQL's PQ_SMALL_MESSAGE_LIMIT). */
+#define SMALL_LIMIT 10000
 
 /*
- * Everything is fully qualified, so that a client's search_path or objects
- * cannot change what the probe sees.
+ * The probe. Everything is fully qualified, so that a client's search_path
+ * or objects cannot change what it sees. The first result has one row: the
+ * counts of pinned state, then the role and the session user.
  */
-static const char probe_sql[] =
+static const char probe_state_sql[] =
 	"SELECT (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class"
 	" WHERE relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema()),"
 	" (SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks WHERE locktype OPERATOR(pg_catalog.=) 'advisory'"
 	" AND pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()),"
 	" (SELECT pg_catalog.count(*) FROM pg_catalog.pg_listening_channels()),"
 	" (SELECT pg_catalog.count(*) FROM pg_catalog.pg_cursors WHERE is_holdable),"
-	" (SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql);"
-	" SELECT name, setting FROM pg_catalog.pg_settings WHERE source OPERATOR(pg_catalog.=) 'session'";
+	" (SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql),"
+	" pg_catalog.current_setting('role'), SESSION_USER";
+static const char probe_settings_sql[] =
+	"; SELECT name, setting FROM pg_catalog.pg_settings WHERE source OPERATOR(pg_catalog.=) 'session'";
+static const char probe_custom_sql[] =
+	"; SELECT n, pg_catalog.current_setting(n, true) FROM (VALUES ";
 
-static const uint32_t probe_pin_bits[5] = {
+#define PROBE_COUNTS 5
+#define PROBE_ROLE_COL 5
+#define PROBE_SESSION_USER_COL 6
+
+static const uint32_t probe_pin_bits[PROBE_COUNTS] = {
 	PGC_SQL_TEMP, PGC_SQL_ADVISORY, PGC_SQL_LISTEN, PGC_SQL_HOLD_CURSOR, PGC_SQL_PREPARE
 };
 
@@ -50,205 +66,12 @@ pgc_guard_wanted(const pgc_pool *p)
 	return pgc_pool_mode_of(p) != PGC_POOL_SESSION && pgc_engine_config()->session_guard;
 }
 
-/* ---------------------------------------------------------- byte moving -- */
-
-/*
- * The buffer *slot (pgcarrier's own bytes for a peer, written first), after
- * the bytes of b scanned so far have been moved into it: whatever is
- * appended then comes next in the stream.
- */
-static pgc_msgbuf *
-out_after_scanned(pgc_msgbuf **slot, pgc_iobuf *b)
+static pgc_guard_result
+out_of_memory(pgc_client *c)
 {
-	pgc_msgbuf *out = pgc_msgbuf_ensure(slot);
-
-	if (out && b && b->scan > b->start)
-	{
-		pgc_msgbuf_bytes(out, b->data + b->start, b->scan - b->start);
-		b->start = b->scan;
-	}
-	return out;
+	pgc_client_fatal(c, "53200", "out of memory");
+	return PGC_GUARD_CLOSED;
 }
-
-/* Toward the server, after the client bytes scanned so far. */
-static pgc_msgbuf *
-server_out_here(pgc_client *c, pgc_server *s)
-{
-	return out_after_scanned(&s->out, c->in);
-}
-
-/* Toward the client, after the server bytes scanned so far. */
-static pgc_msgbuf *
-client_out_here(pgc_client *c, pgc_server *s)
-{
-	return out_after_scanned(&c->out, s->in);
-}
-
-static bool
-queue_full(const pgc_msgbuf *m)
-{
-	return m && m->len >= MAX_QUEUED;
-}
-
-/* Skip n bytes of the message at c->in->scan (after server_out_here: nothing is pending before it). */
-static void
-skip_client_bytes(pgc_client *c, size_t n)
-{
-	pgc_iobuf *b = c->in;
-	size_t avail = b->end - b->scan;
-
-	if (n <= avail)
-		b->start = b->scan = b->scan + n;
-	else
-	{
-		b->start = b->scan = b->end;
-		c->guard.discard = (uint32_t) (n - avail);
-	}
-}
-
-/* Drop the whole server message of total bytes at s->in->scan. */
-static void
-skip_server_message(pgc_client *c, pgc_server *s, size_t total)
-{
-	pgc_iobuf *b = s->in;
-
-	if (b->start == b->scan)
-		b->start = b->scan = b->scan + total;
-	else
-	{
-		memmove(b->data + b->scan, b->data + b->scan + total, b->end - b->scan - total);
-		b->end -= total;
-	}
-	(void) c;
-}
-
-/* ---------------------------------------------------------------- queue -- */
-
-static pgc_pending *
-q_at(pgc_guard *g, uint32_t i)
-{
-	return &g->q[(g->q_head + i) & (g->q_cap - 1)];
-}
-
-static pgc_pending *
-q_push(pgc_guard *g, uint8_t kind, uint8_t action)
-{
-	pgc_pending *p;
-
-	if (g->q_len == g->q_cap)
-	{
-		uint32_t ncap = g->q_cap ? g->q_cap * 2 : 16;
-		pgc_pending *nq = malloc(ncap * sizeof(*nq));
-
-		if (nq == NULL)
-			return NULL;
-		for (uint32_t i = 0; i < g->q_len; i++)
-			nq[i] = *q_at(g, i);
-		free(g->q);
-		g->q = nq;
-		g->q_cap = ncap;
-		g->q_head = 0;
-	}
-	p = q_at(g, g->q_len++);
-	memset(p, 0, sizeof(*p));
-	p->kind = kind;
-	p->action = action;
-	return p;
-}
-
-/*
- * Take the oldest entry off. failed: the server did not do it (an error, or
- * skipped after one), so what pgcarrier noted in advance is undone.
- */
-static void
-q_pop(pgc_client *c, pgc_server *s, bool failed)
-{
-	pgc_guard *g = &c->guard;
-	pgc_pending *p = q_at(g, 0);
-	pgc_stmt_registry *r = &c->pool->stmts;
-
-	if (failed && p->kind == 'P' && p->st)
-	{
-		if (p->action != PGC_PEND_OK)
-			pgc_stmt_cache_remove(&s->stmts, r, p->st);
-		if (p->text && pgc_stmt_map_get(&g->stmts, p->text) == p->st)
-			pgc_stmt_unref(r, pgc_stmt_map_take(&g->stmts, p->text));
-	}
-	if (p->st)
-		pgc_stmt_unref(r, p->st);
-	free(p->text);
-	g->q_head = (g->q_head + 1) & (g->q_cap - 1);
-	g->q_len--;
-}
-
-static void
-q_clear(pgc_client *c, pgc_server *s)
-{
-	while (c->guard.q_len)
-		q_pop(c, s, s != NULL);
-}
-
-/* ------------------------------------------------------ made-up answers -- */
-
-static void
-made_up_error(pgc_msgbuf *out, const char *sqlstate, const char *msg)
-{
-	pgc_msgbuf_error(out, PGC_BE_ERROR, "ERROR", sqlstate, msg, NULL, NULL);
-}
-
-bool
-pgc_guard_flush_made_up(pgc_client *c, pgc_server *s)
-{
-	pgc_guard *g = &c->guard;
-
-	while (g->q_len && q_at(g, 0)->action >= PGC_PEND_OK)
-	{
-		pgc_pending *p = q_at(g, 0);
-		pgc_msgbuf *out;
-
-		if (g->server_skipping)
-		{
-			/* The server is skipping to Sync after an error: PostgreSQL would not answer this either. */
-			q_pop(c, s, true);
-			continue;
-		}
-		if (queue_full(c->out) || (out = client_out_here(c, s)) == NULL)
-		{
-			g->blocked = true;
-			return false;
-		}
-		switch (p->action)
-		{
-			case PGC_PEND_OK:
-				pgc_msgbuf_begin(out, '1');
-				pgc_msgbuf_end(out);
-				break;
-			case PGC_PEND_ERROR:
-				made_up_error(out, p->sqlstate, p->text);
-				break;
-			case PGC_PEND_QUERY:
-				if (p->sqlstate[0])
-					made_up_error(out, p->sqlstate, p->text);
-				else if (s->txn_status == 'E')
-				{
-					made_up_error(out, "25P02", "current transaction is aborted, "
-								  "commands ignored until end of transaction block");
-				}
-				else
-				{
-					pgc_msgbuf_begin(out, 'C');
-					pgc_msgbuf_str(out, p->text);
-					pgc_msgbuf_end(out);
-				}
-				pgc_msgbuf_ready(out, s->txn_status ? s->txn_status : 'I');
-				break;
-		}
-		q_pop(c, s, false);
-	}
-	return true;
-}
-
-/* ------------------------------------------------------- client side -- */
 
 /* A NUL-terminated string at p within n bytes: its length, or -1. */
 static long
@@ -259,73 +82,10 @@ cstr_len(const uint8_t *p, size_t n)
 	return z ? (long) (z - p) : -1;
 }
 
-/*
- * With pg_temp in search_path, a plain CREATE TABLE makes a temporary
- * table, which the text does not show: every statement is then checked.
- */
-static uint32_t
-search_path_flags(const pgc_client *c, uint32_t flags, const char **kind)
+static size_t
+body_len(const pgc_cursor *cur)
 {
-	const char *sp = pgc_params_get(&c->params, "search_path");
-
-	if (sp && strstr(sp, "pg_temp"))
-	{
-		if (flags == 0)
-			*kind = "statement with pg_temp in search_path";
-		return flags | PGC_SQL_UNKNOWN;
-	}
-	return flags;
-}
-
-static void
-note_flags(pgc_guard *g, uint32_t flags, const char *kind)
-{
-	if (flags && g->kind == NULL)
-		g->kind = kind;
-	g->flags |= flags;
-	if (flags & PGC_SQL_DISCARD_ALL)
-		g->discard_at_sync = true;  /* extended protocol; a simple Query clears it at once */
-	if (flags & (PGC_SQL_DISCARD_ALL | PGC_SQL_DEALLOCATE))
-		g->watch_tags = true;
-}
-
-/* Refuse pinning statements when session_pinning = error: the text that fails in their place. */
-static bool
-refusal_needed(uint32_t flags)
-{
-	return (flags & PIN_FLAGS) && pgc_engine_config()->session_pinning == PGC_PIN_ERROR;
-}
-
-static void
-refusal_sql(char *buf, size_t len, uint32_t flags)
-{
-	snprintf(buf, len,
-			 "DO $pgcarrier$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', "
-			 "MESSAGE = '%s cannot be used in transaction pooling (session_pinning = error)', "
-			 "HINT = 'Use pool_mode = session for this database or user, or session_pinning = pin.'; "
-			 "END$pgcarrier$", pgc_sql_feature_name(flags));
-}
-
-/* A message that pgcarrier answers itself: drop it, queue the made-up answer. */
-static pgc_guard_result
-answer_instead(pgc_client *c, pgc_server *s, size_t total, uint8_t kind, uint8_t action,
-			   const char *sqlstate, char *text)
-{
-	pgc_pending *p;
-
-	if (server_out_here(c, s) == NULL || (p = q_push(&c->guard, kind, action)) == NULL)
-	{
-		free(text);
-		pgc_client_fatal(c, "53200", "out of memory");
-		return PGC_GUARD_FAIL;
-	}
-	if (sqlstate)
-		memcpy(p->sqlstate, sqlstate, 6);
-	p->text = text;
-	skip_client_bytes(c, total);
-	if (action == PGC_PEND_ERROR)
-		c->guard.drop_until_sync = true;
-	return PGC_GUARD_DONE;
+	return (size_t) cur->len - PGC_MSG_LENGTH_SIZE;
 }
 
 static char *
@@ -339,6 +99,285 @@ fmt_dup(const char *fmt, const char *arg)
 	return t;
 }
 
+/* --------------------------------------------------- answers and refusals -- */
+
+/* A client message pgcarrier answers itself: drop it, queue the made-up answer. */
+static pgc_guard_result
+answer_instead(pgc_client *c, pgc_server *s, pgc_cursor *cur, uint8_t made_up, const char *sqlstate, char *text)
+{
+	pgc_pending *p = pgc_relay_made_up(s, cur->type, made_up);
+
+	if (p == NULL)
+	{
+		free(text);
+		return out_of_memory(c);
+	}
+	if (sqlstate)
+		memcpy(p->sqlstate, sqlstate, 6);
+	p->text = text;
+	pgc_relay_drop(c, s, PGC_DIR_TO_SERVER, cur);
+	if (made_up == PGC_MADE_UP_ERROR)
+		c->guard.drop_until_sync = true;    /* as PostgreSQL does after an error in the extended protocol */
+	return PGC_GUARD_DONE;
+}
+
+/* A DO block that raises 0A000 with this message and hint, on the server. */
+static void
+refusal_sql(pgc_msgbuf *out, const char *message, const char *hint)
+{
+	pgc_msgbuf_text(out, "DO $pgcarrier$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = ");
+	pgc_msgbuf_literal(out, message);
+	pgc_msgbuf_text(out, ", HINT = ");
+	pgc_msgbuf_literal(out, hint);
+	pgc_msgbuf_text(out, "; END$pgcarrier$");
+}
+
+static void
+pinning_refusal_text(char *buf, size_t len, uint32_t flags)
+{
+	snprintf(buf, len, "%s cannot be used in transaction pooling (session_pinning = error)",
+			 pgc_sql_feature_name(flags));
+}
+
+static const char pinning_hint[] =
+	"Use pool_mode = session for this database or user, or session_pinning = pin.";
+static const char sequence_refusal[] =
+	"currval() and lastval() cannot be used here in transaction pooling: this session's last nextval() "
+	"ran on another server connection";
+static const char sequence_hint[] =
+	"Call currval() or lastval() in the same transaction as nextval(), use INSERT ... RETURNING, "
+	"or use pool_mode = session for this database or user.";
+
+/*
+ * Refuse the current message on the server, so that the transaction fails
+ * exactly as any error fails it: a Query becomes the raising DO block; any
+ * other message is replaced by an extended-protocol run of it, whose error
+ * makes the server skip the rest of the client's messages up to Sync.
+ */
+static pgc_guard_result
+refuse_on_server(pgc_client *c, pgc_server *s, pgc_cursor *cur, const char *message, const char *hint)
+{
+	pgc_msgbuf *out = pgc_relay_inject(c, s, PGC_DIR_TO_SERVER);
+
+	if (out == NULL)
+		return out_of_memory(c);
+	if (cur->type == PGC_FE_QUERY)
+	{
+		pgc_msgbuf_begin(out, PGC_FE_QUERY);
+		refusal_sql(out, message, hint);
+		pgc_msgbuf_byte(out, 0);
+		pgc_msgbuf_end(out);
+		if (pgc_relay_expect(s, PGC_FE_QUERY, PGC_OWNER_CLIENT) == NULL)
+			return out_of_memory(c);
+	}
+	else
+	{
+		pgc_msgbuf_begin(out, PGC_FE_PARSE);
+		pgc_msgbuf_str(out, "");
+		refusal_sql(out, message, hint);
+		pgc_msgbuf_byte(out, 0);
+		pgc_msgbuf_u16(out, 0);
+		pgc_msgbuf_end(out);
+		pgc_msgbuf_begin(out, PGC_FE_BIND);
+		pgc_msgbuf_str(out, "");
+		pgc_msgbuf_str(out, "");
+		pgc_msgbuf_u16(out, 0);
+		pgc_msgbuf_u16(out, 0);
+		pgc_msgbuf_u16(out, 0);
+		pgc_msgbuf_end(out);
+		pgc_msgbuf_begin(out, PGC_FE_EXECUTE);
+		pgc_msgbuf_str(out, "");
+		pgc_msgbuf_u32(out, 0);
+		pgc_msgbuf_end(out);
+		/* Their successes are pgcarrier's; the error is the client's (relay.c forwards it). */
+		if (pgc_relay_expect(s, PGC_FE_PARSE, PGC_OWNER_POOLER) == NULL ||
+			pgc_relay_expect(s, PGC_FE_BIND, PGC_OWNER_POOLER) == NULL ||
+			pgc_relay_expect(s, PGC_FE_EXECUTE, PGC_OWNER_POOLER) == NULL)
+			return out_of_memory(c);
+	}
+	if (out->failed)
+		return out_of_memory(c);
+	pgc_relay_drop(c, s, PGC_DIR_TO_SERVER, cur);
+	return PGC_GUARD_DONE;
+}
+
+/* ------------------------------------------------------------- flags -- */
+
+/*
+ * With pg_temp in search_path, a plain CREATE TABLE makes a temporary
+ * table, which the text does not show: every statement is then checked.
+ */
+static bool
+temp_in_path(const pgc_client *c)
+{
+	const char *sp = pgc_params_get(&c->params, "search_path");
+
+	return sp && strstr(sp, "pg_temp");
+}
+
+static uint32_t
+search_path_flags(const pgc_client *c, uint32_t flags, const char **kind)
+{
+	if (temp_in_path(c))
+	{
+		if ((flags & ~PGC_SQL_INFO) == 0)
+			*kind = "statement with pg_temp in search_path";
+		return flags | PGC_SQL_UNKNOWN;
+	}
+	return flags;
+}
+
+/* Statements of this database parsed from now on may mean something else than those parsed before. */
+static void
+new_ddl_epoch(pgc_client *c)
+{
+	atomic_fetch_add(&c->pool->db_count->ddl_epoch, 1);
+}
+
+static void
+note_flags(pgc_client *c, uint32_t flags, const char *kind)
+{
+	pgc_guard *g = &c->guard;
+
+	if ((flags & ~PGC_SQL_INFO) && g->kind == NULL)
+		g->kind = kind;
+	g->flags |= flags;
+	if (flags & PGC_SQL_DISCARD_ALL)
+		g->discard_at_sync = true;  /* extended protocol; a simple Query clears it at once */
+	if (flags & (PGC_SQL_DISCARD_ALL | PGC_SQL_DEALLOCATE | PGC_SQL_RELEASE))
+		g->watch_tags = true;
+	if (flags & PGC_SQL_DDL)
+	{
+		/* Now, and again when the transaction ends (a concurrent Parse may see the old catalog). */
+		g->txn_ddl = true;
+		new_ddl_epoch(c);
+	}
+}
+
+/* Refuse pinning statements when session_pinning = error. */
+static bool
+refusal_needed(uint32_t flags)
+{
+	return (flags & PIN_FLAGS) && pgc_engine_config()->session_pinning == PGC_PIN_ERROR;
+}
+
+/* A Query, Sync or FunctionCall of the client ends a unit the server answers with ReadyForQuery. */
+static void
+unit_sent(pgc_client *c)
+{
+	pgc_guard *g = &c->guard;
+
+	/* session_pinning = error: what the text did not tell is looked at before anything else runs. */
+	if ((g->flags & PGC_SQL_UNKNOWN) && pgc_engine_config()->session_pinning == PGC_PIN_ERROR)
+		g->barrier = true;
+}
+
+/* Forward the current message as it is, as the end of a unit. */
+static pgc_guard_result
+forward_unit(pgc_client *c, pgc_server *s, pgc_cursor *cur)
+{
+	if (pgc_relay_forward(c, s, cur) == NULL)
+		return PGC_GUARD_CLOSED;
+	unit_sent(c);
+	return PGC_GUARD_DONE;
+}
+
+/* ---------------------------------------------------------- sequences -- */
+
+/* DISCARD SEQUENCES on s, right before the current client message. */
+static bool
+discard_sequences(pgc_client *c, pgc_server *s)
+{
+	static const char sql[] = "DISCARD SEQUENCES";
+	pgc_msgbuf *out = pgc_relay_inject(c, s, PGC_DIR_TO_SERVER);
+
+	if (out == NULL)
+		return false;
+	if (!s->unsynced)
+	{
+		pgc_msgbuf_query(out, sql);
+		if (pgc_relay_expect(s, PGC_FE_QUERY, PGC_OWNER_POOLER) == NULL)
+			return false;
+	}
+	else
+	{
+		/* In the middle of an extended-protocol batch: a Query there would end the batch's transaction. */
+		pgc_msgbuf_begin(out, PGC_FE_PARSE);
+		pgc_msgbuf_str(out, "");
+		pgc_msgbuf_str(out, sql);
+		pgc_msgbuf_u16(out, 0);
+		pgc_msgbuf_end(out);
+		pgc_msgbuf_begin(out, PGC_FE_BIND);
+		pgc_msgbuf_str(out, "");
+		pgc_msgbuf_str(out, "");
+		pgc_msgbuf_u16(out, 0);
+		pgc_msgbuf_u16(out, 0);
+		pgc_msgbuf_u16(out, 0);
+		pgc_msgbuf_end(out);
+		pgc_msgbuf_begin(out, PGC_FE_EXECUTE);
+		pgc_msgbuf_str(out, "");
+		pgc_msgbuf_u32(out, 0);
+		pgc_msgbuf_end(out);
+		if (pgc_relay_expect(s, PGC_FE_PARSE, PGC_OWNER_POOLER) == NULL ||
+			pgc_relay_expect(s, PGC_FE_BIND, PGC_OWNER_POOLER) == NULL ||
+			pgc_relay_expect(s, PGC_FE_EXECUTE, PGC_OWNER_POOLER) == NULL)
+			return false;
+		s->unnamed_owner = 0;
+	}
+	s->seq_owner = 0;
+	return !out->failed;
+}
+
+/*
+ * Before a statement with these flags runs on s. currval() and lastval()
+ * read the backend's sequence state: another client's values on s are
+ * discarded first, and a read of this client's own values, which are on
+ * another server connection, is refused. Returns PASS to go on.
+ */
+static pgc_guard_result
+sequence_check(pgc_client *c, pgc_server *s, pgc_cursor *cur, uint32_t flags)
+{
+	pgc_guard *g = &c->guard;
+	bool reads = (flags & (PGC_SQL_SEQ_READ | PGC_SQL_UNKNOWN)) != 0;
+	bool writes = (flags & (PGC_SQL_SEQ_WRITE | PGC_SQL_UNKNOWN)) != 0;
+
+	if ((flags & PGC_SQL_SEQ_READ) && !(flags & PGC_SQL_SEQ_WRITE) && g->seq_written &&
+		s->seq_owner != c->serial)
+		return refuse_on_server(c, s, cur, sequence_refusal, sequence_hint);
+	if (reads && s->seq_owner != 0 && s->seq_owner != c->serial && !discard_sequences(c, s))
+		return out_of_memory(c);
+	if (writes)
+	{
+		s->seq_owner = c->serial;
+		g->seq_written = true;
+	}
+	return PGC_GUARD_PASS;
+}
+
+/* --------------------------------------------------------- statements -- */
+
+/*
+ * The key part that decides what a statement's text means: shared by the
+ * clients of a pool with the same role and search_path, in the database's
+ * current DDL epoch; or the client's own.
+ */
+static void
+statement_context(const pgc_client *c, char *buf, size_t len)
+{
+	const pgc_guard *g = &c->guard;
+	const char *role = pgc_params_get(&c->params, "role");
+	const char *sp = pgc_params_get(&c->params, "search_path");
+
+	if (g->pinned || (g->flags & PRIVATE_FLAGS) || temp_in_path(c))
+		snprintf(buf, len, "client %llu", (unsigned long long) c->serial);
+	else
+		snprintf(buf, len, "epoch %llu role %s path %s",
+				 (unsigned long long) atomic_load(&c->pool->db_count->ddl_epoch), role ? role : "",
+				 sp ? sp : "");
+}
+
+static void note_custom_setting(pgc_guard *g, const char *sql, size_t len);
+
 /* Make room in s's cache for one more statement, closing the least recently used one. */
 static bool
 cache_make_room(pgc_client *c, pgc_server *s, pgc_msgbuf *out)
@@ -348,55 +387,74 @@ cache_make_room(pgc_client *c, pgc_server *s, pgc_msgbuf *out)
 	while (s->stmts.count >= (uint32_t) max)
 	{
 		pgc_stmt *old = pgc_stmt_cache_pop_lru(&s->stmts);
-		pgc_pending *p;
 
 		if (old == NULL)
 			break;
-		pgc_msgbuf_begin(out, 'C');
-		pgc_msgbuf_byte(out, 'S');
+		pgc_msgbuf_begin(out, PGC_FE_CLOSE);
+		pgc_msgbuf_byte(out, PGC_TARGET_STATEMENT);
 		pgc_msgbuf_str(out, old->name);
 		pgc_msgbuf_end(out);
-		if ((p = q_push(&c->guard, 'C', PGC_PEND_SWALLOW)) == NULL)
-		{
-			pgc_stmt_unref(&c->pool->stmts, old);
-			return false;
-		}
 		pgc_stmt_unref(&c->pool->stmts, old);
+		if (pgc_relay_expect(s, PGC_FE_CLOSE, PGC_OWNER_POOLER) == NULL)
+			return false;
 	}
 	return true;
 }
 
-/* Make sure s has st prepared, adding a Parse to out if not. */
+/* Make sure s has st prepared, injecting a Parse (of pgcarrier's) if not. */
 static bool
-ensure_prepared(pgc_client *c, pgc_server *s, pgc_msgbuf *out, pgc_stmt *st)
+ensure_prepared(pgc_client *c, pgc_server *s, pgc_stmt *st)
 {
+	pgc_msgbuf *out;
 	pgc_pending *p;
 
 	if (pgc_stmt_cache_touch(&s->stmts, st))
 		return true;
-	if (!cache_make_room(c, s, out))
+	if ((out = pgc_relay_inject(c, s, PGC_DIR_TO_SERVER)) == NULL || !cache_make_room(c, s, out))
 		return false;
 	pgc_msgbuf_bytes(out, st->parse_msg, st->parse_len);
-	if (!pgc_stmt_cache_add(&s->stmts, st) || (p = q_push(&c->guard, 'P', PGC_PEND_SWALLOW)) == NULL)
+	if (out->failed || !pgc_stmt_cache_add(&s->stmts, st) ||
+		(p = pgc_relay_expect(s, PGC_FE_PARSE, PGC_OWNER_POOLER)) == NULL)
 		return false;
 	pgc_stmt_ref(st);
 	p->st = st;
 	return true;
 }
 
-static const char *
-client_search_path(const pgc_client *c)
+/* Make sure s holds the client's unnamed statement, injecting its Parse if not. */
+static bool
+ensure_unnamed(pgc_client *c, pgc_server *s)
 {
-	const char *sp = pgc_params_get(&c->params, "search_path");
+	pgc_guard *g = &c->guard;
+	const pgc_stmt *st = g->unnamed;
+	size_t restlen = st->key_len - strlen((const char *) st->key) - 1;
+	pgc_msgbuf *out;
+	pgc_pending *p;
 
-	return sp ? sp : "";
+	if (s->unnamed_owner == c->serial && s->unnamed_gen == g->unnamed_gen)
+		return true;
+	if ((out = pgc_relay_inject(c, s, PGC_DIR_TO_SERVER)) == NULL)
+		return false;
+	pgc_msgbuf_begin(out, PGC_FE_PARSE);
+	pgc_msgbuf_str(out, "");
+	pgc_msgbuf_bytes(out, pgc_stmt_query(st), restlen);
+	pgc_msgbuf_end(out);
+	if (out->failed || (p = pgc_relay_expect(s, PGC_FE_PARSE, PGC_OWNER_POOLER)) == NULL)
+		return false;
+	p->unnamed = true;
+	s->unnamed_owner = c->serial;
+	s->unnamed_gen = g->unnamed_gen;
+	return true;
 }
 
-static pgc_guard_result
-out_of_memory(pgc_client *c)
+static void
+forget_unnamed(pgc_client *c)
 {
-	pgc_client_fatal(c, "53200", "out of memory");
-	return PGC_GUARD_FAIL;
+	pgc_guard *g = &c->guard;
+
+	if (g->unnamed)
+		pgc_stmt_unref(&c->pool->stmts, g->unnamed);
+	g->unnamed = NULL;
 }
 
 /*
@@ -407,258 +465,318 @@ out_of_memory(pgc_client *c)
  * expects, CommandComplete "DEALLOCATE" included.
  */
 static bool
-deallocate_unnamed(pgc_client *c, pgc_server *s, const uint8_t *query, size_t qlen, size_t total)
+deallocate_unnamed(pgc_client *c, pgc_server *s, const uint8_t *query, size_t qlen, pgc_cursor *cur)
 {
 	static const char dummy[] = "pgc_deallocated";
+	/* The Parse tail of the unnamed statement in the client's place: query \0, no parameter types. */
+	static const uint8_t replacement[] = "DEALLOCATE pgc_deallocated\0\0\0";
+	pgc_guard *g = &c->guard;
 	char name[128];
 	bool all;
 	pgc_stmt *st;
 	pgc_msgbuf *out;
+	pgc_pending *p;
 
 	if (!pgc_sql_deallocate((const char *) query, qlen, name, sizeof(name), &all) || all ||
-		(st = pgc_stmt_map_take(&c->guard.stmts, name)) == NULL)
+		(st = pgc_stmt_map_take(&g->stmts, name)) == NULL)
 		return false;
 	pgc_stmt_unref(&c->pool->stmts, st);
-	if ((out = server_out_here(c, s)) == NULL ||
-		q_push(&c->guard, 'P', PGC_PEND_SWALLOW) == NULL || q_push(&c->guard, 'P', PGC_PEND_FORWARD) == NULL)
+	forget_unnamed(c);
+	st = pgc_stmt_intern(&c->pool->stmts, "unnamed", replacement, sizeof(replacement) - 1);
+	if (st == NULL || (out = pgc_relay_inject(c, s, PGC_DIR_TO_SERVER)) == NULL ||
+		pgc_relay_expect(s, PGC_FE_PARSE, PGC_OWNER_POOLER) == NULL ||
+		(p = pgc_relay_expect(s, PGC_FE_PARSE, PGC_OWNER_CLIENT)) == NULL)
+	{
+		if (st)
+			pgc_stmt_unref(&c->pool->stmts, st);
 		return false;
-	pgc_msgbuf_begin(out, 'P');
+	}
+	pgc_msgbuf_begin(out, PGC_FE_PARSE);
 	pgc_msgbuf_str(out, dummy);
 	pgc_msgbuf_str(out, "SELECT 1");
 	pgc_msgbuf_u16(out, 0);
 	pgc_msgbuf_end(out);
-	pgc_msgbuf_begin(out, 'P');
+	pgc_msgbuf_begin(out, PGC_FE_PARSE);
 	pgc_msgbuf_str(out, "");
-	pgc_msgbuf_str(out, "DEALLOCATE pgc_deallocated");
-	pgc_msgbuf_u16(out, 0);
+	pgc_msgbuf_bytes(out, replacement, sizeof(replacement) - 1);
 	pgc_msgbuf_end(out);
-	skip_client_bytes(c, total);
+	g->unnamed = st;
+	g->unnamed_gen++;
+	pgc_stmt_ref(st);
+	p->st = st;
+	p->unnamed = true;
+	s->unnamed_owner = c->serial;
+	s->unnamed_gen = g->unnamed_gen;
+	pgc_relay_drop(c, s, PGC_DIR_TO_SERVER, cur);
 	return true;
 }
 
-/* Parse: name \0 query \0 int16 n, n * int32. The whole message is at scan. */
+/* Parse of the unnamed statement: forwarded as it is, and remembered for the client's next server. */
 static pgc_guard_result
-client_parse(pgc_client *c, pgc_server *s, const uint8_t *body, size_t blen, size_t total)
+parse_unnamed(pgc_client *c, pgc_server *s, pgc_cursor *cur, const uint8_t *rest, size_t restlen, long ql)
 {
 	pgc_guard *g = &c->guard;
-	long nl = cstr_len(body, blen), ql;
-	const uint8_t *rest;
-	size_t restlen;
-	uint8_t *rewritten = NULL;
+	const char *kind = NULL;
+	uint32_t flags = pgc_sql_classify((const char *) rest, (size_t) ql, &kind);
 	pgc_stmt *st;
 	pgc_pending *p;
-	pgc_msgbuf *out;
-	const char *kind = NULL;
-	uint32_t flags;
-	char refusal[400];
 
-	if (nl < 0 || (ql = cstr_len(body + nl + 1, blen - (size_t) nl - 1)) < 0)
-		return q_push(g, 'P', PGC_PEND_FORWARD) ? PGC_GUARD_PASS : out_of_memory(c);  /* malformed: the server says so */
-	rest = body + nl + 1;
-	restlen = blen - (size_t) nl - 1;
-	s->unsynced = true;
-	if (nl == 0)
-	{
-		flags = pgc_sql_classify((const char *) rest, (size_t) ql, &kind);
-		g->unnamed_ok = true;
-		if ((flags & PGC_SQL_DEALLOCATE) && deallocate_unnamed(c, s, rest, (size_t) ql, total))
-			return PGC_GUARD_DONE;
-		if (!refusal_needed(flags))
-		{
-			note_flags(g, search_path_flags(c, flags, &kind), kind);
-			return q_push(g, 'P', PGC_PEND_FORWARD) ? PGC_GUARD_PASS : out_of_memory(c);
-		}
-	}
-	else
-	{
-		if (pgc_stmt_map_get(&g->stmts, (const char *) body))
-			return answer_instead(c, s, total, 'P', PGC_PEND_ERROR, "42P05",
-								  fmt_dup("prepared statement \"%s\" already exists", (const char *) body));
-		flags = pgc_sql_classify((const char *) rest, (size_t) ql, &kind);
-	}
+	if ((flags & PGC_SQL_DEALLOCATE) && deallocate_unnamed(c, s, rest, (size_t) ql, cur))
+		return PGC_GUARD_DONE;
 	if (refusal_needed(flags))
 	{
-		size_t tl;
+		char msg[200];
 
-		refusal_sql(refusal, sizeof(refusal), flags);
-		tl = strlen(refusal) + 1;
-		restlen = tl + (restlen - (size_t) ql - 1);
-		if ((rewritten = malloc(restlen)) == NULL)
-			return out_of_memory(c);
-		memcpy(rewritten, refusal, tl);
-		memcpy(rewritten + tl, rest + ql + 1, restlen - tl);
-		rest = rewritten;
-		if (nl == 0)
-		{
-			/* The unnamed statement: forward the refusal in its place. */
-			out = server_out_here(c, s);
-			if (out == NULL || q_push(g, 'P', PGC_PEND_FORWARD) == NULL)
-			{
-				free(rewritten);
-				return out_of_memory(c);
-			}
-			pgc_msgbuf_begin(out, 'P');
-			pgc_msgbuf_byte(out, 0);
-			pgc_msgbuf_bytes(out, rest, restlen);
-			pgc_msgbuf_end(out);
-			free(rewritten);
-			skip_client_bytes(c, total);
-			return PGC_GUARD_DONE;
-		}
+		pinning_refusal_text(msg, sizeof(msg), flags);
+		forget_unnamed(c);
+		return refuse_on_server(c, s, cur, msg, pinning_hint);
 	}
-	st = pgc_stmt_intern(&c->pool->stmts, client_search_path(c), rest, restlen);
-	free(rewritten);
+	if (flags & PGC_SQL_SETTING)
+		note_custom_setting(g, (const char *) rest, (size_t) ql);
+	st = pgc_stmt_intern(&c->pool->stmts, "unnamed", rest, restlen);
+	forget_unnamed(c);
+	if (st == NULL)
+	{
+		/* Malformed: the server says so. */
+		return pgc_relay_forward(c, s, cur) ? PGC_GUARD_DONE : PGC_GUARD_CLOSED;
+	}
+	g->unnamed = st;
+	g->unnamed_gen++;
+	if ((p = pgc_relay_forward(c, s, cur)) == NULL)
+		return PGC_GUARD_CLOSED;
+	p->unnamed = true;
+	pgc_stmt_ref(st);
+	p->st = st;
+	s->unnamed_owner = c->serial;
+	s->unnamed_gen = g->unnamed_gen;
+	return PGC_GUARD_DONE;
+}
+
+/* Parse: name \0 query \0 int16 n, n * int32. */
+static pgc_guard_result
+client_parse(pgc_client *c, pgc_server *s, pgc_cursor *cur)
+{
+	pgc_guard *g = &c->guard;
+	long nl, ql;
+	const uint8_t *body, *rest;
+	size_t blen, restlen;
+	pgc_msgbuf *out = NULL, rewritten;
+	pgc_stmt *st;
+	pgc_pending *p;
+	const char *kind = NULL;
+	uint32_t flags;
+	char context[200];
+
+	switch (pgc_relay_whole(c, s, PGC_DIR_TO_SERVER, cur, (size_t) pgc_engine_config()->max_packet_size + 1))
+	{
+		case 0:
+			return PGC_GUARD_WAIT;
+		case -1:
+			return out_of_memory(c);
+	}
+	body = cur->body;
+	blen = body_len(cur);
+	if ((nl = cstr_len(body, blen)) < 0 || (ql = cstr_len(body + nl + 1, blen - (size_t) nl - 1)) < 0)
+		return PGC_GUARD_PASS;      /* malformed: the server says so */
+	rest = body + nl + 1;
+	restlen = blen - (size_t) nl - 1;
+	if (nl == 0)
+		return parse_unnamed(c, s, cur, rest, restlen, ql);
+	if (pgc_stmt_map_get(&g->stmts, (const char *) body))
+		return answer_instead(c, s, cur, PGC_MADE_UP_ERROR, "42P05",
+							  fmt_dup("prepared statement \"%s\" already exists", (const char *) body));
+	flags = pgc_sql_classify((const char *) rest, (size_t) ql, &kind);
+	if (flags & PGC_SQL_SETTING)
+		note_custom_setting(g, (const char *) rest, (size_t) ql);
+	pgc_msgbuf_init(&rewritten);
+	if (refusal_needed(flags))
+	{
+		/* The statement itself becomes the refusal: every Bind of it fails on the server. */
+		char msg[200];
+
+		pinning_refusal_text(msg, sizeof(msg), flags);
+		refusal_sql(&rewritten, msg, pinning_hint);
+		pgc_msgbuf_byte(&rewritten, 0);
+		pgc_msgbuf_bytes(&rewritten, rest + ql + 1, restlen - (size_t) ql - 1);
+		if (rewritten.failed)
+		{
+			pgc_msgbuf_free(&rewritten);
+			return out_of_memory(c);
+		}
+		rest = rewritten.data;
+		restlen = rewritten.len;
+	}
+	statement_context(c, context, sizeof(context));
+	st = pgc_stmt_intern(&c->pool->stmts, context, rest, restlen);
+	pgc_msgbuf_free(&rewritten);
 	if (st == NULL)                 /* malformed: let the server say so */
-		return q_push(g, 'P', PGC_PEND_FORWARD) ? PGC_GUARD_PASS : out_of_memory(c);
+		return PGC_GUARD_PASS;
 	pgc_stmt_ref(st);
 	if (!pgc_stmt_map_put(&g->stmts, &c->pool->stmts, (const char *) body, st))
 	{
 		pgc_stmt_unref(&c->pool->stmts, st);
 		return out_of_memory(c);
 	}
-	if ((out = server_out_here(c, s)) == NULL)
-		return out_of_memory(c);
 	if (pgc_stmt_cache_touch(&s->stmts, st))
-		p = q_push(g, 'P', PGC_PEND_OK);
+		p = pgc_relay_made_up(s, PGC_FE_PARSE, PGC_MADE_UP_PARSE_COMPLETE);
 	else
 	{
-		if (!cache_make_room(c, s, out))
+		if ((out = pgc_relay_inject(c, s, PGC_DIR_TO_SERVER)) == NULL || !cache_make_room(c, s, out))
 			return out_of_memory(c);
 		pgc_msgbuf_bytes(out, st->parse_msg, st->parse_len);
-		if (!pgc_stmt_cache_add(&s->stmts, st))
+		if (out->failed || !pgc_stmt_cache_add(&s->stmts, st))
 			return out_of_memory(c);
-		p = q_push(g, 'P', PGC_PEND_FORWARD);
+		p = pgc_relay_expect(s, PGC_FE_PARSE, PGC_OWNER_CLIENT);
 	}
 	if (p == NULL)
 		return out_of_memory(c);
 	p->st = st;                     /* the reference taken above */
 	p->text = strdup((const char *) body);
-	skip_client_bytes(c, total);
+	pgc_relay_drop(c, s, PGC_DIR_TO_SERVER, cur);
 	return PGC_GUARD_DONE;
 }
 
-/*
- * The statement a Bind or Describe names, ready on s; NULL with an error
- * answer queued when the client has no such statement.
- */
-static pgc_stmt *
-statement_for(pgc_client *c, pgc_server *s, const char *name, size_t total, pgc_guard_result *res)
+/* The flags of a statement about to be bound: noted, and its sequence use checked. */
+static pgc_guard_result
+statement_used(pgc_client *c, pgc_server *s, pgc_cursor *cur, const pgc_stmt *st)
 {
-	pgc_stmt *st = pgc_stmt_map_get(&c->guard.stmts, name);
+	const char *kind = st->kind;
+	uint32_t flags = search_path_flags(c, st->flags, &kind);
 
-	if (st == NULL)
-		*res = answer_instead(c, s, total, 'B', PGC_PEND_ERROR, "26000",
-							  fmt_dup("prepared statement \"%s\" does not exist", name));
-	return st;
+	note_flags(c, flags, kind);
+	return sequence_check(c, s, cur, flags);
 }
 
+/* Bind: portal \0 statement \0 rest. Only the names need to be here. */
 static pgc_guard_result
-unnamed_missing(pgc_client *c, pgc_server *s, size_t total)
-{
-	return answer_instead(c, s, total, 'B', PGC_PEND_ERROR, "26000",
-						  strdup("unnamed prepared statement does not exist"));
-}
-
-/* Bind: portal \0 statement \0 rest. Only the start needs to be here. */
-static pgc_guard_result
-client_bind(pgc_client *c, pgc_server *s, const uint8_t *body, size_t have, size_t total)
+client_bind(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 {
 	pgc_guard *g = &c->guard;
-	long pl = cstr_len(body, have), sl;
-	pgc_guard_result res = PGC_GUARD_DONE;
+	long pl = -1, sl = -1;
+	pgc_guard_result res;
 	pgc_stmt *st;
 	pgc_msgbuf *out;
 	size_t prefix, newlen;
 
-	if (pl < 0 || (sl = cstr_len(body + pl + 1, have - (size_t) pl - 1)) < 0)
+	switch (pgc_relay_prefix(c, s, PGC_DIR_TO_SERVER, cur, BIND_NAMES_LIMIT))
 	{
-		/* Malformed, or absurdly long names: the server will say what is wrong. */
-		if (have + 5 < total && have < PGC_IOBUF_SIZE / 2)
+		case 0:
 			return PGC_GUARD_WAIT;
-		return q_push(g, 'B', PGC_PEND_FORWARD) ? PGC_GUARD_PASS : out_of_memory(c);
+		case -1:
+			return out_of_memory(c);
 	}
-	s->unsynced = true;
+	pl = cstr_len(cur->body, cur->have);
+	if (pl >= 0)
+		sl = cstr_len(cur->body + pl + 1, cur->have - (size_t) pl - 1);
+	if (pl < 0 || sl < 0)
+	{
+		if (cur->whole)
+			return PGC_GUARD_PASS;  /* malformed: the server says what is wrong */
+		/* Names longer than anything PostgreSQL keeps: never let them reach another client's statements. */
+		pgc_client_fatal(c, "08P01", "invalid Bind message: statement name too long");
+		return PGC_GUARD_CLOSED;
+	}
 	if (sl == 0)
 	{
-		if (!g->unnamed_ok)
-			return unnamed_missing(c, s, total);
-		return q_push(g, 'B', PGC_PEND_FORWARD) ? PGC_GUARD_PASS : out_of_memory(c);
+		if (g->unnamed == NULL)
+			return answer_instead(c, s, cur, PGC_MADE_UP_ERROR, "26000",
+								  strdup("unnamed prepared statement does not exist"));
+		if ((res = statement_used(c, s, cur, g->unnamed)) != PGC_GUARD_PASS)
+			return res;
+		if (!ensure_unnamed(c, s))
+			return out_of_memory(c);
+		return PGC_GUARD_PASS;
 	}
-	if ((st = statement_for(c, s, (const char *) body + pl + 1, total, &res)) == NULL)
+	st = pgc_stmt_map_get(&g->stmts, (const char *) cur->body + pl + 1);
+	if (st == NULL)
+		return answer_instead(c, s, cur, PGC_MADE_UP_ERROR, "26000",
+							  fmt_dup("prepared statement \"%s\" does not exist", (const char *) cur->body + pl + 1));
+	if ((res = statement_used(c, s, cur, st)) != PGC_GUARD_PASS)
 		return res;
-	{
-		const char *kind = st->kind;
-
-		note_flags(g, search_path_flags(c, st->flags, &kind), kind);
-	}
-	if ((out = server_out_here(c, s)) == NULL || !ensure_prepared(c, s, out, st))
+	if (!ensure_prepared(c, s, st) || (out = pgc_relay_inject(c, s, PGC_DIR_TO_SERVER)) == NULL)
 		return out_of_memory(c);
-	/* The Bind with pgcarrier's name: new start here, the rest streams from c->in. */
-	prefix = 5 + (size_t) pl + 1 + (size_t) sl + 1;
-	newlen = total - 1 - (size_t) sl + strlen(st->name);
-	pgc_msgbuf_byte(out, 'B');
+	/* The Bind with pgcarrier's name: a new start here, the rest streams from the client. */
+	prefix = PGC_MSG_HEADER_SIZE + (size_t) pl + 1 + (size_t) sl + 1;
+	newlen = cur->len - (size_t) sl + strlen(st->name);
+	pgc_msgbuf_byte(out, PGC_FE_BIND);
 	pgc_msgbuf_u32(out, (uint32_t) newlen);
-	pgc_msgbuf_bytes(out, body, (size_t) pl + 1);
+	pgc_msgbuf_bytes(out, cur->body, (size_t) pl + 1);
 	pgc_msgbuf_str(out, st->name);
-	if (out->failed || q_push(g, 'B', PGC_PEND_FORWARD) == NULL)
+	if (out->failed || pgc_relay_expect(s, PGC_FE_BIND, PGC_OWNER_CLIENT) == NULL)
 		return out_of_memory(c);
-	c->in->start = c->in->scan = c->in->scan + prefix;
-	pgc_iobuf_pass(c->in, total - prefix, &c->skip);
+	pgc_relay_pass_tail(c, s, PGC_DIR_TO_SERVER, cur, prefix);
 	return PGC_GUARD_DONE;
 }
 
-/* Describe or Close: 'S'|'P' name \0. The whole message is here. */
+/* Describe or Close of a statement: 'S' name \0. */
 static pgc_guard_result
-client_describe_close(pgc_client *c, pgc_server *s, uint8_t type, const uint8_t *body, size_t blen,
-					  size_t total)
+client_describe_close(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 {
 	pgc_guard *g = &c->guard;
-	long nl = blen >= 1 ? cstr_len(body + 1, blen - 1) : -1;
-	const char *name = (const char *) body + 1;
-	pgc_guard_result res = PGC_GUARD_DONE;
+	const char *name;
+	long nl;
 	pgc_stmt *st;
 	pgc_msgbuf *out;
 
-	s->unsynced = true;
-	if (nl < 0 || body[0] != 'S')
-		return q_push(g, type, PGC_PEND_FORWARD) ? PGC_GUARD_PASS : out_of_memory(c);
+	switch (pgc_relay_whole(c, s, PGC_DIR_TO_SERVER, cur, SMALL_LIMIT))
+	{
+		case 0:
+			return PGC_GUARD_WAIT;
+		case -1:
+			return out_of_memory(c);
+	}
+	nl = body_len(cur) >= 1 ? cstr_len(cur->body + 1, body_len(cur) - 1) : -1;
+	if (nl < 0 || cur->body[0] != PGC_TARGET_STATEMENT)
+		return PGC_GUARD_PASS;      /* a portal, or malformed */
+	name = (const char *) cur->body + 1;
 	if (nl == 0)
 	{
-		if (type == 'C')
-			g->unnamed_ok = false;
-		else if (!g->unnamed_ok)
-			return unnamed_missing(c, s, total);
-		return q_push(g, type, PGC_PEND_FORWARD) ? PGC_GUARD_PASS : out_of_memory(c);
+		if (cur->type == PGC_FE_CLOSE)
+		{
+			forget_unnamed(c);
+			if (s->unnamed_owner == c->serial)
+				s->unnamed_owner = 0;
+			return PGC_GUARD_PASS;
+		}
+		if (g->unnamed == NULL)
+			return answer_instead(c, s, cur, PGC_MADE_UP_ERROR, "26000",
+								  strdup("unnamed prepared statement does not exist"));
+		if (!ensure_unnamed(c, s))
+			return out_of_memory(c);
+		return PGC_GUARD_PASS;
 	}
-	if (type == 'C')
+	if (cur->type == PGC_FE_CLOSE)
 	{
 		/* The server keeps it for others; the client's name is gone. */
 		st = pgc_stmt_map_take(&g->stmts, name);
 		if (st)
 			pgc_stmt_unref(&c->pool->stmts, st);
-		if ((out = server_out_here(c, s)) == NULL)
+		if ((out = pgc_relay_inject(c, s, PGC_DIR_TO_SERVER)) == NULL)
 			return out_of_memory(c);
-		pgc_msgbuf_begin(out, 'C');
-		pgc_msgbuf_byte(out, 'S');
+		pgc_msgbuf_begin(out, PGC_FE_CLOSE);
+		pgc_msgbuf_byte(out, PGC_TARGET_STATEMENT);
 		pgc_msgbuf_str(out, NEVER_PREPARED);
 		pgc_msgbuf_end(out);
 	}
 	else
 	{
-		if ((st = statement_for(c, s, name, total, &res)) == NULL)
-			return res;
-		if ((out = server_out_here(c, s)) == NULL || !ensure_prepared(c, s, out, st))
+		if ((st = pgc_stmt_map_get(&g->stmts, name)) == NULL)
+			return answer_instead(c, s, cur, PGC_MADE_UP_ERROR, "26000",
+								  fmt_dup("prepared statement \"%s\" does not exist", name));
+		if (!ensure_prepared(c, s, st) || (out = pgc_relay_inject(c, s, PGC_DIR_TO_SERVER)) == NULL)
 			return out_of_memory(c);
-		pgc_msgbuf_begin(out, 'D');
-		pgc_msgbuf_byte(out, 'S');
+		pgc_msgbuf_begin(out, PGC_FE_DESCRIBE);
+		pgc_msgbuf_byte(out, PGC_TARGET_STATEMENT);
 		pgc_msgbuf_str(out, st->name);
 		pgc_msgbuf_end(out);
 	}
-	if (out->failed || q_push(g, type, PGC_PEND_FORWARD) == NULL)
+	if (out->failed || pgc_relay_expect(s, cur->type, PGC_OWNER_CLIENT) == NULL)
 		return out_of_memory(c);
-	skip_client_bytes(c, total);
+	pgc_relay_drop(c, s, PGC_DIR_TO_SERVER, cur);
 	return PGC_GUARD_DONE;
 }
+
+/* ------------------------------------------------------- simple Query -- */
 
 /* Next word of a simple statement: letters, digits, _ . $ folded to lower case, or one of "=;". */
 static const char *
@@ -686,9 +804,10 @@ next_word(const char *p, const char *end, char *w, size_t wlen)
 }
 
 /*
- * Whether sql is exactly one RESET name, RESET ALL or SET name TO DEFAULT:
- * 2 for ALL, 1 with the name, 0 otherwise. Anything fancier (comments,
- * quoted names) is left alone.
+ * Whether sql is exactly one RESET name, RESET ALL, SET name TO DEFAULT, or
+ * RESET TIME ZONE / SET TIME ZONE DEFAULT|LOCAL (TimeZone): 2 for ALL, 1
+ * with the name, 0 otherwise. Anything fancier (comments, quoted names) is
+ * left alone.
  */
 static int
 reset_target(const char *sql, size_t len, char *name, size_t namelen)
@@ -702,6 +821,13 @@ reset_target(const char *sql, size_t len, char *name, size_t namelen)
 	{
 		p = next_word(p, end, name, namelen);
 		kind = strcmp(name, "all") == 0 ? 2 : 1;
+		if (strcmp(name, "time") == 0)
+		{
+			p = next_word(p, end, w, sizeof(w));
+			if (strcmp(w, "zone") != 0)
+				return 0;
+			snprintf(name, namelen, "timezone");
+		}
 	}
 	else if (strcmp(w, "set") == 0)
 	{
@@ -709,11 +835,22 @@ reset_target(const char *sql, size_t len, char *name, size_t namelen)
 		if (strcmp(name, "session") == 0)
 			p = next_word(p, end, name, namelen);
 		p = next_word(p, end, w, sizeof(w));
-		if (strcmp(w, "to") != 0 && strcmp(w, "=") != 0)
-			return 0;
-		p = next_word(p, end, w, sizeof(w));
-		if (strcmp(w, "default") != 0)
-			return 0;
+		if (strcmp(name, "time") == 0 && strcmp(w, "zone") == 0)
+		{
+			/* SET TIME ZONE DEFAULT and SET TIME ZONE LOCAL both mean the session's default. */
+			p = next_word(p, end, w, sizeof(w));
+			if (strcmp(w, "default") != 0 && strcmp(w, "local") != 0)
+				return 0;
+			snprintf(name, namelen, "timezone");
+		}
+		else
+		{
+			if (strcmp(w, "to") != 0 && strcmp(w, "=") != 0)
+				return 0;
+			p = next_word(p, end, w, sizeof(w));
+			if (strcmp(w, "default") != 0)
+				return 0;
+		}
 		kind = 1;
 	}
 	else
@@ -745,7 +882,7 @@ rewrite_reset(pgc_client *c, pgc_msgbuf *out, const uint8_t *body, size_t blen)
 
 	if (kind == 0 || (kind == 1 && pgc_params_get(&c->startup, name) == NULL))
 		return false;
-	pgc_msgbuf_begin(out, 'Q');
+	pgc_msgbuf_begin(out, PGC_FE_QUERY);
 	pgc_msgbuf_bytes(out, body, blen - 1);
 	pgc_msgbuf_text(out, "\n; SELECT ");
 	while (pgc_params_next(&c->startup, &pos, &k, &v))
@@ -803,31 +940,24 @@ is_discard_all(const char *sql, size_t len)
 /*
  * DISCARD ALL resets every setting to the session's start, which for the
  * client means its startup packet. It cannot share a Query with anything,
- * so a Query of pgcarrier's own follows it and restores the startup
- * values; the ParameterStatus messages of both are kept from the client,
- * which is told instead what a direct connection would have said.
+ * so a Query of pgcarrier's own follows it and restores the startup values;
+ * the client's ReadyForQuery waits until that is done, and the client is
+ * then told what changed, as a direct connection would tell it.
  */
 static pgc_guard_result
-discard_all_then_restore(pgc_client *c, pgc_server *s, uint8_t type, const uint8_t *body, size_t blen,
-						 size_t total)
+discard_all_then_restore(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 {
-	pgc_msgbuf *out = server_out_here(c, s);
 	pgc_pending *p;
+	pgc_msgbuf *out;
 	size_t pos = 0, n = 0;
 	const char *k, *v;
 
-	if (out == NULL || (p = q_push(&c->guard, type, PGC_PEND_FORWARD)) == NULL)
+	if ((p = pgc_relay_forward(c, s, cur)) == NULL)
+		return PGC_GUARD_CLOSED;
+	p->holds_ready = true;
+	if ((out = pgc_relay_inject(c, s, PGC_DIR_TO_SERVER)) == NULL)
 		return out_of_memory(c);
-	p->discard_all = true;
-	if (q_push(&c->guard, 'Q', PGC_PEND_SWALLOW) == NULL)
-		return out_of_memory(c);
-	/* The client's message (a Query, or the Sync after an extended DISCARD ALL), then ours. */
-	pgc_msgbuf_begin(out, (char) type);
-	pgc_msgbuf_bytes(out, body, blen);
-	pgc_msgbuf_end(out);
-	if (type == 'S')
-		s->unsynced = false;
-	pgc_msgbuf_begin(out, 'Q');
+	pgc_msgbuf_begin(out, PGC_FE_QUERY);
 	pgc_msgbuf_text(out, "SELECT ");
 	while (pgc_params_next(&c->startup, &pos, &k, &v))
 	{
@@ -837,162 +967,199 @@ discard_all_then_restore(pgc_client *c, pgc_server *s, uint8_t type, const uint8
 	}
 	pgc_msgbuf_byte(out, 0);
 	pgc_msgbuf_end(out);
-	s->pending_rfq += 2;
-	skip_client_bytes(c, total);
+	if (out->failed || (p = pgc_relay_expect(s, PGC_FE_QUERY, PGC_OWNER_POOLER)) == NULL)
+		return out_of_memory(c);
+	p->on_answer = PGC_ANSWER_RESTORE;
+	unit_sent(c);
 	return PGC_GUARD_DONE;
 }
 
-/* Simple Query. The whole message is here unless it is bigger than a buffer. */
+/*
+ * A Query that may reset settings to the session's start (RESET, SET ...
+ * TO DEFAULT, DISCARD ALL): for the client, that start is its startup
+ * packet, which the server's own session never saw, so pgcarrier puts the
+ * startup values back in the same unit. PASS when there is nothing to do.
+ */
 static pgc_guard_result
-client_query(pgc_client *c, pgc_server *s, const uint8_t *body, size_t blen, size_t total, bool whole)
+restore_startup_values(pgc_client *c, pgc_server *s, pgc_cursor *cur)
+{
+	const char *sql = (const char *) cur->body;
+	size_t sqllen = body_len(cur) ? body_len(cur) - 1 : 0;
+	pgc_msgbuf *out;
+	pgc_pending *p;
+
+	if (c->startup.len == 0 || body_len(cur) == 0)
+		return PGC_GUARD_PASS;
+	if (is_discard_all(sql, sqllen))
+		return discard_all_then_restore(c, s, cur);
+	if ((out = pgc_relay_inject(c, s, PGC_DIR_TO_SERVER)) == NULL)
+		return out_of_memory(c);
+	if (!rewrite_reset(c, out, cur->body, body_len(cur)))
+		return PGC_GUARD_PASS;
+	if (out->failed || (p = pgc_relay_expect(s, PGC_FE_QUERY, PGC_OWNER_CLIENT)) == NULL)
+		return out_of_memory(c);
+	p->trailing = true;
+	pgc_relay_drop(c, s, PGC_DIR_TO_SERVER, cur);
+	unit_sent(c);
+	return PGC_GUARD_DONE;
+}
+
+/* Simple Query. */
+static pgc_guard_result
+client_query(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 {
 	pgc_guard *g = &c->guard;
 	const char *kind = NULL;
+	const char *sql;
+	size_t sqllen;
 	uint32_t flags;
 	char name[128];
 	bool all;
-	pgc_msgbuf *out;
+	pgc_guard_result res;
 
-	g->unnamed_ok = false;
-	if (!whole)
+	/* A simple Query drops the unnamed statement, on a direct connection too. */
+	forget_unnamed(c);
+	g->discard_at_sync = false;
+	switch (pgc_relay_whole(c, s, PGC_DIR_TO_SERVER, cur, CLASSIFY_LIMIT))
 	{
-		note_flags(g, PGC_SQL_UNKNOWN, "long query");
-		return q_push(g, 'Q', PGC_PEND_FORWARD) ? PGC_GUARD_PASS : out_of_memory(c);
+		case 0:
+			return PGC_GUARD_WAIT;
+		case -1:
+			if (cur->total <= CLASSIFY_LIMIT)
+				return out_of_memory(c);
+			break;
+		default:
+			break;
 	}
-	flags = pgc_sql_classify((const char *) body, blen ? blen - 1 : 0, &kind);
-	if ((flags & PGC_SQL_DEALLOCATE) &&
-		pgc_sql_deallocate((const char *) body, blen ? blen - 1 : 0, name, sizeof(name), &all) && !all)
+	if (!cur->whole)
+	{
+		note_flags(c, PGC_SQL_UNKNOWN, "long query");
+		if ((res = sequence_check(c, s, cur, PGC_SQL_UNKNOWN)) != PGC_GUARD_PASS)
+			return res;
+		return forward_unit(c, s, cur);
+	}
+	sql = (const char *) cur->body;
+	sqllen = body_len(cur) ? body_len(cur) - 1 : 0;
+	flags = pgc_sql_classify(sql, sqllen, &kind);
+	if ((flags & PGC_SQL_DEALLOCATE) && pgc_sql_deallocate(sql, sqllen, name, sizeof(name), &all) && !all)
 	{
 		pgc_stmt *st = pgc_stmt_map_take(&g->stmts, name);
 
 		if (st)
 		{
 			pgc_stmt_unref(&c->pool->stmts, st);
-			return answer_instead(c, s, total, 'Q', PGC_PEND_QUERY, NULL, strdup("DEALLOCATE"));
+			return answer_instead(c, s, cur, PGC_MADE_UP_QUERY, NULL, strdup("DEALLOCATE"));
 		}
 		if (strncmp(name, "pgc_", 4) == 0)
 		{
 			/* Never let a client reach the statements pgcarrier keeps for everyone. */
-			return answer_instead(c, s, total, 'Q', PGC_PEND_QUERY, "26000",
+			return answer_instead(c, s, cur, PGC_MADE_UP_QUERY, "26000",
 								  fmt_dup("prepared statement \"%s\" does not exist", name));
 		}
 	}
 	if (refusal_needed(flags))
 	{
-		s->pending_rfq++;
-		char sql[400];
+		char msg[200];
 
-		refusal_sql(sql, sizeof(sql), flags);
-		if ((out = server_out_here(c, s)) == NULL || q_push(g, 'Q', PGC_PEND_FORWARD) == NULL)
-			return out_of_memory(c);
-		pgc_msgbuf_query(out, sql);
-		skip_client_bytes(c, total);
-		return PGC_GUARD_DONE;
+		pinning_refusal_text(msg, sizeof(msg), flags);
+		return refuse_on_server(c, s, cur, msg, pinning_hint);
 	}
-	note_flags(g, search_path_flags(c, flags, &kind), kind);
+	flags = search_path_flags(c, flags, &kind);
+	note_flags(c, flags, kind);
+	if ((res = sequence_check(c, s, cur, flags)) != PGC_GUARD_PASS)
+		return res;
 	if (flags & PGC_SQL_SETTING)
-		note_custom_setting(g, (const char *) body, blen ? blen - 1 : 0);
-	g->discard_at_sync = false;
-	if ((flags & PGC_SQL_DISCARD_ALL) && c->startup.len && blen > 0 &&
-		is_discard_all((const char *) body, blen - 1))
-		return discard_all_then_restore(c, s, 'Q', body, blen, total);
-	if ((flags & PGC_SQL_SETTING) && c->startup.len && blen > 0)
+		note_custom_setting(g, sql, sqllen);
+	if (flags & (PGC_SQL_DISCARD_ALL | PGC_SQL_SETTING))
 	{
-		pgc_pending *p;
-
-		if ((out = server_out_here(c, s)) == NULL)
-			return out_of_memory(c);
-		if (rewrite_reset(c, out, body, blen))
-		{
-			if ((p = q_push(g, 'Q', PGC_PEND_FORWARD)) == NULL)
-				return out_of_memory(c);
-			p->trailing = true;
-			s->pending_rfq++;
-			skip_client_bytes(c, total);
-			return PGC_GUARD_DONE;
-		}
+		res = restore_startup_values(c, s, cur);
+		if (res != PGC_GUARD_PASS)
+			return res;
 	}
-	return q_push(g, 'Q', PGC_PEND_FORWARD) ? PGC_GUARD_PASS : out_of_memory(c);
+	return forward_unit(c, s, cur);
 }
 
-pgc_guard_result
-pgc_guard_client_discard(pgc_client *c, pgc_server *s)
+/* The first word of a Query, if it is one that may need the startup values back. */
+static bool
+may_reset(pgc_client *c, pgc_server *s, pgc_cursor *cur, int *ready)
 {
-	pgc_iobuf *b = c->in;
-	size_t n;
+	static const char *const words[] = {"reset", "set", "discard"};
+	const char *p, *end;
+	char w[16];
 
-	if (server_out_here(c, s) == NULL)
-		return out_of_memory(c);
-	n = b->end - b->scan < c->guard.discard ? b->end - b->scan : c->guard.discard;
-	b->start = b->scan = b->scan + n;
-	c->guard.discard -= (uint32_t) n;
-	return c->guard.discard ? PGC_GUARD_WAIT : PGC_GUARD_DONE;
+	*ready = pgc_relay_prefix(c, s, PGC_DIR_TO_SERVER, cur, 64);
+	if (*ready <= 0)
+		return false;
+	p = (const char *) cur->body;
+	end = p + cur->have;
+	next_word(p, end, w, sizeof(w));
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcmp(w, words[i]) == 0)
+			return true;
+	return false;
 }
 
 pgc_guard_result
-pgc_guard_client_msg(pgc_client *c, pgc_server *s, uint8_t type, uint32_t len)
+pgc_guard_unguarded_query(pgc_client *c, pgc_server *s, pgc_cursor *cur)
+{
+	int ready;
+
+	if (c->startup.len == 0)
+		return PGC_GUARD_PASS;
+	if (!may_reset(c, s, cur, &ready))
+		return ready == 0 ? PGC_GUARD_WAIT : PGC_GUARD_PASS;
+	switch (pgc_relay_whole(c, s, PGC_DIR_TO_SERVER, cur, CLASSIFY_LIMIT))
+	{
+		case 0:
+			return PGC_GUARD_WAIT;
+		case -1:
+			return PGC_GUARD_PASS;
+	}
+	return restore_startup_values(c, s, cur);
+}
+
+pgc_guard_result
+pgc_guard_client_msg(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 {
 	pgc_guard *g = &c->guard;
-	pgc_iobuf *b = c->in;
-	size_t total = (size_t) len + 1;
-	size_t avail = b->end - b->scan;
-	const uint8_t *body = b->data + b->scan + 5;
-	bool whole = avail >= total;
 
-	if (type == 'X')
+	if (cur->type == PGC_FE_TERMINATE)
 		return PGC_GUARD_PASS;
-	if (queue_full(s->out))
-	{
-		g->blocked = true;
-		return PGC_GUARD_WAIT;
-	}
-	if (g->drop_until_sync && type != 'S')
+	if (g->drop_until_sync && cur->type != PGC_FE_SYNC)
 	{
 		/* As PostgreSQL does after an error in an extended-query message. */
-		if (server_out_here(c, s) == NULL)
-			return out_of_memory(c);
-		skip_client_bytes(c, total);
+		pgc_relay_drop(c, s, PGC_DIR_TO_SERVER, cur);
 		return PGC_GUARD_DONE;
 	}
-	switch (type)
+	switch (cur->type)
 	{
-		case 'S':
+		case PGC_FE_SYNC:
 			g->drop_until_sync = false;
 			if (g->discard_at_sync)
 			{
 				g->discard_at_sync = false;
-				if (c->startup.len && whole)
-					return discard_all_then_restore(c, s, 'S', body, len - 4, total);
+				if (c->startup.len)
+					return discard_all_then_restore(c, s, cur);
 			}
-			return q_push(g, 'S', PGC_PEND_FORWARD) ? PGC_GUARD_PASS : out_of_memory(c);
-		case 'E':
-			return q_push(g, 'E', PGC_PEND_FORWARD) ? PGC_GUARD_PASS : out_of_memory(c);
-		case 'F':
-			note_flags(g, PGC_SQL_UNKNOWN, "function call message");
-			return q_push(g, 'F', PGC_PEND_FORWARD) ? PGC_GUARD_PASS : out_of_memory(c);
-		case 'Q':
-			if (!whole && total <= PGC_IOBUF_SIZE)
-				return PGC_GUARD_WAIT;
-			return client_query(c, s, body, len - 4, total, whole);
-		case 'P':
-			if (!whole)
-			{
-				if (total <= PGC_IOBUF_SIZE)
-					return PGC_GUARD_WAIT;
-				pgc_client_fatal(c, "54000", "statement too long: pgcarrier prepares statements of up to %d bytes",
-								 PGC_IOBUF_SIZE - 6);
-				return PGC_GUARD_FAIL;
-			}
-			return client_parse(c, s, body, len - 4, total);
-		case 'B':
-			if (!whole && avail < PGC_IOBUF_SIZE / 2)
-				return PGC_GUARD_WAIT;
-			return client_bind(c, s, body, avail - 5, total);
-		case 'D':
-		case 'C':
-			if (!whole)
-				return total <= PGC_IOBUF_SIZE ? PGC_GUARD_WAIT : PGC_GUARD_PASS;
-			return client_describe_close(c, s, type, body, len - 4, total);
+			return forward_unit(c, s, cur);
+		case PGC_FE_FUNCTION_CALL:
+		{
+			pgc_guard_result res;
+
+			note_flags(c, PGC_SQL_UNKNOWN, "function call message");
+			if ((res = sequence_check(c, s, cur, PGC_SQL_UNKNOWN)) != PGC_GUARD_PASS)
+				return res;
+			return forward_unit(c, s, cur);
+		}
+		case PGC_FE_QUERY:
+			return client_query(c, s, cur);
+		case PGC_FE_PARSE:
+			return client_parse(c, s, cur);
+		case PGC_FE_BIND:
+			return client_bind(c, s, cur);
+		case PGC_FE_DESCRIBE:
+		case PGC_FE_CLOSE:
+			return client_describe_close(c, s, cur);
 		default:
 			return PGC_GUARD_PASS;
 	}
@@ -1036,45 +1203,75 @@ datarow_col(const uint8_t *body, size_t blen, int i, size_t *vlen)
 	return NULL;
 }
 
-static void
-probe_row(pgc_server *s, const uint8_t *body, size_t blen)
+/* Column i of a DataRow copied into buf as a C string; false when NULL, missing or too long. */
+static bool
+datarow_str(const uint8_t *body, size_t blen, int i, char *buf, size_t buflen)
 {
-	char key[128], val[1024];
-	const char *k, *v;
-	size_t kl = 0, vl = 0;
+	size_t vl = 0;
+	const char *v = datarow_col(body, blen, i, &vl);
 
-	if (s->probe_set == 0)
+	if (v == NULL || vl >= buflen)
+		return false;
+	memcpy(buf, v, vl);
+	buf[vl] = 0;
+	return true;
+}
+
+/* The probe's first row: pinned state, the role, the session user. */
+static void
+probe_state_row(pgc_client *c, pgc_server *s, const uint8_t *body, size_t blen)
+{
+	pgc_guard *g = &c->guard;
+	char v[256];
+
+	for (int i = 0; i < PROBE_COUNTS; i++)
 	{
-		for (int i = 0; i < 5; i++)
-		{
-			v = datarow_col(body, blen, i, &vl);
-			if (v == NULL)
-				s->probe_failed = true;
-			else if (!(vl == 1 && v[0] == '0'))
-				s->probe_pinned |= probe_pin_bits[i];
-		}
+		if (!datarow_str(body, blen, i, v, sizeof(v)))
+			g->probe_failed = true;
+		else if (strcmp(v, "0") != 0)
+			g->probe_pinned |= probe_pin_bits[i];
+	}
+	if (!datarow_str(body, blen, PROBE_ROLE_COL, v, sizeof(v)))
+		g->probe_failed = true;
+	else if (strcmp(v, "none") != 0)
+		pgc_params_set(&g->probe_settings, "role", v);
+	if (!datarow_str(body, blen, PROBE_SESSION_USER_COL, v, sizeof(v)))
+		g->probe_failed = true;
+	else if (strcmp(v, s->pool->user) != 0)
+		g->probe_pinned |= PGC_SQL_SESSION_AUTH;
+}
+
+static void
+probe_row(pgc_client *c, pgc_server *s, const uint8_t *body, size_t blen)
+{
+	pgc_guard *g = &c->guard;
+	char key[128], val[1024];
+	size_t vl;
+
+	if (g->probe_set == 0)
+	{
+		probe_state_row(c, s, body, blen);
 		return;
 	}
-	k = datarow_col(body, blen, 0, &kl);
-	v = datarow_col(body, blen, 1, &vl);
-	if (k && v == NULL && s->probe_set == 2)
+	if (!datarow_str(body, blen, 0, key, sizeof(key)))
+	{
+		g->probe_failed = true;
+		return;
+	}
+	if (datarow_col(body, blen, 1, &vl) == NULL && g->probe_set == 2)
 		return;                     /* an extension setting that does not exist (any more) */
-	if (k == NULL || v == NULL || kl >= sizeof(key) || vl >= sizeof(val))
+	if (!datarow_str(body, blen, 1, val, sizeof(val)))
 	{
-		s->probe_failed = true;
+		g->probe_failed = true;
 		return;
 	}
-	memcpy(key, k, kl);
-	key[kl] = 0;
-	memcpy(val, v, vl);
-	val[vl] = 0;
 	/*
 	 * transaction_isolation and friends show the probe's own transaction;
 	 * replaying them would fail ("must be called before any query").
 	 */
 	if (strncmp(key, "transaction_", 12) == 0)
 		return;
-	pgc_params_set(&s->probe_settings, key, val);
+	pgc_params_set(&g->probe_settings, key, val);
 }
 
 /* What the probe found becomes the client's and the server's view. */
@@ -1082,9 +1279,9 @@ static void
 probe_apply(pgc_client *c, pgc_server *s)
 {
 	pgc_guard *g = &c->guard;
-	uint32_t pinned = s->probe_failed ? PGC_SQL_UNKNOWN : s->probe_pinned;
+	uint32_t pinned = g->probe_failed ? PGC_SQL_UNKNOWN : g->probe_pinned;
 
-	if (!s->probe_failed)
+	if (!g->probe_failed)
 	{
 		pgc_params nc = {0}, ns = {0};
 		size_t pos = 0;
@@ -1098,7 +1295,7 @@ probe_apply(pgc_client *c, pgc_server *s)
 			if (pgc_param_is_reported(k))
 				pgc_params_set(&ns, k, v);
 		pos = 0;
-		while (pgc_params_next(&s->probe_settings, &pos, &k, &v))
+		while (pgc_params_next(&g->probe_settings, &pos, &k, &v))
 		{
 			if (pgc_param_is_reported(k))
 				continue;
@@ -1108,14 +1305,14 @@ probe_apply(pgc_client *c, pgc_server *s)
 		/* RESET of a startup parameter goes back to the startup value, as with PostgreSQL. */
 		pos = 0;
 		while (pgc_params_next(&c->startup, &pos, &k, &v))
-			if (!pgc_param_is_reported(k) && !pgc_params_get(&s->probe_settings, k))
+			if (!pgc_param_is_reported(k) && !pgc_params_get(&g->probe_settings, k))
 				pgc_params_set(&nc, k, v);
 		pgc_params_free(&c->params);
 		pgc_params_free(&s->params);
 		c->params = nc;
 		s->params = ns;
 	}
-	pgc_params_free(&s->probe_settings);
+	pgc_params_free(&g->probe_settings);
 	if (pinned && !g->pinned)
 	{
 		atomic_fetch_add(&c->worker->engine->pins_total, 1);
@@ -1129,230 +1326,146 @@ probe_apply(pgc_client *c, pgc_server *s)
 	g->kind = NULL;
 }
 
-static pgc_guard_result
-probe_message(pgc_client *c, pgc_server *s, uint8_t type, uint32_t len)
+pgc_guard_result
+pgc_guard_pooler_msg(pgc_client *c, pgc_server *s, pgc_pending *p, pgc_cursor *cur)
 {
-	pgc_iobuf *b = s->in;
-	size_t total = (size_t) len + 1;
-	const uint8_t *body = b->data + b->scan + 5;
+	pgc_guard *g = &c->guard;
 
-	if (total > PGC_IOBUF_SIZE)
-		return PGC_GUARD_FAIL;
-	if (b->end - b->scan < total)
-		return PGC_GUARD_WAIT;
-	switch (type)
+	if (p->on_answer != PGC_ANSWER_PROBE)
+		return PGC_GUARD_PASS;
+	switch (pgc_relay_whole(c, s, PGC_DIR_TO_CLIENT, cur, CLASSIFY_LIMIT))
 	{
-		case 'D':
-			probe_row(s, body, len - 4);
+		case 0:
+			return PGC_GUARD_WAIT;
+		case -1:
+			return PGC_GUARD_FAIL;
+	}
+	switch (cur->type)
+	{
+		case PGC_BE_DATA_ROW:
+			probe_row(c, s, cur->body, body_len(cur));
 			break;
-		case 'C':
-			s->probe_set++;
+		case PGC_BE_COMMAND_COMPLETE:
+			g->probe_set++;
 			break;
-		case 'E':
+		case PGC_BE_ERROR:
 			{
-				const char *m = pgc_error_field(body, len - 4, PGC_ERRF_MESSAGE);
+				const char *m = pgc_error_field(cur->body, body_len(cur), PGC_ERRF_MESSAGE);
 
 				pgc_log(PGC_WARNING, "client %s: the session-state probe failed: %s", c->addr, m ? m : "?");
-				s->probe_failed = true;
+				g->probe_failed = true;
 			}
 			break;
-		case 'Z':
-			s->txn_status = len >= 5 ? (char) body[0] : 'I';
-			if (s->pending_rfq > 0)
-				s->pending_rfq--;
-			s->probing = false;
+		case PGC_BE_READY_FOR_QUERY:
+			g->probing = false;
+			g->barrier = false;
 			probe_apply(c, s);
+			if (g->pinned && pgc_engine_config()->session_pinning == PGC_PIN_ERROR)
+			{
+				/* State the classifier could not see coming; it cannot be undone quietly. */
+				s->needs_discard = true;
+				pgc_client_fatal(c, "0A000", "%s cannot be used in transaction pooling (session_pinning = error)",
+								 pgc_sql_feature_name(g->pinned));
+				return PGC_GUARD_CLOSED;
+			}
 			break;
 		default:
 			break;
 	}
-	skip_server_message(c, s, total);
-	return PGC_GUARD_DONE;
+	return PGC_GUARD_PASS;
 }
 
-static bool
-kind_is_extended(uint8_t k)
-{
-	return k == 'P' || k == 'B' || k == 'D' || k == 'E' || k == 'C';
-}
-
-/* A CommandComplete: DISCARD ALL and DEALLOCATE ALL take the client's statements with them. */
+/* A CommandComplete: DISCARD and DEALLOCATE ALL take session state with them. */
 static void
 watch_tag(pgc_client *c, pgc_server *s, const uint8_t *body, size_t blen)
 {
+	const char *tag = (const char *) body;
+
 	if (blen == 0 || body[blen - 1] != 0)
 		return;
-	if (strcmp((const char *) body, "DISCARD ALL") == 0 || strcmp((const char *) body, "DEALLOCATE ALL") == 0)
+	if (strcmp(tag, "DISCARD ALL") == 0 || strcmp(tag, "DEALLOCATE ALL") == 0)
 	{
 		pgc_stmt_map_clear(&c->guard.stmts, &c->pool->stmts);
 		pgc_stmt_cache_clear(&s->stmts, &c->pool->stmts);
 	}
-}
-
-/* Keep the server's view of its reported parameters, from a ParameterStatus the client will not see. */
-static void
-note_server_param(pgc_server *s, const uint8_t *body, size_t blen)
-{
-	long nl = cstr_len(body, blen);
-
-	if (nl > 0 && cstr_len(body + nl + 1, blen - (size_t) nl - 1) >= 0)
-		pgc_params_set(&s->params, (const char *) body, (const char *) body + nl + 1);
-}
-
-/* Answers to DISCARD ALL and to the restore that follows it; see discard_all_then_restore(). */
-static pgc_guard_result
-discard_all_message(pgc_client *c, pgc_server *s, pgc_pending *head, uint8_t type, size_t total)
-{
-	pgc_iobuf *b = s->in;
-	const uint8_t *body = b->data + b->scan + 5;
-
-	if (total > PGC_IOBUF_SIZE)
-		return PGC_GUARD_FAIL;
-	if (b->end - b->scan < total)
-		return PGC_GUARD_WAIT;
-	if (type == 'S')
+	if (strcmp(tag, "DISCARD ALL") == 0 || strcmp(tag, "DISCARD SEQUENCES") == 0)
 	{
-		long nl = cstr_len(body, total - 5);
-
-		note_server_param(s, body, total - 5);
-		if (head->action != PGC_PEND_SWALLOW && nl > 0 && !pgc_params_get(&c->startup, (const char *) body))
-			return PGC_GUARD_PASS;  /* not a startup parameter: reset to the server's default, as shown */
-		skip_server_message(c, s, total);
-		return PGC_GUARD_DONE;
+		s->seq_owner = 0;
+		c->guard.seq_written = false;
 	}
-	if (type == 'Z' && head->action != PGC_PEND_SWALLOW)
-	{
-		/* The client's own ReadyForQuery: first what changed, as PostgreSQL would report it. */
-		pgc_msgbuf *out = client_out_here(c, s);
-		size_t pos = 0;
-		const char *k, *v;
-		pgc_params changed = {0};
-
-		if (out == NULL)
-			return PGC_GUARD_FAIL;
-		while (pgc_params_next(&c->startup, &pos, &k, &v))
-		{
-			const char *seen = pgc_params_get(&c->params, k);
-
-			if (pgc_param_is_reported(k) && (seen == NULL || strcmp(seen, v) != 0))
-			{
-				pgc_msgbuf_param(out, k, v);
-				pgc_params_set(&changed, k, v);
-			}
-		}
-		pos = 0;
-		while (pgc_params_next(&changed, &pos, &k, &v))
-			pgc_params_set(&c->params, k, v);
-		pgc_params_free(&changed);
-		q_pop(c, s, false);
-		return PGC_GUARD_PASS;
-	}
-	if (type == 'Z')
-	{
-		s->txn_status = total >= 6 ? (char) body[0] : 'I';
-		if (s->pending_rfq > 0)
-			s->pending_rfq--;
-		q_pop(c, s, false);
-	}
-	skip_server_message(c, s, total);
-	return PGC_GUARD_DONE;
 }
 
 pgc_guard_result
-pgc_guard_server_msg(pgc_client *c, pgc_server *s, uint8_t type, uint32_t len)
+pgc_guard_server_msg(pgc_client *c, pgc_server *s, pgc_pending *p, pgc_cursor *cur)
 {
 	pgc_guard *g = &c->guard;
-	pgc_pending *head;
-	size_t total = (size_t) len + 1;
 
-	if (s->probing)
-		return probe_message(c, s, type, len);
-	if (g->q_len == 0)
-		return PGC_GUARD_PASS;
-	head = q_at(g, 0);
-	if ((head->kind == 'Q' && head->action == PGC_PEND_SWALLOW) || (head->discard_all && (type == 'S' || type == 'Z')))
-		return discard_all_message(c, s, head, type, total);
-	if (head->kind == 'Q' && head->trailing && (type == 'T' || type == 'D' || type == 'C'))
+	if (p->kind == PGC_FE_QUERY && p->trailing &&
+		(cur->type == PGC_BE_ROW_DESCRIPTION || cur->type == PGC_BE_DATA_ROW ||
+		 cur->type == PGC_BE_COMMAND_COMPLETE))
 	{
 		/* The client's own statement completes first; what follows is pgcarrier's SELECT. */
-		if (type == 'C' && !head->seen_complete)
+		if (cur->type == PGC_BE_COMMAND_COMPLETE && !p->seen_complete)
 		{
-			head->seen_complete = true;
+			p->seen_complete = true;
 			return PGC_GUARD_PASS;
 		}
-		if (head->seen_complete)
+		if (p->seen_complete)
 		{
-			if (s->in->end - s->in->scan < total)
-				return total > PGC_IOBUF_SIZE ? PGC_GUARD_FAIL : PGC_GUARD_WAIT;
-			skip_server_message(c, s, total);
+			pgc_relay_drop(c, s, PGC_DIR_TO_CLIENT, cur);
 			return PGC_GUARD_DONE;
 		}
 	}
-	switch (type)
+	if (cur->type == PGC_BE_COMMAND_COMPLETE && g->watch_tags)
 	{
-		case '1':
-		case '3':
-			if (head->kind == (type == '1' ? 'P' : 'C'))
-			{
-				bool swallow = head->action == PGC_PEND_SWALLOW;
+		int w = pgc_relay_whole(c, s, PGC_DIR_TO_CLIENT, cur, SMALL_LIMIT);
 
-				if (swallow && s->in->end - s->in->scan < total)
-					return PGC_GUARD_WAIT;
-				q_pop(c, s, false);
-				if (swallow)
-				{
-					skip_server_message(c, s, total);
-					return PGC_GUARD_DONE;
-				}
-			}
-			return PGC_GUARD_PASS;
-		case '2':
-			if (head->kind == 'B')
-				q_pop(c, s, false);
-			return PGC_GUARD_PASS;
-		case 'T':
-		case 'n':
-			if (head->kind == 'D')
-				q_pop(c, s, false);
-			return PGC_GUARD_PASS;
-		case 'C':
-			if (g->watch_tags)
-			{
-				if (s->in->end - s->in->scan < total)
-					return PGC_GUARD_WAIT;
-				watch_tag(c, s, s->in->data + s->in->scan + 5, len - 4);
-			}
-			if (head->kind == 'E')
-				q_pop(c, s, false);
-			return PGC_GUARD_PASS;
-		case 'I':
-		case 's':
-			if (head->kind == 'E')
-				q_pop(c, s, false);
-			return PGC_GUARD_PASS;
-		case 'E':
-			/* The server skips the rest up to Sync: so does the queue, undoing what it noted. */
-			if (kind_is_extended(head->kind))
-				g->server_skipping = true;
-			while (g->q_len && kind_is_extended(q_at(g, 0)->kind))
-				q_pop(c, s, true);
-			return PGC_GUARD_PASS;
-		case 'Z':
-			while (g->q_len)
-			{
-				uint8_t k = q_at(g, 0)->kind;
-
-				q_pop(c, s, kind_is_extended(k));
-				if (k == 'S' || k == 'Q' || k == 'F')
-					break;
-			}
-			g->server_skipping = false;
-			if (g->q_len == 0)
-				g->watch_tags = false;
-			return PGC_GUARD_PASS;
-		default:
-			return PGC_GUARD_PASS;
+		if (w == 0)
+			return PGC_GUARD_WAIT;
+		if (w > 0)
+			watch_tag(c, s, cur->body, body_len(cur));
 	}
+	return PGC_GUARD_PASS;
+}
+
+void
+pgc_guard_entry_done(pgc_client *c, pgc_server *s, pgc_pending *p, bool failed)
+{
+	pgc_guard *g = &c->guard;
+	pgc_stmt_registry *r = &c->pool->stmts;
+
+	if (!failed || p->kind != PGC_FE_PARSE)
+		return;
+	if (p->unnamed)
+	{
+		/* The server has no unnamed statement now, nor does the client (it was dropped first). */
+		if (p->owner == PGC_OWNER_CLIENT && g->unnamed && g->unnamed == p->st)
+			forget_unnamed(c);
+		s->unnamed_owner = 0;
+		return;
+	}
+	if (p->st == NULL)
+		return;
+	if (!p->made_up)
+		pgc_stmt_cache_remove(&s->stmts, r, p->st);
+	if (p->text && pgc_stmt_map_get(&g->stmts, p->text) == p->st)
+		pgc_stmt_unref(r, pgc_stmt_map_take(&g->stmts, p->text));
+}
+
+void
+pgc_guard_ready(pgc_client *c, pgc_server *s, char status)
+{
+	pgc_guard *g = &c->guard;
+
+	if (status != PGC_TXN_IDLE)
+		return;
+	if (g->txn_ddl)
+	{
+		g->txn_ddl = false;
+		new_ddl_epoch(c);
+	}
+	if (pgc_relay_in_flight(s) == 0)
+		g->watch_tags = false;
 }
 
 /* ------------------------------------------------------ release points -- */
@@ -1361,67 +1474,90 @@ void
 pgc_guard_attach(pgc_client *c, pgc_server *s)
 {
 	c->guard.on = pgc_guard_wanted(c->pool);
-	c->guard.unnamed_ok = false;
 	c->guard.drop_until_sync = false;
 	(void) s;
+}
+
+/* Ask s what session state it holds: one Query, pgcarrier's. */
+static pgc_guard_hold
+queue_probe(pgc_client *c, pgc_server *s)
+{
+	pgc_guard *g = &c->guard;
+	pgc_msgbuf *out = pgc_msgbuf_ensure(&s->out);
+	pgc_pending *p;
+
+	g->flags = 0;
+	if (out == NULL)
+	{
+		/* Cannot look: treat as pinned, which is always safe. */
+		g->pinned |= PGC_SQL_UNKNOWN;
+		g->barrier = false;
+		return PGC_HOLD_KEEP;
+	}
+	pgc_msgbuf_begin(out, PGC_FE_QUERY);
+	pgc_msgbuf_text(out, probe_state_sql);
+	pgc_msgbuf_text(out, probe_settings_sql);
+	if (g->custom.len)
+	{
+		size_t pos = 0, n = 0;
+		const char *k, *v;
+
+		pgc_msgbuf_text(out, probe_custom_sql);
+		while (pgc_params_next(&g->custom, &pos, &k, &v))
+		{
+			if (n++)
+				pgc_msgbuf_text(out, ", ");
+			pgc_msgbuf_byte(out, '(');
+			pgc_msgbuf_literal(out, k);
+			pgc_msgbuf_byte(out, ')');
+		}
+		pgc_msgbuf_text(out, ") v(n)");
+	}
+	pgc_msgbuf_byte(out, 0);
+	pgc_msgbuf_end(out);
+	if (out->failed || (p = pgc_relay_expect(s, PGC_FE_QUERY, PGC_OWNER_POOLER)) == NULL)
+	{
+		g->pinned |= PGC_SQL_UNKNOWN;
+		g->barrier = false;
+		return PGC_HOLD_KEEP;
+	}
+	p->on_answer = PGC_ANSWER_PROBE;
+	g->probing = true;
+	g->probe_failed = false;
+	g->probe_set = 0;
+	g->probe_pinned = 0;
+	pgc_params_free(&g->probe_settings);
+	return PGC_HOLD_PROBING;
 }
 
 pgc_guard_hold
 pgc_guard_keep_server(pgc_client *c, pgc_server *s)
 {
 	pgc_guard *g = &c->guard;
-	pgc_msgbuf *out;
 
-	if (g->pinned && pgc_engine_config()->session_pinning == PGC_PIN_ERROR)
-	{
-		/* State the classifier could not see coming; it cannot be undone quietly. */
-		pgc_client_fatal(c, "0A000", "%s cannot be used in transaction pooling (session_pinning = error)",
-						 pgc_sql_feature_name(g->pinned));
-		return PGC_HOLD_CLOSED;
-	}
-
-	if ((g->flags & PROBE_FLAGS) || (g->pinned && g->flags))
-	{
-		g->flags = 0;
-		if ((out = pgc_msgbuf_ensure(&s->out)) == NULL)
-		{
-			/* Cannot look: treat as pinned, which is always safe. */
-			g->pinned |= PGC_SQL_UNKNOWN;
-			return PGC_HOLD_KEEP;
-		}
-		if (g->custom.len == 0)
-			pgc_msgbuf_query(out, probe_sql);
-		else
-		{
-			size_t pos = 0, n = 0;
-			const char *k, *v;
-
-			pgc_msgbuf_begin(out, 'Q');
-			pgc_msgbuf_bytes(out, probe_sql, sizeof(probe_sql) - 1);
-			pgc_msgbuf_text(out, "; SELECT n, pg_catalog.current_setting(n, true) FROM (VALUES ");
-			while (pgc_params_next(&g->custom, &pos, &k, &v))
-			{
-				if (n++)
-					pgc_msgbuf_text(out, ", ");
-				pgc_msgbuf_byte(out, '(');
-				pgc_msgbuf_literal(out, k);
-				pgc_msgbuf_byte(out, ')');
-			}
-			pgc_msgbuf_text(out, ") v(n)");
-			pgc_msgbuf_byte(out, 0);
-			pgc_msgbuf_end(out);
-		}
-		s->pending_rfq++;
-		s->probing = true;
-		s->probe_failed = false;
-		s->probe_set = 0;
-		s->probe_pinned = 0;
-		pgc_params_free(&s->probe_settings);
-		return PGC_HOLD_PROBING;
-	}
+	if ((g->flags & PROBE_FLAGS) || (g->pinned && (g->flags & ~PGC_SQL_INFO)))
+		return queue_probe(c, s);
 	g->flags = 0;
 	g->kind = NULL;
 	return g->pinned ? PGC_HOLD_KEEP : PGC_HOLD_RELEASE;
+}
+
+pgc_guard_hold
+pgc_guard_at_barrier(pgc_client *c, pgc_server *s)
+{
+	pgc_guard *g = &c->guard;
+
+	/*
+	 * Inside a transaction block the state is not final (ON COMMIT DROP,
+	 * transaction-level locks): the client goes on, and is looked at when
+	 * the block ends, before its next transaction.
+	 */
+	if (s->txn_status != PGC_TXN_IDLE)
+	{
+		g->barrier = false;
+		return PGC_HOLD_RELEASE;
+	}
+	return queue_probe(c, s);
 }
 
 void
@@ -1431,15 +1567,14 @@ pgc_guard_detach(pgc_client *c, pgc_server *s)
 
 	if (!g->on)
 		return;
-	if (g->pinned || g->flags || s->probing || g->q_len)
+	if (g->pinned || (g->flags & ~PGC_SQL_INFO) || g->probing || pgc_relay_in_flight(s))
 		s->needs_discard = true;
-	q_clear(c, s);
 	g->pinned = 0;
 	g->flags = 0;
 	g->kind = NULL;
 	g->drop_until_sync = false;
-	g->server_skipping = false;
-	g->discard = 0;
+	g->barrier = false;
+	g->probing = false;
 }
 
 void
@@ -1449,10 +1584,8 @@ pgc_guard_client_free(pgc_client *c)
 
 	if (c->pool == NULL)
 		return;                     /* never logged in: nothing was made */
-	q_clear(c, NULL);
-	free(g->q);
-	g->q = NULL;
-	g->q_cap = 0;
 	pgc_params_free(&g->custom);
+	pgc_params_free(&g->probe_settings);
+	forget_unnamed(c);
 	pgc_stmt_map_clear(&g->stmts, &c->pool->stmts);
 }

@@ -24,9 +24,9 @@ tls_read(pgc_tls *tls, pgc_iobuf *b)
 {
 	ssize_t total = 0;
 
-	while (b->end < PGC_IOBUF_SIZE)
+	while (b->end < b->cap)
 	{
-		ssize_t n = pgc_tls_read(tls, b->data + b->end, PGC_IOBUF_SIZE - b->end);
+		ssize_t n = pgc_tls_read(tls, b->data + b->end, b->cap - b->end);
 
 		if (n <= 0)
 			return total > 0 ? total : n;
@@ -49,19 +49,19 @@ pgc_iobuf_read(pgc_worker *w, int fd, pgc_tls *tls, pgc_iobuf **bufp)
 		if (b == NULL)
 			return -1;
 	}
-	if (b->end == PGC_IOBUF_SIZE && b->start > 0)
+	if (b->end == b->cap && b->start > 0)
 	{
 		memmove(b->data, b->data + b->start, b->end - b->start);
 		b->scan -= b->start;
 		b->end -= b->start;
 		b->start = 0;
 	}
-	if (b->end == PGC_IOBUF_SIZE)
+	if (b->end == b->cap)
 		return -2;
 	if (tls)
 		return tls_read(tls, b);
 	do
-		n = read(fd, b->data + b->end, PGC_IOBUF_SIZE - b->end);
+		n = read(fd, b->data + b->end, b->cap - b->end);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return (errno == EAGAIN || errno == EWOULDBLOCK) ? -2 : -1;
@@ -167,6 +167,42 @@ pgc_iobuf_pass(pgc_iobuf *b, size_t total, uint32_t *skip)
 		b->scan = b->end;
 		*skip = (uint32_t) (total - avail);
 	}
+}
+
+pgc_iobuf *
+pgc_iobuf_grow(pgc_iobuf *b, size_t total)
+{
+	size_t keep = b->end - b->start;
+	size_t need = (b->scan - b->start) + total;
+	size_t cap;
+	pgc_iobuf *nb;
+
+	if (need <= b->cap)
+	{
+		if (b->scan + total > b->cap)
+		{
+			memmove(b->data, b->data + b->start, keep);
+			b->scan -= b->start;
+			b->end -= b->start;
+			b->start = 0;
+		}
+		return b;
+	}
+	/* Double, so that a message arriving in pieces costs few copies. */
+	cap = b->cap;
+	while (cap < need)
+		cap *= 2;
+	nb = malloc(sizeof(*nb) + cap);
+	if (nb == NULL)
+		return NULL;
+	nb->next_free = NULL;
+	nb->cap = cap;
+	memcpy(nb->data, b->data + b->start, keep);
+	nb->start = 0;
+	nb->scan = b->scan - b->start;
+	nb->end = keep;
+	free(b);
+	return nb;
 }
 
 /* pgc_write_both over TLS: plaintext is taken whole unless ciphertext already waits. */

@@ -23,6 +23,7 @@
 
 #include "core.h"
 #include "log.h"
+#include "relay.h"
 #include "sauth.h"
 #include "tls.h"
 
@@ -62,6 +63,20 @@ pgc_server_set_events(pgc_server *s, uint32_t events)
 	}
 }
 
+void
+pgc_server_update_events(pgc_server *s)
+{
+	uint32_t ev = 0;
+	pgc_iobuf *b = s->in;
+
+	/* Stop reading when the buffer is full and cannot be compacted: the client is slower. */
+	if (!(b && b->end == b->cap && b->start == 0))
+		ev |= EPOLLIN;
+	if (s->want_write)
+		ev |= EPOLLOUT;
+	pgc_server_set_events(s, ev);
+}
+
 static void
 server_unwatch(pgc_server *s)
 {
@@ -91,7 +106,7 @@ pgc_server_destroy(pgc_server *s)
 	else
 		free(s->in);
 	pgc_params_free(&s->params);
-	pgc_params_free(&s->probe_settings);
+	pgc_relay_server_free(s);
 	pgc_stmt_cache_clear(&s->stmts, &s->pool->stmts);
 	pgc_msgbuf_release(&s->out);
 	free(s);
@@ -669,12 +684,9 @@ server_consume(pgc_server *s)
 				else if (type == PGC_BE_READY_FOR_QUERY)
 				{
 					s->txn_status = blen >= 1 ? (char) body[0] : PGC_TXN_IDLE;
-					s->pending_rfq--;
-					s->swallow_rfq--;
-					if (s->pending_rfq <= 0)
+					if (--s->reset_pending <= 0)
 					{
-						s->pending_rfq = 0;
-						s->swallow_rfq = 0;
+						s->reset_pending = 0;
 						if (s->dirty_close || s->txn_status != PGC_TXN_IDLE || b->start != b->end)
 						{
 							pgc_server_close(s, "reset did not leave it clean");
@@ -693,8 +705,10 @@ server_consume(pgc_server *s)
 							pgc_params_free(&s->params);
 							s->params = p2;
 							s->reset_ran = false;
-							/* and, for all we know, the prepared statements */
+							/* and, for all we know, the prepared statements, the unnamed one and sequence state */
 							pgc_stmt_cache_clear(&s->stmts, &s->pool->stmts);
+							s->unnamed_owner = 0;
+							s->seq_owner = 0;
 						}
 						pgc_worker_put_buf(s->worker, s->in);
 						s->in = NULL;
@@ -715,7 +729,7 @@ pgc_server_event(pgc_server *s, uint32_t events)
 {
 	if (s->state == SV_LINKED && s->client)
 	{
-		pgc_client_server_event(s->client, s, events);
+		pgc_relay_server_event(s->client, s, events);
 		return;
 	}
 	if (s->state == SV_IDLE)
@@ -806,10 +820,14 @@ pgc_server_release(pgc_server *s)
 	bool session = pgc_pool_mode_of(p) == PGC_POOL_SESSION;
 	const pgc_config *cfg = pgc_engine_config();
 	bool need_rollback, need_reset;
+	int draining = 0;
 	pgc_msgbuf *out;
 
-	if ((s->in && s->in->start != s->in->end) || s->skip || s->pending_rfq > 0 || s->unsynced ||
-		s->swallow_rfq > 0 || s->dirty_close)
+	/* pgcarrier's own Queries still running (a probe, say) are read to their end; anything else is not. */
+	if (pgc_relay_in_flight(s) > 0 && !s->dirty_close && !s->confused)
+		draining = pgc_relay_drain(s);
+	if (draining < 0 || (s->in && s->in->start != s->in->end && draining == 0) || s->be.skip || s->be.discard ||
+		s->unsynced || s->be_state != PGC_BE_READY || s->confused || s->dirty_close)
 	{
 		pgc_server_close(s, "released while busy");
 		return;
@@ -817,7 +835,8 @@ pgc_server_release(pgc_server *s)
 	pgc_server_adopt(s, s->worker);
 	need_rollback = s->txn_status != PGC_TXN_IDLE;
 	need_reset = (session && cfg->server_reset_query && cfg->server_reset_query[0]) || s->needs_discard;
-	if (!need_rollback && !need_reset)
+	s->reset_pending += draining;
+	if (!need_rollback && !need_reset && draining == 0)
 	{
 		if (s->in)
 		{
@@ -844,16 +863,14 @@ pgc_server_release(pgc_server *s)
 	if (need_rollback)
 	{
 		pgc_msgbuf_query(out, "ROLLBACK");
-		s->pending_rfq++;
-		s->swallow_rfq++;
+		s->reset_pending++;
 	}
 	if (need_reset)
 	{
 		/* A guarded client's session state may be on it: only DISCARD ALL surely clears that. */
 		pgc_msgbuf_query(out, s->needs_discard ? "DISCARD ALL" : cfg->server_reset_query);
 		s->needs_discard = false;
-		s->pending_rfq++;
-		s->swallow_rfq++;
+		s->reset_pending++;
 		s->reset_ran = true;
 	}
 	s->state = SV_RESETTING;
@@ -864,6 +881,9 @@ pgc_server_release(pgc_server *s)
 		return;
 	}
 	pgc_server_set_events(s, EPOLLIN | (out->len ? EPOLLOUT : 0));
+	/* Answers already read (of a probe still being drained) are not announced again. */
+	if (s->in && s->in->start < s->in->end)
+		(void) server_consume(s);
 }
 
 static bool
@@ -878,76 +898,145 @@ valid_guc_name(const char *k)
 	return true;
 }
 
-void
-pgc_server_sync_params(pgc_server *s, pgc_client *c)
+/* Start the next statement of a multi-statement Query being built. */
+static void
+next_statement(pgc_msgbuf *sql)
 {
-	pgc_msgbuf sql;
+	if (sql->len)
+		pgc_msgbuf_text(sql, "; ");
+}
+
+static void
+append_reset(pgc_msgbuf *sql, const char *name)
+{
+	next_statement(sql);
+	pgc_msgbuf_text(sql, "RESET \"");
+	pgc_msgbuf_text(sql, name);
+	pgc_msgbuf_byte(sql, '"');
+}
+
+/*
+ * Settings an earlier client left on s that c does not have: RESET. The
+ * role goes first, so that the others are reset with the login user's own
+ * rights. Non-reported ones are forgotten from s->params.
+ */
+static void
+reset_leftovers(pgc_server *s, pgc_client *c, pgc_msgbuf *sql)
+{
+	pgc_params keep = {0};
 	size_t pos = 0;
 	const char *k, *v;
-	pgc_msgbuf *out;
 
-	pgc_msgbuf_init(&sql);
-	/*
-	 * What the client wants and the server does not have. set_config parses
-	 * the value as the startup packet and pg_settings spell it, which SET
-	 * would not for list settings such as search_path.
-	 */
-	while (pgc_params_next(&c->params, &pos, &k, &v))
-	{
-		const char *have = pgc_params_get(&s->params, k);
-
-		if (!valid_guc_name(k) || (have && strcmp(have, v) == 0))
-			continue;
-		pgc_msgbuf_text(&sql, sql.len ? ", " : "SELECT ");
-		pgc_msgbuf_set_config(&sql, k, v);
-		/* A reported one is recorded from the server's ParameterStatus, in its spelling. */
-		if (!pgc_param_is_reported(k))
-			pgc_params_set(&s->params, k, v);
-	}
-	/* What an earlier client left on the server and this client did not ask for. */
-	pos = 0;
+	if (pgc_params_get(&s->params, "role") && !pgc_params_get(&c->params, "role"))
+		append_reset(sql, "role");
 	while (pgc_params_next(&s->params, &pos, &k, &v))
 	{
 		const char *dflt;
 
-		if (pgc_params_get(&c->params, k) || !valid_guc_name(k))
+		if (pgc_params_get(&c->params, k) || !valid_guc_name(k) || strcasecmp(k, "role") == 0 ||
+			pgc_param_is_read_only(k))
 			continue;
 		dflt = pgc_params_get(&c->pool->welcome, k);
 		if (dflt && strcmp(dflt, v) == 0)
 			continue;
 		if (dflt == NULL && pgc_param_is_reported(k))
 			continue;
-		if (sql.len)
-			pgc_msgbuf_text(&sql, "; ");
-		pgc_msgbuf_text(&sql, "RESET \"");
-		pgc_msgbuf_bytes(&sql, k, strlen(k));
-		pgc_msgbuf_byte(&sql, '"');
+		append_reset(sql, k);
 	}
+	pos = 0;
+	while (pgc_params_next(&s->params, &pos, &k, &v))
+		if (pgc_param_is_reported(k) || pgc_params_get(&c->params, k))
+			pgc_params_set(&keep, k, v);
+	pgc_params_free(&s->params);
+	s->params = keep;
+}
+
+/*
+ * What c wants and s does not have, as set_config() calls: it parses values
+ * as the startup packet and pg_settings spell them, which SET would not for
+ * list settings such as search_path. The role comes last, so that settings
+ * only the login user may change are set first, as the client did.
+ */
+static void
+set_wanted(pgc_server *s, pgc_client *c, pgc_msgbuf *sql)
+{
+	pgc_msgbuf calls;
+	size_t pos = 0;
+	const char *k, *v;
+	const char *role = pgc_params_get(&c->params, "role");
+
+	pgc_msgbuf_init(&calls);
+	while (pgc_params_next(&c->params, &pos, &k, &v))
+	{
+		const char *have = pgc_params_get(&s->params, k);
+
+		if (!valid_guc_name(k) || pgc_param_is_read_only(k) || strcasecmp(k, "role") == 0 ||
+			strcasecmp(k, "exit_on_error") == 0 || (have && strcmp(have, v) == 0))
+			continue;
+		pgc_msgbuf_text(&calls, calls.len ? ", " : "SELECT ");
+		pgc_msgbuf_set_config(&calls, k, v);
+		/* A reported one is recorded from the server's ParameterStatus, in its spelling. */
+		if (!pgc_param_is_reported(k))
+			pgc_params_set(&s->params, k, v);
+	}
+	if (calls.len)
+	{
+		next_statement(sql);
+		pgc_msgbuf_bytes(sql, calls.data, calls.len);
+	}
+	pgc_msgbuf_free(&calls);
+	if (role && !(pgc_params_get(&s->params, "role") && strcmp(pgc_params_get(&s->params, "role"), role) == 0))
+	{
+		next_statement(sql);
+		pgc_msgbuf_text(sql, "SELECT ");
+		pgc_msgbuf_set_config(sql, "role", role);
+		pgc_params_set(&s->params, "role", role);
+	}
+}
+
+void
+pgc_server_sync_params(pgc_server *s, pgc_client *c)
+{
+	pgc_msgbuf sql;
+	pgc_msgbuf *out;
+	pgc_pending *p;
+	const char *eoe = pgc_params_get(&c->params, "exit_on_error");
+
+	pgc_msgbuf_init(&sql);
+	reset_leftovers(s, c, &sql);
+	set_wanted(s, c, &sql);
 	if (sql.len == 0 || sql.failed)
 	{
 		pgc_msgbuf_free(&sql);
 		return;
 	}
-	/* Non-reported parameters we RESET are gone from the server now. */
-	{
-		pgc_params keep = {0};
-
-		pos = 0;
-		while (pgc_params_next(&s->params, &pos, &k, &v))
-			if (pgc_param_is_reported(k) || pgc_params_get(&c->params, k))
-				pgc_params_set(&keep, k, v);
-		pgc_params_free(&s->params);
-		s->params = keep;
-	}
-	pgc_msgbuf_byte(&sql, 0);
 	out = pgc_msgbuf_ensure(&s->out);
 	if (out)
 	{
+		/*
+		 * One Query, sent with the client's first message. If any of it
+		 * fails (the client's role was dropped, say), exit_on_error makes
+		 * the backend end at once, before it reads the client's message:
+		 * nothing of the client ever runs with an earlier client's
+		 * settings, and the client is told (relay.c).
+		 */
 		pgc_msgbuf_begin(out, PGC_FE_QUERY);
+		pgc_msgbuf_text(out, "SET exit_on_error = on; ");
 		pgc_msgbuf_bytes(out, sql.data, sql.len);
+		if (eoe)
+		{
+			pgc_msgbuf_text(out, "; SELECT ");
+			pgc_msgbuf_set_config(out, "exit_on_error", eoe);
+		}
+		else
+			pgc_msgbuf_text(out, "; RESET exit_on_error");
+		pgc_msgbuf_byte(out, 0);
 		pgc_msgbuf_end(out);
-		s->pending_rfq++;
-		s->swallow_rfq++;
+		p = out->failed ? NULL : pgc_relay_expect(s, PGC_FE_QUERY, PGC_OWNER_POOLER);
+		if (p)
+			p->on_answer = PGC_ANSWER_RESTORE;
+		else
+			s->dirty_close = true;
 	}
 	pgc_msgbuf_free(&sql);
 }

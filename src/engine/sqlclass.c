@@ -469,6 +469,8 @@ name_key(const token *t, char *buf, size_t bufsize)
 #define SQLK_ADVISORY   4   /* session-level advisory lock */
 #define SQLK_RELEASE    5   /* advisory unlock */
 #define SQLK_CTX        6   /* syntax after certain words only: ORDER BY (...) */
+#define SQLK_SEQ_READ   7   /* currval, lastval: read the session's sequence state */
+#define SQLK_SEQ_WRITE  8   /* nextval, setval: write it */
 #define SQLK_CLASS      0x0f
 #define SQLK_RESERVED   0x10 /* a reserved or type_func_name keyword: not a ColId */
 
@@ -489,9 +491,11 @@ typedef struct name_entry {
  * or in their own context (CTX: ORDER BY (, PRIMARY KEY (, AS MATERIALIZED
  * (, GROUPING SETS (, CHARACTER VARYING ().  Elsewhere the grammar decides.
  *
- * nextval/setval/currval/lastval are counted harmless on purpose: their
- * only session state is the currval cache, and pinning every ORM that
- * fetches ids from a sequence would defeat transaction pooling.  A few
+ * nextval/setval/currval/lastval do not pin: their only session state is
+ * the currval cache, and pinning every ORM that fetches ids from a
+ * sequence would defeat transaction pooling. They are flagged instead
+ * (PGC_SQL_SEQ_*), so that the guard never lets one client read another's
+ * values and refuses a read whose value is on another server connection.  A few
  * names are not in PostgreSQL 15's pg_catalog but harmless wherever they
  * exist: any_value, array_sample, array_shuffle, erf, erfc, random_normal
  * (PostgreSQL 16+) and uuid_generate_v4 (uuid-ossp).
@@ -610,7 +614,7 @@ static const name_entry name_table[] = {
 	{"current_time", SQLK_NOCALL | SQLK_RESERVED},
 	{"current_timestamp", SQLK_NOCALL | SQLK_RESERVED},
 	{"current_user", SQLK_NOCALL | SQLK_RESERVED},
-	{"currval", SQLK_SAFE},
+	{"currval", SQLK_SEQ_READ},
 	{"date", SQLK_SAFE},
 	{"date_bin", SQLK_SAFE},
 	{"date_part", SQLK_SAFE},
@@ -768,7 +772,7 @@ static const name_entry name_table[] = {
 	{"key", SQLK_CTX},
 	{"lag", SQLK_SAFE},
 	{"last_value", SQLK_SAFE},
-	{"lastval", SQLK_SAFE},
+	{"lastval", SQLK_SEQ_READ},
 	{"lateral", SQLK_NOCALL | SQLK_RESERVED},
 	{"lcm", SQLK_SAFE},
 	{"lead", SQLK_SAFE},
@@ -809,7 +813,7 @@ static const name_entry name_table[] = {
 	{"nchar", SQLK_NOCALL},
 	{"netmask", SQLK_SAFE},
 	{"network", SQLK_SAFE},
-	{"nextval", SQLK_SAFE},
+	{"nextval", SQLK_SEQ_WRITE},
 	{"none", SQLK_NOCALL},
 	{"normalize", SQLK_SAFE},
 	{"not", SQLK_NOCALL | SQLK_RESERVED},
@@ -980,7 +984,7 @@ static const name_entry name_table[] = {
 	{"set_masklen", SQLK_SAFE},
 	{"setof", SQLK_NOCALL},
 	{"sets", SQLK_CTX},
-	{"setval", SQLK_SAFE},
+	{"setval", SQLK_SEQ_WRITE},
 	{"setweight", SQLK_SAFE},
 	{"sha224", SQLK_SAFE},
 	{"sha256", SQLK_SAFE},
@@ -1424,12 +1428,16 @@ start_cmd(stmt *st, int cmd)
 			st->cte_depth = st->depth;
 			break;
 		case C_INSERT:
+		case C_MERGE:
+		case C_COPY:
+			/* Column defaults may call nextval(). */
+			st->flags |= PGC_SQL_SEQ_WRITE;
+			st->scan = true;
+			break;
 		case C_UPDATE:
 		case C_DELETE:
-		case C_MERGE:
 		case C_VALUES:
 		case C_TABLE:
-		case C_COPY:
 		case C_EXECUTE:
 			st->scan = true;
 			break;
@@ -1450,6 +1458,11 @@ start_cmd(stmt *st, int cmd)
 			break;
 		case C_DROP:
 			mark(st, PGC_SQL_RELEASE, "DROP");
+			st->flags |= PGC_SQL_DDL;
+			break;
+		case C_CREATE:
+		case C_ALTER:
+			st->flags |= PGC_SQL_DDL;
 			break;
 		case C_CLOSE:
 			mark(st, PGC_SQL_RELEASE, "CLOSE");
@@ -1472,7 +1485,8 @@ is_function_class(const name_entry *e)
 {
 	int c = e->cls & SQLK_CLASS;
 
-	return c == SQLK_SAFE || c == SQLK_SETTING || c == SQLK_ADVISORY || c == SQLK_RELEASE;
+	return c == SQLK_SAFE || c == SQLK_SETTING || c == SQLK_ADVISORY || c == SQLK_RELEASE ||
+		c == SQLK_SEQ_READ || c == SQLK_SEQ_WRITE;
 }
 
 /* Is the CTX keyword w, followed by '(', syntax here? */
@@ -1562,6 +1576,12 @@ check_call(stmt *st)
 			break;
 		case SQLK_RELEASE:
 			mark(st, PGC_SQL_RELEASE, e->name);
+			break;
+		case SQLK_SEQ_READ:
+			st->flags |= PGC_SQL_SEQ_READ;
+			break;
+		case SQLK_SEQ_WRITE:
+			st->flags |= PGC_SQL_SEQ_WRITE;
 			break;
 		default:
 			st->need_parser = true;
@@ -1697,7 +1717,9 @@ on_word(stmt *st, const token *t)
 			if (st->phase == 0)
 			{
 				st->phase = 2;
-				if (KW(t, "local") || KW(t, "transaction") || KW(t, "constraints"))
+				if (KW(t, "local") || KW(t, "transaction"))
+					st->flags |= PGC_SQL_LOCAL_SETTING;
+				else if (KW(t, "constraints"))
 					;
 				else if (KW(t, "session"))
 					st->phase = 1;
@@ -1710,7 +1732,7 @@ on_word(stmt *st, const token *t)
 				if (KW(t, "characteristics"))
 					mark(st, PGC_SQL_SETTING, "SET SESSION CHARACTERISTICS");  /* default_transaction_* */
 				else if (KW(t, "authorization"))
-					mark(st, PGC_SQL_UNKNOWN, "SET SESSION AUTHORIZATION");
+					mark(st, PGC_SQL_SESSION_AUTH | PGC_SQL_RELEASE, "SET SESSION AUTHORIZATION");
 				else
 					mark(st, PGC_SQL_SETTING, "SET");
 			}
@@ -2145,6 +2167,12 @@ funccalls_flags(const char *json, char *kind, size_t kindsize)
 			case SQLK_RELEASE:
 				f = PGC_SQL_RELEASE;
 				break;
+			case SQLK_SEQ_READ:
+				flags |= PGC_SQL_SEQ_READ;
+				continue;
+			case SQLK_SEQ_WRITE:
+				flags |= PGC_SQL_SEQ_WRITE;
+				continue;
 			default:
 				f = PGC_SQL_UNKNOWN;
 				e = NULL;
@@ -2233,7 +2261,7 @@ parser_flags(const char *text, size_t len, const char **kind)
 		return e->flags;
 	}
 	flags = run_parser(text, len, buf, sizeof(buf));
-	*kind = flags ? intern_kind(c, buf) : NULL;
+	*kind = (flags & ~PGC_SQL_INFO) ? intern_kind(c, buf) : NULL;
 	if (e)
 	{
 		char *copy = malloc(len ? len : 1);
@@ -2367,7 +2395,7 @@ pgc_sql_classify(const char *sql, size_t len, const char **kind)
 			flags |= PGC_SQL_DEALLOCATE;
 	}
 	if (kind)
-		*kind = flags ? k : NULL;
+		*kind = (flags & ~PGC_SQL_INFO) ? k : NULL;
 	return flags;
 }
 
@@ -2599,6 +2627,8 @@ pgc_sql_feature_name(uint32_t flags)
 		return "WITH HOLD cursors";
 	if (flags & PGC_SQL_PREPARE)
 		return "SQL-level PREPARE";
+	if (flags & PGC_SQL_SESSION_AUTH)
+		return "SET SESSION AUTHORIZATION";
 	if (flags & PGC_SQL_UNKNOWN)
 		return "statements pgcarrier cannot classify";
 	return NULL;

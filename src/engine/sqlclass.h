@@ -79,14 +79,39 @@
 /* DISCARD ALL somewhere in the string. */
 #define PGC_SQL_DISCARD_ALL  (1u << 9)
 
+/*
+ * Sequence state of the session: currval() and lastval() read it (SEQ_READ);
+ * nextval() and setval() write it, and so may INSERT, COPY FROM and MERGE,
+ * through column defaults (SEQ_WRITE). A statement that calls something
+ * unknown may do either; the guard takes PGC_SQL_UNKNOWN for both.
+ */
+#define PGC_SQL_SEQ_READ     (1u << 10)
+#define PGC_SQL_SEQ_WRITE    (1u << 11)
+
+/* CREATE, ALTER or DROP: what later statements of every session mean may change. */
+#define PGC_SQL_DDL          (1u << 12)
+
+/* SET LOCAL (and SET TRANSACTION ...): settings that last until the transaction ends. */
+#define PGC_SQL_LOCAL_SETTING (1u << 13)
+
+/* The bits that only inform (no session state of their own). */
+#define PGC_SQL_INFO    (PGC_SQL_SEQ_READ | PGC_SQL_SEQ_WRITE | PGC_SQL_DDL | PGC_SQL_LOCAL_SETTING)
+
+/*
+ * SET SESSION AUTHORIZATION: the session runs as another user. Pinned, not
+ * replayed: it takes a superuser login, and it is rare.
+ */
+#define PGC_SQL_SESSION_AUTH (1u << 14)
+
 #define PGC_SQL_PINNED  (PGC_SQL_TEMP | PGC_SQL_ADVISORY | PGC_SQL_LISTEN | \
-						 PGC_SQL_HOLD_CURSOR | PGC_SQL_PREPARE | PGC_SQL_UNKNOWN)
+						 PGC_SQL_HOLD_CURSOR | PGC_SQL_PREPARE | PGC_SQL_SESSION_AUTH | PGC_SQL_UNKNOWN)
 
 /*
  * Classify len bytes of SQL (not necessarily NUL-terminated; a NUL byte ends
  * the string, as it does for the server; several ';'-separated statements
- * are classified one by one and their flags OR-ed).  0 means plain
- * statements with no effect on the session beyond the transaction.
+ * are classified one by one and their flags OR-ed).  0, or only
+ * PGC_SQL_INFO bits, means plain statements with no effect on the session
+ * beyond the transaction.
  *
  * If kind is not NULL it receives a short description of the first statement
  * that set a flag, for log lines ("SET", "CREATE TEMP TABLE", "LISTEN",

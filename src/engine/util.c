@@ -169,3 +169,17 @@ pgc_param_is_reported(const char *key)
 			return true;
 	return false;
 }
+
+bool
+pgc_param_is_read_only(const char *key)
+{
+	static const char *const read_only[] = {
+		"in_hot_standby", "integer_datetimes", "is_superuser", "server_encoding", "server_version",
+		"session_authorization", NULL
+	};
+
+	for (int i = 0; read_only[i]; i++)
+		if (strcasecmp(read_only[i], key) == 0)
+			return true;
+	return false;
+}

@@ -35,9 +35,10 @@ pgc_worker_get_buf(pgc_worker *w)
 	}
 	else
 	{
-		b = malloc(sizeof(*b));
+		b = malloc(sizeof(*b) + PGC_IOBUF_SIZE);
 		if (b == NULL)
 			return NULL;
+		b->cap = PGC_IOBUF_SIZE;
 	}
 	b->next_free = NULL;
 	b->start = b->scan = b->end = 0;
@@ -49,7 +50,8 @@ pgc_worker_put_buf(pgc_worker *w, pgc_iobuf *b)
 {
 	if (b == NULL)
 		return;
-	if (w->n_free_bufs >= MAX_FREE_BUFS)
+	/* Big buffers (a large message read whole) are not kept. */
+	if (w->n_free_bufs >= MAX_FREE_BUFS || b->cap != PGC_IOBUF_SIZE)
 	{
 		free(b);
 		return;

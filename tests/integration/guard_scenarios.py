@@ -919,6 +919,89 @@ scenario("psycopg_prepared_pipeline", "psycopg_prepared", [
     Q("SELECT %s::text || 'x'", "c"),
 ], tags=["pipeline", "prepared", "errors"])
 
+
+# ---------------------------------------------------------------------------
+# issue 9: state that leaked, vanished or went stale
+# ---------------------------------------------------------------------------
+
+scenario("set_role_follows_client", "psycopg", [
+    Q("SELECT current_user, session_user"), PID(),
+    Q("SET ROLE guard_role"), PID(),
+    Q("SELECT current_user, session_user, current_setting('role')"), PID(),
+    Q("SELECT count(*) FROM items WHERE id <= {c} % 7 + 1"), PID(),
+    Q("BEGIN"), Q("SET LOCAL ROLE app"), Q("SELECT current_user"), Q("COMMIT"),
+    Q("SELECT current_user"), PID(),
+    Q("RESET ROLE"), PID(), Q("SELECT current_user, current_setting('role')"),
+], tags=["set", "role"])
+
+scenario("set_role_with_settings", "psycopg_ext", [
+    Q("SET search_path = gs_{c}, public"), Q("SET ROLE guard_role"),
+    Q("SET work_mem = '31MB'"), PID(),
+    Q("SELECT current_user, current_setting('work_mem'), current_setting('search_path')"), PID(),
+    Q("SELECT v FROM t"), PID(),
+    Q("SET ROLE NONE"), Q("SELECT current_user"), PID(),
+], setup=SCHEMA_SETUP, cleanup=SCHEMA_CLEANUP, tags=["set", "role", "search_path"])
+
+scenario("custom_setting_simple", "psycopg", [
+    Q("SET myapp.tenant = 't{c}'"), PID(),
+    Q("SHOW myapp.tenant"), PID(),
+    Q("SELECT current_setting('myapp.tenant')"), PID(),
+    Q("RESET myapp.tenant"), PID(), Q("SELECT current_setting('myapp.tenant', true)"),
+], tags=["set", "custom_setting"])
+
+scenario("custom_setting_extended", "psycopg_ext", [
+    Q("SET myapp.region = 'r{c}'"), PID(),
+    Q("SELECT current_setting('myapp.region')"), PID(),
+    Q("SELECT set_config('myapp.region', 'z{c}', false)"), PID(),
+    Q("SHOW myapp.region"),
+], tags=["set", "custom_setting", "set_config"])
+
+scenario("raw_unnamed_across_syncs", "raw", [
+    R(("P", "", "SELECT $1::int * {c}"), SYNC), PID(),
+    R(("D", "S", ""), SYNC), PID(),
+    R(("B", "", ["2"]), ("E", ""), SYNC), PID(),
+    R(("B", "", ["3"]), ("E", ""), SYNC),
+    R(("Q", "SELECT 1")),
+    R(("B", "", ["4"]), ("E", ""), SYNC, msg=False),      # dropped by the Query: 26000
+    R(("P", "", "SELECT $1::text || '-{c}'"), ("B", "", ["a"]), ("E", ""), SYNC), PID(),
+    R(("B", "", ["b"]), ("E", ""), SYNC),
+], tags=["raw", "unnamed", "describe"])
+
+scenario("sequence_in_one_transaction", "psycopg", [
+    Q("SELECT currval('gseq_{c}')"),                       # not yet defined: 55000
+    Q("BEGIN"), Q("SELECT nextval('gseq_{c}')"), Q("SELECT currval('gseq_{c}'), lastval()"),
+    Q("COMMIT"), PID(),
+    Q("SELECT nextval('gseq_{c}'), currval('gseq_{c}')"), PID(),
+    Q("INSERT INTO scratch VALUES ({c}, nextval('gseq_{c}'), 'n'); "
+      "SELECT currval('gseq_{c}') - lastval()"), PID(),
+    Q("SELECT count(*) FROM scratch WHERE client = {c}"),
+], setup="DROP SEQUENCE IF EXISTS gseq_{c}; CREATE SEQUENCE gseq_{c}",
+    cleanup="DROP SEQUENCE IF EXISTS gseq_{c}; " + SCRATCH_CLEANUP,
+    tags=["sequence", "multi_statement"])
+
+scenario("prepared_large_statement", "psycopg_prepared", [
+    Q("SELECT %s::int + 1, length('" + "y" * 40000 + "')", "{c}"), PID(),
+    Q("SELECT %s::int + 1, length('" + "y" * 40000 + "')", 2), PID(),
+], tags=["prepared", "large"])
+
+scenario("reset_to_startup_timezone", "psycopg", [
+    Q("SHOW TimeZone"), Q("SET TIME ZONE 'UTC'"), PID(), Q("SHOW TimeZone"),
+    Q("RESET TIME ZONE"), PID(), Q("SHOW TimeZone"),
+    Q("SET TIME ZONE 'Asia/Tokyo'"), Q("SET TIME ZONE DEFAULT"), PID(), Q("SHOW TimeZone"),
+    Q("SET TIME ZONE 'UTC'"), Q("SET TIME ZONE LOCAL"), PID(), Q("SHOW TimeZone"),
+    Q("SET DateStyle = ISO"), Q("RESET DateStyle"), PID(), Q("SHOW DateStyle"),
+], startup={"options": "-c TimeZone=America/Chicago -c DateStyle=Postgres,DMY"},
+    tags=["set_default", "timezone", "startup", "paramstatus"])
+
+scenario("temp_table_shadows_prepared", "psycopg_prepared", [
+    Q("SELECT count(*) FROM kv WHERE k = %s", "g{c}-x"), PID(),
+    Q("CREATE TEMP TABLE kv(k text, extra int)"), PID("pin"),
+    Q("INSERT INTO kv VALUES ('g{c}-x', 1)"),
+    Q("SELECT count(*) FROM kv WHERE k = %s", "g{c}-x"), PID("pin"),
+    Q("DROP TABLE pg_temp.kv"), PID(), PID(),
+    Q("SELECT count(*) FROM kv WHERE k = %s", "g{c}-x"), PID(),
+], pins=True, cleanup=SCRATCH_CLEANUP, tags=["temp", "prepared", "pinning"])
+
 SCENARIOS = S
 BY_NAME = {s.name: s for s in S}
 assert len(BY_NAME) == len(S), "duplicate scenario names"
@@ -930,4 +1013,5 @@ REQUIRED_TAGS = ("prepared", "psycopg_prepared", "asyncpg", "deallocate",
                  "paramstatus", "timezone", "application_name", "startup",
                  "temp", "advisory", "listen", "cursor", "sql_prepare",
                  "discard", "errors", "pipeline", "copy", "multi_statement",
-                 "raw", "unnamed", "pinning")
+                 "raw", "unnamed", "pinning", "role", "custom_setting",
+                 "sequence", "large")

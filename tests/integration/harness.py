@@ -26,7 +26,8 @@ PgServer(name='pg')
     host all others -> trust (127.0.0.1/32).
     Roles (all LOGIN): ``postgres`` (superuser), ``app`` (no password),
     ``md5user`` (password MD5_PASSWORD, stored as md5),
-    ``scramuser`` (password SCRAM_PASSWORD, stored as SCRAM).
+    ``scramuser`` (password SCRAM_PASSWORD, stored as SCRAM); and
+    ``guard_role`` (NOLOGIN, granted to app, for SET ROLE tests).
     Database ``app`` (owner app) with tables
         items(id int primary key, name text, qty int)  -- 100 rows, id 1..100
         kv(k text primary key, v text)                  -- empty
@@ -229,6 +230,8 @@ CREATE ROLE md5user LOGIN PASSWORD '%(md5)s';
 SET password_encryption = 'scram-sha-256';
 CREATE ROLE scramuser LOGIN PASSWORD '%(scram)s';
 CREATE ROLE app LOGIN;
+CREATE ROLE guard_role NOLOGIN;
+GRANT guard_role TO app;
 CREATE DATABASE app OWNER app;
 """ % {"md5": MD5_PASSWORD, "scram": SCRAM_PASSWORD}
 

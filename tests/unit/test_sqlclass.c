@@ -12,10 +12,17 @@
 
 #include "sqlclass.h"
 
+/* The session-state bits (the informational ones are tested on their own). */
 static uint32_t
 cls(const char *sql)
 {
-	return pgc_sql_classify(sql, strlen(sql), NULL);
+	return pgc_sql_classify(sql, strlen(sql), NULL) & ~PGC_SQL_INFO;
+}
+
+static uint32_t
+info(const char *sql)
+{
+	return pgc_sql_classify(sql, strlen(sql), NULL) & PGC_SQL_INFO;
 }
 
 static const char *
@@ -39,6 +46,31 @@ test_tables_sorted(void **state)
 {
 	(void) state;
 	assert_true(pgc_sql_tables_ok());
+}
+
+static void
+test_info_bits(void **state)
+{
+	(void) state;
+	assert_int_equal(info("SELECT currval('s')"), PGC_SQL_SEQ_READ);
+	assert_int_equal(info("SELECT pg_catalog.lastval()"), PGC_SQL_SEQ_READ);
+	assert_int_equal(info("SELECT nextval('s'), 1"), PGC_SQL_SEQ_WRITE);
+	assert_int_equal(info("SELECT setval('s', 5)"), PGC_SQL_SEQ_WRITE);
+	assert_int_equal(info("INSERT INTO t VALUES (1)"), PGC_SQL_SEQ_WRITE);
+	assert_int_equal(info("COPY t FROM STDIN"), PGC_SQL_SEQ_WRITE);
+	assert_int_equal(info("SELECT 1; SELECT currval('s')"), PGC_SQL_SEQ_READ);
+	assert_int_equal(info("SELECT a FROM t"), 0);
+	assert_int_equal(info("UPDATE t SET a = 1"), 0);
+	assert_int_equal(info("CREATE TABLE t (a int)"), PGC_SQL_DDL);
+	assert_int_equal(info("ALTER TABLE t ADD b int"), PGC_SQL_DDL);
+	assert_int_equal(info("DROP TABLE t"), PGC_SQL_DDL);
+	assert_int_equal(info("SET LOCAL search_path = x"), PGC_SQL_LOCAL_SETTING);
+	assert_int_equal(info("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"), PGC_SQL_LOCAL_SETTING);
+	assert_int_equal(info("SET search_path = x"), 0);
+	/* Found by the parser path too. */
+	assert_int_equal(info("SELECT currval(x) FROM t x(a)"), PGC_SQL_SEQ_READ);
+	/* The informational bits never make a kind for the pin log. */
+	assert_null(kind_of("SELECT nextval('s')"));
 }
 
 static void
@@ -72,8 +104,8 @@ test_settings(void **state)
 	assert_fast("SHOW work_mem", 0);
 	assert_fast("SELECT current_setting('work_mem')", 0);
 
-	/* SET SESSION AUTHORIZATION cannot be replayed. */
-	assert_fast("SET SESSION AUTHORIZATION bob", PGC_SQL_UNKNOWN);
+	/* SET SESSION AUTHORIZATION pins (it is not replayed). */
+	assert_fast("SET SESSION AUTHORIZATION bob", PGC_SQL_SESSION_AUTH | PGC_SQL_RELEASE);
 	assert_string_equal(kind_of("SET SESSION AUTHORIZATION bob"), "SET SESSION AUTHORIZATION");
 	assert_fast("SET LOCAL SESSION AUTHORIZATION bob", 0);
 }
@@ -623,6 +655,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tables_sorted),
+		cmocka_unit_test(test_info_bits),
 		cmocka_unit_test(test_settings),
 		cmocka_unit_test(test_set_config),
 		cmocka_unit_test(test_temp),

@@ -36,6 +36,18 @@ typedef struct pgc_cauth {
 } pgc_cauth;
 
 /*
+ * New credentials for p's server logins (caller holds p->lock): whatever
+ * made earlier logins fail (none to offer, or old ones), the next login is
+ * tried at once rather than after server_login_retry (see core.h).
+ */
+static void
+retry_logins_now(pgc_pool *p)
+{
+	p->login_failures = 0;
+	p->login_retry_at = 0;
+}
+
+/*
  * SCRAM pass-through: a client proved the keys of a stored SCRAM secret of
  * the pool's server login user; the pool's servers may log in with them.
  */
@@ -51,6 +63,8 @@ remember_scram_keys(pgc_client *c, const pgc_cauth *a)
 	pthread_mutex_lock(&p->lock);
 	if (strcmp(p->user, c->user) == 0)
 	{
+		if (!p->have_scram_keys || CRYPTO_memcmp(p->scram_keys, keys, sizeof(keys)) != 0)
+			retry_logins_now(p);
 		memcpy(p->scram_keys, keys, sizeof(keys));
 		p->have_scram_keys = true;
 	}
@@ -81,6 +95,8 @@ remember_secret(pgc_client *c, const pgc_cauth *a, const char *clear)
 	pthread_mutex_lock(&p->lock);
 	if (strcmp(p->user, c->user) == 0 && p->password == NULL)
 	{
+		if (p->learned_secret == NULL || strcmp(p->learned_secret, copy) != 0)
+			retry_logins_now(p);
 		old = p->learned_secret;
 		p->learned_secret = copy;
 		copy = NULL;

@@ -30,6 +30,7 @@
 #include <openssl/crypto.h>
 
 #include "authq.h"
+#include "authwork.h"
 #include "log.h"
 #include "sauth.h"
 #include "tls.h"
@@ -1200,6 +1201,9 @@ authq_main(void *arg)
 int
 pgc_authq_start(char *err, size_t errlen)
 {
+	/* The other helper thread of client authentication shares this lifecycle (see authq.h). */
+	if (pgc_authwork_start(err, errlen) < 0)
+		return -1;
 	pthread_mutex_lock(&aq.lock);
 	aq.jobs = NULL;
 	aq.jobs_tail = &aq.jobs;
@@ -1242,6 +1246,7 @@ pgc_authq_stop(void)
 	started = aq.started;
 	aq.stopping = true;
 	pthread_mutex_unlock(&aq.lock);
+	pgc_authwork_stop();
 	if (!started)
 		return;
 	wake_thread();

@@ -30,6 +30,7 @@
 #include <openssl/crypto.h>
 
 #include "authq.h"
+#include "authwork.h"
 #include "log.h"
 #include "sauth.h"
 #include "tls.h"
@@ -651,15 +652,19 @@ params_signature(const conn_params *cp)
 	return s;
 }
 
-/* Log why job j's query could not run (never a secret: libpq's and the server's messages name none). */
+/*
+ * Log why job j's query could not run (never a secret: libpq's and the
+ * server's messages name none). Rate-limited: with the server down, every
+ * client that needs auth_query repeats it.
+ */
 static void
 log_failure(const aq_target *t, const aq_job *j, const char *what, const char *why)
 {
 	char line[1024];
 
 	one_line(line, sizeof(line), why);
-	pgc_log(PGC_WARNING, "auth_query for user \"%s\" on %s:%d/%s: %s: %s", j->user, t->host, t->port, t->dbname,
-			what, line);
+	pgc_log_limited(PGC_WARNING, "auth_query for user \"%s\" on %s:%d/%s: %s: %s", j->user, t->host, t->port, t->dbname,
+					what, line);
 }
 
 /* The current job failed: answer its clients, go on with the next. */
@@ -691,8 +696,8 @@ start_connect(aq_target *t, const pgc_config *cfg, double now)
 		const char *pw = pgc_config_find_secret(cfg, cfg->auth_user);
 
 		if (pw && (pgc_secret_is_md5(pw) || pgc_secret_is_scram(pw)))
-			pgc_log(PGC_WARNING, "auth_query: the auth file's secret for auth_user \"%s\" is a hash; "
-					"logging in to the server needs the clear-text password (or trust)", cfg->auth_user);
+			pgc_log_limited(PGC_WARNING, "auth_query: the auth file's secret for auth_user \"%s\" is a hash; "
+							"logging in to the server needs the clear-text password (or trust)", cfg->auth_user);
 	}
 	t->sig = params_signature(&cp);
 	t->login_user = strdup(cfg->auth_user);
@@ -1200,6 +1205,9 @@ authq_main(void *arg)
 int
 pgc_authq_start(char *err, size_t errlen)
 {
+	/* The other helper thread of client authentication shares this lifecycle (see authq.h). */
+	if (pgc_authwork_start(err, errlen) < 0)
+		return -1;
 	pthread_mutex_lock(&aq.lock);
 	aq.jobs = NULL;
 	aq.jobs_tail = &aq.jobs;
@@ -1242,6 +1250,7 @@ pgc_authq_stop(void)
 	started = aq.started;
 	aq.stopping = true;
 	pthread_mutex_unlock(&aq.lock);
+	pgc_authwork_stop();
 	if (!started)
 		return;
 	wake_thread();

@@ -43,14 +43,21 @@ typedef enum pgc_authq_status {
 	PGC_AUTHQ_NOMEM
 } pgc_authq_status;
 
-/* Start the thread (at engine start). 0, or -1 with a message in err. */
+/*
+ * Start the thread (at engine start), and authwork.h's helper thread with
+ * it: the engine starts and stops client authentication's helpers with one
+ * call each. 0, or -1 with a message in err.
+ */
 int pgc_authq_start(char *err, size_t errlen);
 /*
  * Graceful shutdown began: requests in flight are answered STOPPING at once
  * (their queries abandoned) and new ones are refused.
  */
 void pgc_authq_shutdown(void);
-/* Stop and join the thread, close its connections, empty the cache (after the workers are gone). */
+/*
+ * Stop and join the thread, close its connections, empty the cache (after
+ * the workers are gone); authwork.h's helper thread too.
+ */
 void pgc_authq_stop(void);
 
 /*

@@ -1,5 +1,8 @@
 /*
  * cauth.c - client authentication (see cauth.h).
+ *
+ * Every log line about a refused login goes through pgc_log_limited: a
+ * flood of bad logins would otherwise write one or two lines per attempt.
  */
 #include <pwd.h>
 #include <stdlib.h>
@@ -11,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "authq.h"
+#include "authwork.h"
 #include "cauth.h"
 #include "hba.h"
 #include "log.h"
@@ -22,8 +26,13 @@ typedef enum auth_stage {
 	WAIT_MD5,                 /* AuthenticationMD5Password sent */
 	WAIT_SASL_INITIAL,        /* AuthenticationSASL sent */
 	WAIT_SASL_FINAL,          /* AuthenticationSASLContinue sent */
-	WAIT_QUERY                /* auth_query runs for the secret; nothing sent yet */
+	WAIT_QUERY,               /* auth_query runs for the secret; nothing sent yet */
+	WAIT_SECRET,              /* the SCRAM secret of a clear-text one is derived (authwork); nothing sent yet */
+	WAIT_CHECK                /* the clear-text password the client sent is checked (authwork) */
 } auth_stage;
+
+/* The stages in which cauth waits for a helper thread, not for the client. */
+#define WAITS_OFF_LOOP(stage) ((stage) == WAIT_QUERY || (stage) == WAIT_SECRET || (stage) == WAIT_CHECK)
 
 typedef struct pgc_cauth {
 	auth_stage stage;
@@ -33,7 +42,21 @@ typedef struct pgc_cauth {
 	int method;               /* PGC_HBA_PASSWORD, _MD5 or _SCRAM */
 	bool from_query;          /* secret came from auth_query */
 	pgc_authq_wait *wait;     /* WAIT_QUERY: the request in flight */
+	pgc_authwork *work;       /* WAIT_SECRET / WAIT_CHECK: the request in flight */
+	char *sent;               /* WAIT_CHECK: the password the client sent (wiped) */
 } pgc_cauth;
+
+/*
+ * New credentials for p's server logins (caller holds p->lock): whatever
+ * made earlier logins fail (none to offer, or old ones), the next login is
+ * tried at once rather than after server_login_retry (see core.h).
+ */
+static void
+retry_logins_now(pgc_pool *p)
+{
+	p->login_failures = 0;
+	p->login_retry_at = 0;
+}
 
 /*
  * SCRAM pass-through: a client proved the keys of a stored SCRAM secret of
@@ -51,6 +74,8 @@ remember_scram_keys(pgc_client *c, const pgc_cauth *a)
 	pthread_mutex_lock(&p->lock);
 	if (strcmp(p->user, c->user) == 0)
 	{
+		if (!p->have_scram_keys || CRYPTO_memcmp(p->scram_keys, keys, sizeof(keys)) != 0)
+			retry_logins_now(p);
 		memcpy(p->scram_keys, keys, sizeof(keys));
 		p->have_scram_keys = true;
 	}
@@ -81,6 +106,8 @@ remember_secret(pgc_client *c, const pgc_cauth *a, const char *clear)
 	pthread_mutex_lock(&p->lock);
 	if (strcmp(p->user, c->user) == 0 && p->password == NULL)
 	{
+		if (p->learned_secret == NULL || strcmp(p->learned_secret, copy) != 0)
+			retry_logins_now(p);
 		old = p->learned_secret;
 		p->learned_secret = copy;
 		copy = NULL;
@@ -114,7 +141,7 @@ send_auth_request(pgc_client *c, uint32_t code, const void *data, size_t len)
 static int
 refuse_password(pgc_client *c)
 {
-	pgc_log(PGC_LOG, "client %s: password authentication failed for user \"%s\"", c->addr, c->user);
+	pgc_log_limited(PGC_LOG, "client %s: password authentication failed for user \"%s\"", c->addr, c->user);
 	pgc_client_fatal(c, "28P01", "password authentication failed for user \"%s\"", c->user);
 	return -1;
 }
@@ -137,7 +164,7 @@ peer_check(pgc_client *c)
 	}
 	if (strcmp(pw.pw_name, c->user) != 0)
 	{
-		pgc_log(PGC_LOG, "client %s: provided user name (%s) and authenticated user name (%s) do not match",
+		pgc_log_limited(PGC_LOG, "client %s: provided user name (%s) and authenticated user name (%s) do not match",
 				c->addr, c->user, pw.pw_name);
 		pgc_client_fatal(c, "28000", "Peer authentication failed for user \"%s\"", c->user);
 		return -1;
@@ -167,12 +194,12 @@ cert_check(pgc_client *c, int method, pgc_hba_clientcert level)
 	if (r > 0 && strcmp(cn, c->user) == 0)
 		return 1;
 	if (r < 0)
-		pgc_log(PGC_LOG, "client %s: certificate authentication of \"%s\" failed: %s", c->addr, c->user, cn);
+		pgc_log_limited(PGC_LOG, "client %s: certificate authentication of \"%s\" failed: %s", c->addr, c->user, cn);
 	else if (method == PGC_HBA_CERT)
-		pgc_log(PGC_LOG, "client %s: provided user name (%s) and authenticated user name (%s) do not match",
+		pgc_log_limited(PGC_LOG, "client %s: provided user name (%s) and authenticated user name (%s) do not match",
 				c->addr, c->user, cn);
 	else
-		pgc_log(PGC_LOG, "client %s: certificate validation (clientcert=verify-full) failed for user \"%s\": "
+		pgc_log_limited(PGC_LOG, "client %s: certificate validation (clientcert=verify-full) failed for user \"%s\": "
 				"CN mismatch", c->addr, c->user);
 	/* The client hears what the method's own failure says, as from PostgreSQL. */
 	if (method == PGC_HBA_CERT)
@@ -209,8 +236,31 @@ authq_failed(pgc_client *c, int status)
 
 static int challenge(pgc_client *c, pgc_cauth *a);
 
+static void
+free_str(char **s)
+{
+	if (*s)
+	{
+		OPENSSL_cleanse(*s, strlen(*s));
+		free(*s);
+		*s = NULL;
+	}
+}
+
+/* Is secret a clear-text password (not a stored md5 or SCRAM secret, not empty)? */
+static bool
+is_clear_text(const char *secret)
+{
+	return secret && secret[0] && !pgc_secret_is_scram(secret) && !pgc_secret_is_md5(secret);
+}
+
+/*
+ * Send AuthenticationSASL for an exchange against secret: a stored SCRAM
+ * secret, or anything else for a mock exchange (never a clear-text one:
+ * deriving it costs PBKDF2, see start_scram).
+ */
 static int
-start_scram(pgc_client *c, pgc_cauth *a, const char *secret)
+send_sasl(pgc_client *c, pgc_cauth *a, const char *secret)
 {
 	static const char mechs[] = PGC_SCRAM_MECH "\0";
 	/* On TLS, channel binding is offered first, as PostgreSQL does. */
@@ -230,6 +280,94 @@ start_scram(pgc_client *c, pgc_cauth *a, const char *secret)
 	else
 		send_auth_request(c, PGC_AUTHREQ_SASL, mechs, sizeof(mechs));
 	return 0;
+}
+
+/*
+ * SCRAM against secret. A clear-text secret needs its SCRAM secret, which
+ * costs 4096 PBKDF2 iterations: derived once on the helper thread and cached
+ * (authwork.h), so that neither a flood of attempts nor the first one stalls
+ * the worker; the client waits in WAIT_SECRET until it is there.
+ */
+static int
+start_scram(pgc_client *c, pgc_cauth *a, const char *secret)
+{
+	char built[PGC_SCRAM_SECRET_BUF];
+	int rc;
+
+	if (!is_clear_text(secret))
+		return send_sasl(c, a, secret);
+	switch (pgc_authwork_scram_secret(c, secret, built, &a->work))
+	{
+		case PGC_AUTHWORK_PENDING:
+			a->stage = WAIT_SECRET;
+			return 0;
+		case PGC_AUTHWORK_DONE:
+			rc = send_sasl(c, a, built);
+			OPENSSL_cleanse(built, sizeof(built));
+			return rc;
+		default:
+			pgc_client_fatal(c, "53200", "out of memory");
+			return -1;
+	}
+}
+
+/* The helper thread derived the SCRAM secret of a clear-text one (WAIT_SECRET): start the exchange. */
+static int
+resume_secret(pgc_client *c, pgc_cauth *a)
+{
+	char built[PGC_SCRAM_SECRET_BUF];
+	int result = -1;
+	int rc;
+
+	if (pgc_authwork_take(a->work, &result, built) == PGC_AUTHWORK_PENDING)
+		return 0;
+	a->work = NULL;
+	if (result != 0)
+	{
+		pgc_client_fatal(c, "XX000", "could not build a SCRAM secret for user \"%s\"", c->user);
+		return -1;
+	}
+	rc = send_sasl(c, a, built);
+	OPENSSL_cleanse(built, sizeof(built));
+	return rc;
+}
+
+/*
+ * "password" authentication against a stored SCRAM secret: checking the
+ * password costs PBKDF2 at the secret's iteration count, so it is done on
+ * the helper thread; the client waits in WAIT_CHECK. password: what it sent.
+ */
+static int
+start_check(pgc_client *c, pgc_cauth *a, const char *password)
+{
+	if ((a->sent = strdup(password)) == NULL ||
+		pgc_authwork_verify_plain(c, a->secret, password, &a->work) != PGC_AUTHWORK_PENDING)
+	{
+		free_str(&a->sent);
+		pgc_client_fatal(c, "53200", "out of memory");
+		return -1;
+	}
+	a->stage = WAIT_CHECK;
+	return 0;
+}
+
+/* The helper thread checked the password (WAIT_CHECK): in, or refused. */
+static int
+resume_check(pgc_client *c, pgc_cauth *a)
+{
+	int result = -1;
+
+	if (pgc_authwork_take(a->work, &result, NULL) == PGC_AUTHWORK_PENDING)
+		return 0;
+	a->work = NULL;
+	if (result != 0)
+	{
+		free_str(&a->sent);
+		return refuse_password(c);
+	}
+	remember_secret(c, a, a->sent);
+	free_str(&a->sent);
+	return 1;
 }
 
 int
@@ -275,7 +413,7 @@ pgc_cauth_begin(pgc_client *c)
 						pgc_hba_no_match_message(&conn, msg, sizeof(msg));
 					else
 						pgc_hba_reject_message(&conn, msg, sizeof(msg));
-					pgc_log(PGC_LOG, "client %s: %s", c->addr, msg);
+					pgc_log_limited(PGC_LOG, "client %s: %s", c->addr, msg);
 					pgc_client_fatal(c, "28000", "%s", msg);
 					return -1;
 				}
@@ -350,9 +488,9 @@ static int
 sauth_failed(pgc_client *c, const pgc_sauth_error *err)
 {
 	if (err->log_detail[0])
-		pgc_log(PGC_LOG, "client %s: authentication of \"%s\" failed: %s", c->addr, c->user, err->log_detail);
+		pgc_log_limited(PGC_LOG, "client %s: authentication of \"%s\" failed: %s", c->addr, c->user, err->log_detail);
 	else
-		pgc_log(PGC_LOG, "client %s: authentication of \"%s\" failed: %s", c->addr, c->user, err->message);
+		pgc_log_limited(PGC_LOG, "client %s: authentication of \"%s\" failed: %s", c->addr, c->user, err->message);
 	if (err->detail[0])
 	{
 		pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);
@@ -385,8 +523,8 @@ pgc_cauth_step(pgc_client *c)
 
 	if (b == NULL || !pgc_msg_header(b->data + b->start, b->end - b->start, &type, &len))
 		return 0;
-	if (a->stage == WAIT_QUERY)
-		return 0;               /* not asked for anything yet: it waits in the buffer */
+	if (WAITS_OFF_LOOP(a->stage))
+		return 0;               /* not asked for anything now: it waits in the buffer */
 	if (type != PGC_FE_PASSWORD)
 	{
 		pgc_client_fatal(c, "08P01", "expected password response, got message type %d", type);
@@ -406,6 +544,8 @@ pgc_cauth_step(pgc_client *c)
 	switch (a->stage)
 	{
 		case WAIT_QUERY:
+		case WAIT_SECRET:
+		case WAIT_CHECK:
 			return 0;           /* not reached: checked before reading */
 		case WAIT_PASSWORD:
 		case WAIT_MD5:
@@ -425,6 +565,8 @@ pgc_cauth_step(pgc_client *c)
 				}
 				if (secret == NULL)
 					return refuse_password(c);
+				if (a->stage == WAIT_PASSWORD && pgc_secret_is_scram(secret))
+					return start_check(c, a, (const char *) body);
 				if (a->stage == WAIT_PASSWORD)
 					rc = pgc_password_verify(secret, c->user, (const char *) body);
 				else
@@ -470,14 +612,14 @@ pgc_cauth_step(pgc_client *c)
 	return -1;
 }
 
-int
-pgc_cauth_resume(pgc_client *c)
+/* auth_query answered (WAIT_QUERY): go on with the secret it gave. */
+static int
+resume_query(pgc_client *c, pgc_cauth *a)
 {
-	pgc_cauth *a = c->auth;
 	char *found = NULL;
 	int st;
 
-	if (a == NULL || a->stage != WAIT_QUERY || a->wait == NULL)
+	if (a->wait == NULL)
 		return 0;
 	st = pgc_authq_take(a->wait, &found);
 	if (st == PGC_AUTHQ_PENDING)
@@ -490,15 +632,42 @@ pgc_cauth_resume(pgc_client *c)
 	return challenge(c, a);
 }
 
+int
+pgc_cauth_resume(pgc_client *c)
+{
+	pgc_cauth *a = c->auth;
+
+	if (a == NULL)
+		return 0;
+	switch (a->stage)
+	{
+		case WAIT_QUERY:
+			return resume_query(c, a);
+		case WAIT_SECRET:
+			return a->work ? resume_secret(c, a) : 0;
+		case WAIT_CHECK:
+			return a->work ? resume_check(c, a) : 0;
+		default:
+			return 0;
+	}
+}
+
 void
 pgc_cauth_abandon(pgc_client *c)
 {
 	pgc_cauth *a = c->auth;
 
-	if (a && a->wait)
+	if (a == NULL)
+		return;
+	if (a->wait)
 	{
 		pgc_authq_cancel(a->wait);
 		a->wait = NULL;
+	}
+	if (a->work)
+	{
+		pgc_authwork_cancel(a->work);
+		a->work = NULL;
 	}
 }
 
@@ -511,11 +680,8 @@ pgc_cauth_free(pgc_client *c)
 		return;
 	pgc_cauth_abandon(c);
 	pgc_scram_server_free(a->scram);
-	if (a->secret)
-	{
-		OPENSSL_cleanse(a->secret, strlen(a->secret));
-		free(a->secret);
-	}
+	free_str(&a->secret);
+	free_str(&a->sent);
 	free(a);
 	c->auth = NULL;
 }

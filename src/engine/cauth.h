@@ -12,6 +12,10 @@
  * client (28P01), and nothing secret is ever logged.
  *
  * Runs on the client's worker between the startup packet and the welcome.
+ * What costs PBKDF2 (the SCRAM secret of a clear-text password, derived
+ * once and cached; a clear-text password checked against a SCRAM secret)
+ * runs on authwork.h's helper thread instead, the client waiting in
+ * CL_AUTH as for auth_query.
  */
 #ifndef PGC_CAUTH_H
 #define PGC_CAUTH_H
@@ -27,14 +31,14 @@ int pgc_cauth_begin(pgc_client *c);
 /* The client sent something while authenticating: same return values. */
 int pgc_cauth_step(pgc_client *c);
 /*
- * auth_query answered (c was posted to its worker in CL_AUTH): go on with
- * the secret it gave. Same return values (0 also when there is no answer yet).
+ * auth_query or the helper thread answered (c was posted to its worker in
+ * CL_AUTH): go on. Same return values (0 also when there is no answer yet).
  */
 int pgc_cauth_resume(pgc_client *c);
 /*
- * c is closing: cancel its auth_query request, so that the auth_query thread
- * never posts it again. Call before pgc_pool_cancel_wait (which takes it off
- * its worker's inbox if it was posted already).
+ * c is closing: cancel its auth_query or helper request, so that no helper
+ * thread posts it again. Call before pgc_pool_cancel_wait (which takes it
+ * off its worker's inbox if it was posted already).
  */
 void pgc_cauth_abandon(pgc_client *c);
 void pgc_cauth_free(pgc_client *c);

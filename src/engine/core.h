@@ -311,6 +311,21 @@ struct pgc_pool {
 	struct pgc_counter *db_count;   /* server connections to this database, all pools */
 	struct pgc_counter *user_count; /* server connections of this user, all pools */
 	bool starving;                /* waiters blocked by max_db/max_user_connections (lock) */
+	/*
+	 * Failed server logins (pool.c; all under the pool lock). A failed
+	 * login (pgc_pool_server_gone with an error) makes the pool wait
+	 * before the next one: server_login_retry after the first failure,
+	 * doubled after each further one in a row, at most four times
+	 * server_login_retry; after the wait, one login at a time until one
+	 * works. Meanwhile, when the pool has no server left, every client
+	 * that needs one gets login_error at once instead of waiting. The
+	 * first login that works (pgc_pool_put of a starting server) clears
+	 * this; so do a reload and new pass-through credentials (cauth.c),
+	 * which retry at once.
+	 */
+	int login_failures;           /* failed logins in a row; 0: none */
+	double login_retry_at;        /* monotonic seconds: no new login before this */
+	pgc_msgbuf *login_error;      /* ErrorResponse of the last failure, NULL if none */
 	pgc_pool *next;               /* engine->pools list */
 };
 

@@ -120,7 +120,9 @@ field_add(hba_field *f, const char *s, size_t len, int quoted)
 	copy = malloc(len + 1);
 	if (copy == NULL)
 		return -1;
-	memcpy(copy, s, len);
+	/* An empty quoted token ("") may come with s == NULL: memcpy must not see it. */
+	if (len > 0)
+		memcpy(copy, s, len);
 	copy[len] = '\0';
 	f->tok[f->n].s = copy;
 	f->tok[f->n].quoted = quoted;

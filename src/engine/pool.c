@@ -7,6 +7,16 @@
  * released on one worker goes straight to the oldest waiter; if that waiter
  * lives on another worker, the server travels there through that worker's
  * inbox (see worker.c).
+ *
+ * A server that cannot be logged in to (down, refusing, wrong password)
+ * must not be asked again and again: after a failed login the pool waits
+ * (server_login_retry, doubled for each further failure in a row, at most
+ * PGC_LOGIN_RETRY_MAX_FACTOR times it), then tries one login at a time
+ * until one works. While it waits and has no server left, clients that need
+ * one get the last login error at once (PgBouncer's meaning of
+ * server_login_retry). No failure path starts a login itself: a login that
+ * fails at once (connect() to a missing Unix socket) would otherwise start
+ * the next one from inside itself, without end.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,6 +30,9 @@
 
 #include "core.h"
 #include "log.h"
+
+/* The retry delay after failed server logins grows to at most this many times server_login_retry. */
+#define PGC_LOGIN_RETRY_MAX_FACTOR 4
 
 static char *
 dup_or_null(const char *s)
@@ -52,6 +65,102 @@ counter_for(struct pgc_counter **list, const char *name)
 	*list = c;
 	return c;
 }
+
+/* ---- failed server logins: the retry delay ---- */
+
+/* The calling worker's clock (monotonic seconds). */
+static double
+pool_now(void)
+{
+	return pgc_current_worker ? pgc_current_worker->now : pgc_now();
+}
+
+/*
+ * Seconds to wait after the n-th failed server login in a row (n >= 1):
+ * base (server_login_retry), doubled for each further failure, at most
+ * PGC_LOGIN_RETRY_MAX_FACTOR times base.
+ */
+static double
+login_retry_delay(double base, int n)
+{
+	double cap = base * PGC_LOGIN_RETRY_MAX_FACTOR;
+	double d = base;
+
+	for (int i = 1; i < n && d < cap; i++)
+		d *= 2;
+	return d < cap ? d : cap;
+}
+
+/*
+ * A server login of p failed with err (an ErrorResponse): count it, set
+ * when the next may start and keep err for the clients that come
+ * meanwhile. Returns the seconds until the next login. Caller holds p->lock.
+ */
+static double
+record_login_failure(pgc_pool *p, const pgc_msgbuf *err, double now, double base)
+{
+	pgc_msgbuf *copy = calloc(1, sizeof(*copy));
+	double next;
+
+	/*
+	 * Logins started before an earlier failure was known fail for the same
+	 * reason: only a login started after the wait makes the wait longer.
+	 */
+	if (p->login_failures == 0 || now >= p->login_retry_at)
+		p->login_failures++;
+	next = now + login_retry_delay(base, p->login_failures);
+	if (next > p->login_retry_at)
+		p->login_retry_at = next;
+	if (copy)
+		pgc_msgbuf_bytes(copy, err->data, err->len);
+	if (copy && !copy->failed)
+	{
+		pgc_msgbuf_release(&p->login_error);
+		p->login_error = copy;
+	}
+	else if (copy)
+		pgc_msgbuf_release(&copy);  /* out of memory: the older error, if any, stays */
+	return p->login_retry_at - now;
+}
+
+/*
+ * A server login of p worked: forget earlier failures. Returns how many
+ * there were in a row (0: none). Caller holds p->lock.
+ */
+static int
+forget_login_failures(pgc_pool *p)
+{
+	int failures = p->login_failures;
+
+	p->login_failures = 0;
+	p->login_retry_at = 0;
+	pgc_msgbuf_release(&p->login_error);
+	return failures;
+}
+
+/*
+ * May p start a server login at now? Not while it waits after a failed
+ * login; after the wait, one at a time until one works, so that a server
+ * still down costs one attempt per delay, however many clients wait.
+ * Caller holds p->lock.
+ */
+static bool
+login_may_start(const pgc_pool *p, double now)
+{
+	return p->login_failures == 0 || (now >= p->login_retry_at && p->connecting == 0);
+}
+
+/*
+ * Is the server known to be failing? The pool waits after a failed login
+ * and has the error to give. Caller holds p->lock.
+ */
+static bool
+pool_known_down(const pgc_pool *p, double now)
+{
+	return p->login_failures > 0 && p->login_error != NULL && now < p->login_retry_at;
+}
+
+/* ---- configuration ---- */
 
 /* Fill p's settings from cfg. Caller holds p->lock (or p is new). */
 static void
@@ -172,6 +281,8 @@ pgc_pool_reconfigure(pgc_engine *e)
 	{
 		pthread_mutex_lock(&p->lock);
 		pool_apply_config(p, cfg, e->generation);
+		/* A reload may have fixed what made logins fail: the next one goes at once. */
+		(void) forget_login_failures(p);
 		pthread_mutex_unlock(&p->lock);
 	}
 	pthread_mutex_unlock(&e->cfg_lock);
@@ -192,16 +303,19 @@ counter_try_inc(atomic_int *counter, int max)
 }
 
 /*
- * Reserve a slot for a new server connection. Caller holds p->lock.
- * *by_limit (may be NULL) tells whether max_db/max_user_connections said no.
+ * Reserve a slot for a new server connection, to be launched at once.
+ * Caller holds p->lock. *by_limit (may be NULL) tells whether
+ * max_db/max_user_connections said no.
  */
 static bool
-pool_reserve_slot_why(pgc_pool *p, bool use_reserve, bool *by_limit)
+pool_reserve_slot_why(pgc_pool *p, bool use_reserve, double now, bool *by_limit)
 {
 	int limit = p->pool_size + (use_reserve ? p->reserve_pool : 0);
 
 	if (by_limit)
 		*by_limit = false;
+	if (!login_may_start(p, now))
+		return false;
 	/* A removed database still serves the clients it has; it just takes no new ones. */
 	if (p->total >= limit)
 		return false;
@@ -224,9 +338,9 @@ pool_reserve_slot_why(pgc_pool *p, bool use_reserve, bool *by_limit)
 }
 
 static bool
-pool_reserve_slot(pgc_pool *p, bool use_reserve)
+pool_reserve_slot(pgc_pool *p, bool use_reserve, double now)
 {
-	return pool_reserve_slot_why(p, use_reserve, NULL);
+	return pool_reserve_slot_why(p, use_reserve, now, NULL);
 }
 
 /* Does another pool of the same database or user wait for a slot under its limit? Caller holds p->lock. */
@@ -259,6 +373,53 @@ pool_release_slot(pgc_pool *p, bool was_connecting)
 		p->connecting--;
 	atomic_fetch_sub(&p->db_count->count, 1);
 	atomic_fetch_sub(&p->user_count->count, 1);
+}
+
+/* Take c off p's queue. Caller holds p->lock. */
+static void
+dequeue(pgc_pool *p, pgc_client *c)
+{
+	pgc_list_remove(&c->wait_node);
+	p->n_waiters--;
+	c->queued = false;
+}
+
+/*
+ * Give c (not on the queue) the ErrorResponse err and wake its worker,
+ * which sends it and closes c. Caller holds c's pool lock.
+ */
+static void
+hand_error(pgc_client *c, const pgc_msgbuf *err)
+{
+	c->handoff_error = calloc(1, sizeof(pgc_msgbuf));
+	if (c->handoff_error)
+		pgc_msgbuf_bytes(c->handoff_error, err->data, err->len);
+	pgc_worker_post(c);
+}
+
+/* Every client waiting in p gets err. Caller holds p->lock. */
+static void
+fail_all_waiters(pgc_pool *p, const pgc_msgbuf *err)
+{
+	while (!pgc_list_empty(&p->waiters))
+	{
+		pgc_client *c = pgc_container_of(p->waiters.next, pgc_client, wait_node);
+
+		dequeue(p, c);
+		hand_error(c, err);
+	}
+}
+
+/*
+ * While the server is known to be failing, a pool with no server left
+ * cannot serve its waiters before the next retry: they get the error now,
+ * as a direct connection would. Caller holds p->lock.
+ */
+static void
+fail_waiters_if_down(pgc_pool *p, double now)
+{
+	if (p->total == 0 && pool_known_down(p, now))
+		fail_all_waiters(p, p->login_error);
 }
 
 /* May an idle server be handed out again? Called with the pool lock held. */
@@ -339,6 +500,8 @@ pgc_pool_request(pgc_client *c)
 		s->client = c;
 		c->server = s;
 	}
+	else if (p->total == 0 && pool_known_down(p, now))
+		hand_error(c, p->login_error);  /* nothing can serve it before the next retry */
 	else
 	{
 		c->queued = true;
@@ -354,7 +517,7 @@ pgc_pool_request(pgc_client *c)
 			else if (donor)
 				p->donate_asked[donor->id] = true;
 			else if (!others_starving(p))
-				launch = pool_reserve_slot(p, false);
+				launch = pool_reserve_slot(p, false, now);
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -477,6 +640,7 @@ pgc_pool_put(pgc_server *s)
 	bool close_it;
 	bool launch = false;
 	bool was_connecting = PGC_SV_STARTING(s->state);
+	int failures = 0;
 
 	pgc_list_remove(&s->node);  /* off w->servers: it is the pool's now */
 	pthread_mutex_lock(&p->lock);
@@ -486,17 +650,27 @@ pgc_pool_put(pgc_server *s)
 		s->client = NULL;
 	}
 	if (was_connecting)
+	{
 		p->connecting--;
+		failures = forget_login_failures(p);     /* a login worked */
+	}
 	close_it = !idle_server_usable(s, cfg, now) ||
 		atomic_load(&w->engine->shutting_down) || pool_should_yield(p) ||
 		p->total > p->pool_size + p->reserve_pool;
 	if (close_it)
 	{
 		pool_release_slot(p, false);
+		fail_waiters_if_down(p, now);
 		if (p->n_waiters > p->connecting && !others_starving(p))
-			launch = pool_reserve_slot(p, false);
+			launch = pool_reserve_slot(p, false, now);
 	}
-	else if (!give_to_waiter(p, s, w))
+	else if (give_to_waiter(p, s, w))
+	{
+		/* The first login after failures: the clients that queued meanwhile need more. */
+		if (failures > 0 && p->n_waiters > p->connecting && !others_starving(p))
+			launch = pool_reserve_slot(p, false, now);
+	}
+	else
 	{
 		s->state = SV_IDLE;
 		s->state_since = now;
@@ -518,14 +692,17 @@ pgc_pool_put(pgc_server *s)
 	}
 	pthread_mutex_unlock(&p->lock);
 
+	if (failures > 0)
+		pgc_log_limited(PGC_LOG, "server login for %s/%s works again after %d failed attempt%s",
+						p->dbname, p->user, failures, failures == 1 ? "" : "s");
 	if (close_it)
 	{
 		pgc_log(PGC_DEBUG, "closing server connection to %s/%s: not reusable", p->dbname, p->user);
 		s->node.next = NULL;
 		pgc_server_destroy(s);
-		if (launch)
-			pgc_server_launch(w, p);    /* goes to whoever waits first */
 	}
+	if (launch)
+		pgc_server_launch(w, p);    /* goes to whoever waits first */
 }
 
 void
@@ -557,61 +734,79 @@ pgc_pool_idle_event(pgc_server *s)
 	pthread_mutex_lock(&p->lock);
 	pgc_list_remove(&s->node);
 	pool_release_slot(p, false);
+	fail_waiters_if_down(p, pool_now());
 	pthread_mutex_unlock(&p->lock);
 	{
 		char byte;
 		ssize_t n = recv(s->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
 
-		/* Data from an idle server is a notification for an earlier client's LISTEN, or a FATAL. */
-		pgc_log(PGC_LOG, "idle server connection %s/%s %s; closing it", p->dbname, p->user,
-				n == 0 ? "was closed by the server" :
-				n > 0 ? "sent a message while idle" : "failed");
+		/*
+		 * Data from an idle server is a notification for an earlier client's
+		 * LISTEN, or a FATAL. A server restart closes every idle server at
+		 * once: rate-limited.
+		 */
+		pgc_log_limited(PGC_LOG, "idle server connection %s/%s %s; closing it", p->dbname, p->user,
+						n == 0 ? "was closed by the server" :
+						n > 0 ? "sent a message while idle" : "failed");
 	}
 	s->node.next = NULL;
 	pgc_server_destroy(s);
 }
 
+/*
+ * err set: a login failed. The pool waits before the next (see
+ * login_may_start), and starts none from here: a login that fails at once
+ * would start the next from inside itself. The log line is rate-limited,
+ * as a server that stays down repeats it.
+ */
 void
 pgc_pool_server_gone(pgc_pool *p, bool was_connecting, const pgc_msgbuf *err)
 {
+	const pgc_config *cfg = pgc_engine_config();
+	double now = pool_now();
+	double delay = 0;
+	char where[300];
 	bool launch = false;
 
 	pthread_mutex_lock(&p->lock);
 	pool_release_slot(p, was_connecting);
-	if (err && p->total == 0)
+	if (err)
 	{
-		/* Nothing can serve the waiters now: they get the error, as a direct connection would. */
-		while (!pgc_list_empty(&p->waiters))
-		{
-			pgc_client *c = pgc_container_of(p->waiters.next, pgc_client, wait_node);
-
-			pgc_list_remove(&c->wait_node);
-			p->n_waiters--;
-			c->queued = false;
-			c->handoff_error = calloc(1, sizeof(pgc_msgbuf));
-			if (c->handoff_error)
-				pgc_msgbuf_bytes(c->handoff_error, err->data, err->len);
-			pgc_worker_post(c);
-		}
+		delay = record_login_failure(p, err, now, cfg->server_login_retry);
+		snprintf(where, sizeof(where), "%s:%d", p->host, p->port);
+		if (p->total == 0)
+			fail_all_waiters(p, err);   /* nothing can serve them now */
 	}
-	else if (p->n_waiters > p->connecting && !others_starving(p))
-		launch = pool_reserve_slot(p, false);
+	else
+	{
+		fail_waiters_if_down(p, now);
+		if (p->n_waiters > p->connecting && !others_starving(p))
+			launch = pool_reserve_slot(p, false, now);
+	}
 	pthread_mutex_unlock(&p->lock);
 
+	if (err)
+	{
+		const char *m = err->len > 5 ? pgc_error_field(err->data + 5, err->len - 5, PGC_ERRF_MESSAGE) : NULL;
+
+		pgc_log_limited(PGC_WARNING, "could not log in to server for %s/%s (%s): %s; next attempt in %g s "
+						"(server_login_retry)", p->dbname, p->user, where, m ? m : "error", delay);
+	}
 	if (launch)
 		pgc_server_launch(pgc_current_worker, p);
 }
 
+/* A waiter gets a FATAL error made here. Caller holds p->lock. */
 static void
 fail_waiter(pgc_pool *p, pgc_client *c, const char *sqlstate, const char *msg)
 {
-	pgc_list_remove(&c->wait_node);
-	p->n_waiters--;
-	c->queued = false;
-	c->handoff_error = calloc(1, sizeof(pgc_msgbuf));
-	if (c->handoff_error)
-		pgc_msgbuf_error(c->handoff_error, PGC_BE_ERROR, "FATAL", sqlstate, msg, NULL, NULL);
-	pgc_worker_post(c);
+	pgc_msgbuf err;
+
+	pgc_msgbuf_init(&err);
+	pgc_msgbuf_error(&err, PGC_BE_ERROR, "FATAL", sqlstate, msg, NULL, NULL);
+	dequeue(p, c);
+	hand_error(c, &err);
+	pgc_msgbuf_free(&err);
 }
 
 static pgc_pool *
@@ -673,6 +868,7 @@ pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now)
 		pgc_link *n, *next;
 
 		pthread_mutex_lock(&p->lock);
+		fail_waiters_if_down(p, now);
 		if ((pass == 0) != (p->total == 0 && p->n_waiters > 0))
 		{
 			pthread_mutex_unlock(&p->lock);
@@ -711,14 +907,14 @@ pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now)
 			bool reserve = cfg->reserve_pool_timeout >= 0 &&
 				now - head->wait_since > cfg->reserve_pool_timeout;
 
-			if (!pool_reserve_slot_why(p, reserve, &p->starving))
+			if (!pool_reserve_slot_why(p, reserve, now, &p->starving))
 				break;
 			if (p->total > p->pool_size)
 				pgc_log(PGC_LOG, "pool %s/%s: using reserve pool (%d servers)", p->dbname, p->user, p->total);
 			launches++;
 		}
 		while (!p->db_removed && !atomic_load(&e->shutting_down) && p->total < p->min_pool_size &&
-			   pool_reserve_slot(p, false))
+			   pool_reserve_slot(p, false, now))
 			launches++;
 		pthread_mutex_unlock(&p->lock);
 
@@ -771,6 +967,7 @@ pgc_pool_free_all(pgc_engine *e)
 		free(p->donate_asked);
 		pgc_params_free(&p->welcome);
 		pgc_params_free(&p->canon);
+		pgc_msgbuf_release(&p->login_error);
 		pgc_stmt_registry_destroy(&p->stmts);
 		free(p->dbname);
 		free(p->user);

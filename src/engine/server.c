@@ -132,14 +132,16 @@ pgc_server_close(pgc_server *s, const char *reason)
 	pgc_pool_server_gone(p, was_connecting, NULL);
 }
 
-/* Login failed: waiting clients get err (an ErrorResponse) if nothing else can serve them. */
+/*
+ * Login failed with err (an ErrorResponse): close s. The pool logs it,
+ * waits before its next login (server_login_retry) and gives err to the
+ * clients nothing else can serve (pgc_pool_server_gone).
+ */
 static void
-server_login_failed(pgc_server *s, const pgc_msgbuf *err, const char *why)
+server_login_failed(pgc_server *s, const pgc_msgbuf *err)
 {
 	pgc_pool *p = s->pool;
 
-	pgc_log(PGC_WARNING, "could not log in to server for %s/%s (%s:%d): %s",
-			p->dbname, p->user, p->host, p->port, why);
 	s->state = SV_CLOSED;
 	pgc_server_destroy(s);
 	pgc_pool_server_gone(p, true, err);
@@ -161,7 +163,7 @@ server_login_failed_msg(pgc_server *s, const char *sqlstate, const char *fmt, ..
 	va_end(ap);
 	pgc_msgbuf_init(&err);
 	pgc_msgbuf_error(&err, PGC_BE_ERROR, "FATAL", sqlstate, msg, NULL, NULL);
-	server_login_failed(s, &err, msg);
+	server_login_failed(s, &err);
 	pgc_msgbuf_free(&err);
 }
 
@@ -587,14 +589,13 @@ login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 		case PGC_BE_ERROR:
 		{
 			pgc_msgbuf err;
-			const char *m = pgc_error_field(body, len, PGC_ERRF_MESSAGE);
 
 			if (server_retry_with_tls(s))
 				return false;
 			/* The server's own error goes to the clients that were waiting, as it would directly. */
 			pgc_msgbuf_init(&err);
 			pgc_msgbuf_bytes(&err, body - 5, len + 5);
-			server_login_failed(s, &err, m ? m : "error");
+			server_login_failed(s, &err);
 			pgc_msgbuf_free(&err);
 			return false;
 		}

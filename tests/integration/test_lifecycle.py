@@ -442,6 +442,140 @@ def test_server_down_then_back(carrier, fresh_pg):
     assert c.pid == pid and c.running
 
 
+def _cpu_seconds(pid):
+    """utime + stime of a process, from /proc/<pid>/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _log_time(line):
+    """Seconds since midnight of a pgcarrier log line ('YYYY-MM-DD HH:MM:SS.mmm UTC ...')."""
+    hms = line.split(" ")[1]
+    h, m, sec = hms.split(":")
+    return int(h) * 3600 + int(m) * 60 + float(sec)
+
+
+@pytest.mark.timeout(90)
+def test_server_down_backoff_fast_errors(carrier, fresh_pg):
+    """PostgreSQL stopped while clients keep coming: pgcarrier does not retry
+    hot.  After a failed login it waits server_login_retry, doubled after
+    each further failure (at most 4x), one login at a time; meanwhile
+    clients get the login's own error at once (08001 in libpq's words), and
+    the log line is rate-limited.  Once the server is back, the next login
+    works and clients are served, with no restart of pgcarrier."""
+    retry = 0.5
+    c = carrier(pool_mode="transaction", pool_size=2, server=fresh_pg,
+                server_login_retry=retry, log_connections=0,
+                log_disconnections=0)
+    pid = c.pid
+    for db in ("app", "md5db"):
+        with c.connect(db=db) as w:
+            assert one(w, "SELECT 1")[0] == 1
+    fresh_pg.stop("fast")
+    time.sleep(0.3)    # pgcarrier notices its idle servers closing
+
+    # 5 clients keep trying the Unix-socket pool for 4 s
+    log0 = len(c.log().splitlines())
+    cpu0, t0 = _cpu_seconds(pid), time.monotonic()
+    results, lock = [], threading.Lock()
+
+    def client(until):
+        while time.monotonic() < until:
+            start = time.monotonic()
+            try:
+                rc, err = raw_login(c, db="app", timeout=10)
+            except (OSError, EOFError) as e:
+                rc, err = None, {"exception": repr(e)}
+            if rc is not None:
+                err, _, _ = raw_query(rc, "SELECT 1")
+                rc.close()
+            with lock:
+                results.append((time.monotonic() - start, err))
+            time.sleep(0.05)
+
+    until = time.monotonic() + 4
+    ths = [threading.Thread(target=client, args=(until,), daemon=True)
+           for _ in range(5)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join(30)
+    wall = time.monotonic() - t0
+    cpu = _cpu_seconds(pid) - cpu0
+    lines = c.log().splitlines()[log0:]
+    failed = [l for l in lines if "could not log in to server for app/app" in l]
+    lat = sorted(r[0] for r in results)
+    p95 = lat[int(len(lat) * 0.95)]
+    print("server down, %d client attempts in %.1f s: daemon CPU %.2f s, "
+          "%d new log lines, %d server logins logged, error latency p95 "
+          "%.1f ms max %.1f ms" % (len(results), wall, cpu, len(lines),
+                                   len(failed), p95 * 1000, lat[-1] * 1000))
+    print("\n".join(failed))
+
+    assert c.running, "pgcarrier died while the server was down"
+    assert len(results) >= 50, "clients made only %d attempts" % len(results)
+    for _, err in results:
+        assert err is not None, "a query succeeded with the server down"
+        assert err.get("V") == "FATAL" and err.get("C") == "08001", err
+        assert err.get("M", "").startswith(
+            'could not connect to server on socket "%s/.s.PGSQL.%d"'
+            % (fresh_pg.sockdir, fresh_pg.port)), err
+    assert p95 < 0.5 and lat[-1] < 3, (
+        "errors are not fast: p95 %.3f s, max %.3f s" % (p95, lat[-1]))
+    # the hot loop burned more CPU than wall time; a few hundred refused
+    # clients cost little
+    assert cpu < 0.3 * wall, "daemon used %.2f s of CPU in %.1f s" % (cpu, wall)
+    assert len(lines) < 30, "%d log lines in %.1f s:\n%s" % (
+        len(lines), wall, "\n".join(lines[:40]))
+    # backoff: 0.5, 1, 2, 2 s between logins (4 or 5 in 4 s), each one logged
+    assert 3 <= len(failed) <= 6, failed
+    delays = [float(l.rsplit("next attempt in ", 1)[1].split(" s ")[0])
+              for l in failed]
+    assert delays == [0.5, 1, 2, 2, 2, 2][:len(delays)], delays
+    for i in range(1, len(failed)):
+        gap = _log_time(failed[i]) - _log_time(failed[i - 1])
+        assert gap >= delays[i - 1] - 0.02, (
+            "login %d came %.3f s after the one before, not waiting %.1f s"
+            % (i, gap, delays[i - 1]))
+
+    # the TCP pool says so in libpq's words too, and at once the second time
+    for _ in range(2):
+        t1 = time.monotonic()
+        rc, err = raw_login(c, db="md5db", timeout=10)
+        if rc is not None:
+            err, _, _ = raw_query(rc, "SELECT 1")
+            rc.close()
+        assert err is not None and err.get("C") == "08001", err
+        assert err.get("M", "").startswith(
+            'could not connect to server at "127.0.0.1", port %d: '
+            % fresh_pg.port), err
+        assert time.monotonic() - t1 < 2
+
+    fresh_pg.start()
+    t_back = time.monotonic()
+    last = [None]
+
+    def served(db):
+        try:
+            with psycopg.connect(c.dsn(db=db, connect_timeout=5),
+                                 autocommit=True, prepare_threshold=None) as n:
+                return one(n, "SELECT count(*) FROM items")[0] == 100
+        except psycopg.Error as e:
+            last[0] = e
+            return False
+
+    # the next login after the wait (at most 4 x 0.5 s) works
+    assert wait_until(lambda: served("app"), 10, 0.1), (
+        "clients still fail 10 s after the server came back: %s" % last[0])
+    back_after = time.monotonic() - t_back
+    assert wait_until(lambda: served("md5db"), 10, 0.1), last[0]
+    print("served again %.2f s after the server came back" % back_after)
+    assert back_after < 4 * retry + 2.5
+    assert "server login for app/app works again after" in c.log()
+    assert c.pid == pid and c.running
+
+
 # ---------------------------------------------------------------------------
 # reload
 # ---------------------------------------------------------------------------

@@ -284,6 +284,24 @@ test_quoting(void **state)
 	pgc_hba_free(hba);
 }
 
+/*
+ * Empty quoted tokens as the very first tokens of the file: the tokenizer's
+ * buffer has never held a byte then (its pointer is still NULL), which once
+ * made field_add memcpy() from NULL (UBSan: "null pointer passed as argument").
+ */
+static void
+test_empty_quoted_first(void **state)
+{
+	pgc_hba *hba;
+
+	(void) state;
+	load_fails("\"\" \"\" \"\"\n", 1, "invalid connection type \"\"");
+	hba = load("local \"\" \"\" trust\n");
+	expect(hba, unix_conn("", ""), PGC_HBA_TRUST, 1);
+	expect(hba, unix_conn("db", ""), PGC_HBA_NO_MATCH, 0);
+	pgc_hba_free(hba);
+}
+
 static void
 test_continuation(void **state)
 {
@@ -658,6 +676,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_match_desc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lists_keywords_match, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quoting, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_empty_quoted_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_continuation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_include, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cidr_v4, setup, teardown),

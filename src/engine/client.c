@@ -523,85 +523,198 @@ client_logged_in(pgc_client *c)
 		pgc_client_handoff(c);
 }
 
+/* --------------------------------------------------------- startup phase -- */
+
+/*
+ * Startup-phase packets: an int32 length (itself included), an int32 code
+ * (protocol version or request code), and a body. PostgreSQL bounds the
+ * packet without its length word by MAX_STARTUP_PACKET_LENGTH.
+ */
+#define STARTUP_MIN_LENGTH      (PGC_MSG_LENGTH_SIZE + 4)
+#define STARTUP_MAX_LENGTH      (PGC_MAX_STARTUP_PACKET + PGC_MSG_LENGTH_SIZE)
+#define CANCEL_REQUEST_LENGTH   16          /* length, code, pid, key */
+/* Before protocol 3.0, an error was 'E' and a C string: PostgreSQL answers such clients so. */
+#define PROTO_V2_ERROR          'E'
+
+/*
+ * A startup-phase fault that PostgreSQL only logs (COMMERROR) and answers
+ * by closing the connection without a word: an incomplete or invalid
+ * length, a malformed CancelRequest. Clients that send Terminate instead of
+ * a startup packet (node-postgres closing at once) end up here too.
+ */
+static void
+startup_drop(pgc_client *c, const char *why)
+{
+	if (pgc_engine_config()->log_pooler_errors)
+		pgc_log_limited(PGC_LOG, "client %s: %s", c->addr, why);
+	pgc_client_close(c, why);
+}
+
+/* FATAL in the pre-3.0 format, for a client that asked for protocol 1.x or 2.x. */
+static void
+startup_fatal_v2(pgc_client *c, const char *msg)
+{
+	pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);
+
+	if (out)
+	{
+		pgc_msgbuf_byte(out, PROTO_V2_ERROR);
+		pgc_msgbuf_text(out, "FATAL:  ");
+		pgc_msgbuf_text(out, msg);
+		pgc_msgbuf_str(out, "\n");
+		(void) pgc_msgbuf_write(c->fd, c->tls, out);
+	}
+	if (pgc_engine_config()->log_pooler_errors)
+		pgc_log_limited(PGC_LOG, "client %s: 0A000: %s", c->addr, msg);
+	pgc_client_close(c, msg);
+}
+
+/* Protocol major version other than 3 (a repeated SSLRequest or GSSENCRequest reads as one, as in PG). */
+static void
+startup_bad_version(pgc_client *c, uint32_t code)
+{
+	char msg[128];
+
+	snprintf(msg, sizeof(msg), "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+			 PGC_PROTO_MAJOR(code), PGC_PROTO_MINOR(code));
+	if (PGC_PROTO_MAJOR(code) < PGC_PROTO_MAJOR(PGC_PROTO_V3))
+		startup_fatal_v2(c, msg);
+	else
+		pgc_client_fatal(c, "0A000", "%s", msg);
+}
+
+/* An SSLRequest or GSSENCRequest that may still be answered (once each, as PostgreSQL). */
+static bool
+startup_is_encryption_request(const pgc_client *c, uint32_t code)
+{
+	return (code == PGC_SSL_REQUEST_CODE && !c->ssl_done) || (code == PGC_GSSENC_REQUEST_CODE && !c->gss_done);
+}
+
+/*
+ * Answer the SSLRequest or GSSENCRequest of len bytes at the head of c->in
+ * as PostgreSQL does (whatever its length, once each; TLS done means GSS
+ * done too). True when the next startup packet may follow in clear text;
+ * false when c was closed or its TLS handshake begins.
+ */
+static bool
+startup_encryption_request(pgc_client *c, uint32_t code, uint32_t len)
+{
+	const pgc_config *cfg = pgc_engine_config();
+	pgc_iobuf *b = c->in;
+	bool ssl = code == PGC_SSL_REQUEST_CODE;
+	/* As PostgreSQL: TLS over TCP only; no GSSAPI encryption. */
+	bool tls = ssl && !c->is_unix && pgc_tls_client_enabled(cfg);
+	uint8_t answer = tls ? PGC_SSL_ACCEPT : PGC_SSL_REFUSE;
+	/* Bytes sent before encryption was settled could have been injected by a man in the middle. */
+	const char *injected = ssl ? "received unencrypted data after SSL request"
+		: "received unencrypted data after GSSAPI encryption request";
+
+	b->start += len;
+	b->scan = b->start;
+	if (tls && b->start != b->end)
+	{
+		pgc_client_fatal(c, "08P01", "%s", injected);
+		return false;
+	}
+	if (write(c->fd, &answer, 1) != 1)
+	{
+		pgc_client_close(c, "client went away");
+		return false;
+	}
+	c->gss_done = c->gss_done || !ssl || tls;
+	c->ssl_done = c->ssl_done || ssl;
+	if (b->start != b->end)
+	{
+		/* PostgreSQL refuses them after its 'N' too. */
+		pgc_client_fatal(c, "08P01", "%s", injected);
+		return false;
+	}
+	if (!tls)
+		return true;
+	c->tls = pgc_tls_accept(cfg, c->fd);
+	if (c->tls == NULL)
+	{
+		pgc_client_close(c, "could not set up TLS");
+		return false;
+	}
+	c->state = CL_TLS;
+	client_trim(c);
+	return false;
+}
+
+/* A CancelRequest of len bytes: hand the connection to the cancel forward, which closes it when done. */
+static void
+startup_cancel(pgc_client *c, uint32_t len)
+{
+	pgc_iobuf *b = c->in;
+	char err[200];
+	pgc_startup st;
+	int fd = c->fd;
+
+	if (len != CANCEL_REQUEST_LENGTH ||
+		pgc_parse_startup(b->data + b->start, len, &st, err, sizeof(err)) < 0)
+	{
+		startup_drop(c, "invalid length of startup packet");
+		return;
+	}
+	pgc_tls_free(c->tls);
+	c->tls = NULL;
+	if (c->registered)
+		pgc_worker_unwatch(c->worker, fd);
+	c->registered = false;
+	c->fd = -1;
+	pgc_client_close(c, "cancel request");
+	pgc_cancel_forward(pgc_current_worker, st.cancel_pid, st.cancel_key, fd);
+}
+
+/*
+ * Read startup-phase packets until a login starts, following PostgreSQL's
+ * ProcessStartupPacket: which faults close silently and which get a FATAL.
+ */
 static void
 client_startup(pgc_client *c)
 {
 	for (;;)
 	{
 		pgc_iobuf *b = c->in;
-		uint32_t len;
+		size_t avail;
+		uint32_t len, code;
 		char err[200];
 		pgc_startup st;
-		int r;
 
 		if (b == NULL)
 			return;
-		r = pgc_startup_length(b->data + b->start, b->end - b->start, &len, err, sizeof(err));
-		if (r < 0)
+		avail = b->end - b->start;
+		if (avail < PGC_MSG_LENGTH_SIZE)
+			return;
+		len = pgc_get_u32(b->data + b->start);
+		if (len < STARTUP_MIN_LENGTH || len > STARTUP_MAX_LENGTH)
 		{
-			pgc_client_fatal(c, "08P01", "%s", err);
+			startup_drop(c, "invalid length of startup packet");
 			return;
 		}
-		if (r == 0 || b->end - b->start < len)
+		if (avail < len)
 			return;
+		code = pgc_get_u32(b->data + b->start + PGC_MSG_LENGTH_SIZE);
+		if (startup_is_encryption_request(c, code))
+		{
+			if (!startup_encryption_request(c, code, len))
+				return;
+			continue;
+		}
+		if (code == PGC_CANCEL_REQUEST_CODE)
+		{
+			startup_cancel(c, len);
+			return;
+		}
+		if (PGC_PROTO_MAJOR(code) != PGC_PROTO_MAJOR(PGC_PROTO_V3))
+		{
+			startup_bad_version(c, code);
+			return;
+		}
 		if (pgc_parse_startup(b->data + b->start, len, &st, err, sizeof(err)) < 0)
 		{
 			pgc_client_fatal(c, "08P01", "%s", err);
-			return;
-		}
-		if ((st.code == PGC_SSL_REQUEST_CODE || st.code == PGC_GSSENC_REQUEST_CODE) && c->tls == NULL)
-		{
-			const pgc_config *cfg = pgc_engine_config();
-			/* As PostgreSQL: TLS over TCP only; no GSSAPI encryption. */
-			bool tls = st.code == PGC_SSL_REQUEST_CODE && !c->is_unix && pgc_tls_client_enabled(cfg);
-			uint8_t answer = tls ? PGC_SSL_ACCEPT : PGC_SSL_REFUSE;
-
-			b->start += len;
-			b->scan = b->start;
-			if (tls && b->start != b->end)
-			{
-				/* Bytes sent before the handshake could be injected by a man in the middle. */
-				pgc_client_fatal(c, "08P01", "received unencrypted data after SSL request");
-				return;
-			}
-			if (write(c->fd, &answer, 1) != 1)
-			{
-				pgc_client_close(c, "client went away");
-				return;
-			}
-			if (tls)
-			{
-				c->tls = pgc_tls_accept(cfg, c->fd);
-				if (c->tls == NULL)
-				{
-					pgc_client_close(c, "could not set up TLS");
-					return;
-				}
-				c->state = CL_TLS;
-				client_trim(c);
-				return;
-			}
-			continue;
-		}
-		if (st.code == PGC_CANCEL_REQUEST_CODE)
-		{
-			int fd = c->fd;
-
-			/* The connection moves to the cancel forward, which closes it when done. */
-			pgc_tls_free(c->tls);
-			c->tls = NULL;
-			if (c->registered)
-				pgc_worker_unwatch(c->worker, fd);
-			c->registered = false;
-			c->fd = -1;
-			pgc_client_close(c, "cancel request");
-			pgc_cancel_forward(pgc_current_worker, st.cancel_pid, st.cancel_key, fd);
-			return;
-		}
-		if (PGC_PROTO_MAJOR(st.code) != 3)
-		{
-			pgc_client_fatal(c, "0A000", "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
-							 PGC_PROTO_MAJOR(st.code), PGC_PROTO_MINOR(st.code));
 			return;
 		}
 		if (!c->tls && !c->is_unix && pgc_engine_config()->client_tls_sslmode >= PGC_SSLMODE_REQUIRE)

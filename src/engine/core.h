@@ -156,6 +156,9 @@ struct pgc_client {
 	struct sockaddr_storage peer; /* peer address, for the HBA file */
 	bool is_unix;                 /* came in on the Unix socket */
 	void *auth;                   /* pgc_cauth while authenticating */
+	/* ---- the startup phase (client_startup) ---- */
+	bool ssl_done;                /* SSLRequest answered: another one is a protocol violation, as in PG */
+	bool gss_done;                /* GSSENCRequest answered, or TLS is on: likewise */
 };
 
 typedef enum pgc_server_state {

@@ -23,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "accept.h"
 #include "cauth.h"
 #include "core.h"
 #include "tls.h"
@@ -122,6 +123,7 @@ pgc_client_close(pgc_client *c, const char *reason)
 
 	if (c->state == CL_CLOSING)
 		return;
+	pgc_accept_client_gone(c);
 	if (c->user && cfg->log_disconnections)
 		pgc_log(PGC_LOG, "closing client %s (%s/%s): %s", c->addr, c->dbname, c->user, reason);
 	pgc_cancel_unregister(c);
@@ -403,7 +405,7 @@ client_login(pgc_client *c, const pgc_startup *st)
 		pgc_client_fatal(c, "57P03", "the connection pooler is shutting down");
 		return;
 	}
-	if (atomic_load(&e->clients_total) > cfg->max_client_conn)
+	if (!pgc_accept_room_for_client(e, cfg))
 	{
 		pgc_client_fatal(c, "53300", "sorry, too many clients already");
 		return;
@@ -482,6 +484,8 @@ client_logged_in(pgc_client *c)
 	const pgc_config *cfg = pgc_engine_config();
 	bool have_welcome;
 
+	if (!pgc_accept_logged_in(c))
+		return;
 	c->cancel_pid = atomic_fetch_add(&e->next_pid, 1);
 	if (getrandom(&c->cancel_key, sizeof(c->cancel_key), 0) != sizeof(c->cancel_key))
 		c->cancel_key = (uint32_t) rand();
@@ -602,8 +606,8 @@ startup_encryption_request(pgc_client *c, uint32_t code, uint32_t len)
 	const pgc_config *cfg = pgc_engine_config();
 	pgc_iobuf *b = c->in;
 	bool ssl = code == PGC_SSL_REQUEST_CODE;
-	/* As PostgreSQL: TLS over TCP only; no GSSAPI encryption. */
-	bool tls = ssl && !c->is_unix && pgc_tls_client_enabled(cfg);
+	/* As PostgreSQL: TLS over TCP only; no GSSAPI encryption; and no handshake for a client refused anyway. */
+	bool tls = ssl && !c->is_unix && !c->refusal && pgc_tls_client_enabled(cfg);
 	uint8_t answer = tls ? PGC_SSL_ACCEPT : PGC_SSL_REFUSE;
 	/* Bytes sent before encryption was settled could have been injected by a man in the middle. */
 	const char *injected = ssl ? "received unencrypted data after SSL request"
@@ -702,6 +706,11 @@ client_startup(pgc_client *c)
 				return;
 			continue;
 		}
+		if (c->refusal)
+		{
+			pgc_accept_refuse(c);   /* told now, as PostgreSQL tells "too many clients" */
+			return;
+		}
 		if (code == PGC_CANCEL_REQUEST_CODE)
 		{
 			startup_cancel(c, len);
@@ -728,64 +737,6 @@ client_startup(pgc_client *c)
 		/* st points into b, which stays put until login is done with it. */
 		client_login(c, &st);
 		return;
-	}
-}
-
-void
-pgc_client_accept(pgc_worker *w, int listen_fd)
-{
-	for (int i = 0; i < 64; i++)
-	{
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		int fd = accept4(listen_fd, (struct sockaddr *) &ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		pgc_client *c;
-
-		if (fd < 0)
-		{
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				pgc_log(PGC_WARNING, "accept failed: %s", strerror(errno));
-			return;
-		}
-		c = calloc(1, sizeof(*c));
-		if (c == NULL)
-		{
-			close(fd);
-			continue;
-		}
-		c->kind = PGC_KIND_CLIENT;
-		c->fd = fd;
-		c->worker = w;
-		c->state = CL_STARTUP;
-		c->state_since = w->now;
-		c->counted = true;
-		c->peer = ss;
-		c->is_unix = ss.ss_family == AF_UNIX;
-		atomic_fetch_add(&w->engine->clients_total, 1);
-		if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
-		{
-			int one = 1;
-			char host[INET6_ADDRSTRLEN] = "?";
-			int port;
-
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-			if (ss.ss_family == AF_INET)
-			{
-				inet_ntop(AF_INET, &((struct sockaddr_in *) &ss)->sin_addr, host, sizeof(host));
-				port = ntohs(((struct sockaddr_in *) &ss)->sin_port);
-			}
-			else
-			{
-				inet_ntop(AF_INET6, &((struct sockaddr_in6 *) &ss)->sin6_addr, host, sizeof(host));
-				port = ntohs(((struct sockaddr_in6 *) &ss)->sin6_port);
-			}
-			snprintf(c->addr, sizeof(c->addr), "%s:%d", host, port);
-		}
-		else
-			snprintf(c->addr, sizeof(c->addr), "unix:%d", fd);
-		pgc_list_push_tail(&w->clients, &c->node);
-		w->n_clients++;
-		client_update_events(c);
 	}
 }
 

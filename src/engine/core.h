@@ -156,9 +156,11 @@ struct pgc_client {
 	struct sockaddr_storage peer; /* peer address, for the HBA file */
 	bool is_unix;                 /* came in on the Unix socket */
 	void *auth;                   /* pgc_cauth while authenticating */
-	/* ---- the startup phase (client_startup) ---- */
+	/* ---- the startup phase and login admission (client_startup, accept.c) ---- */
+	bool in_login;                /* counted in its worker's and its address's login-phase bounds */
 	bool ssl_done;                /* SSLRequest answered: another one is a protocol violation, as in PG */
 	bool gss_done;                /* GSSENCRequest answered, or TLS is on: likewise */
+	uint8_t refusal;              /* PGC_REFUSAL_* (accept.h): refused, told why after its startup packet */
 };
 
 typedef enum pgc_server_state {
@@ -300,6 +302,12 @@ struct pgc_worker {
 	double now;
 	double next_tick;
 	bool stopping;
+	/* ---- accept.c: admission of new clients ---- */
+	int spare_fd;                 /* held in reserve to accept-and-refuse a client when out of descriptors; -1 if lost */
+	int n_login;                  /* its clients in the login phase (max_login_clients is shared out among workers) */
+	unsigned accept_paused;       /* PGC_ACCEPT_PAUSED_* bits: why its listeners are edge-triggered now */
+	int n_refusing;               /* its refused clients waiting for their startup packet to hear why */
+	bool spare_lent;              /* spare_fd's slot is the connection of a refused client now */
 };
 
 struct pgc_engine {
@@ -329,6 +337,8 @@ struct pgc_engine {
 		atomic_int starving;
 		struct pgc_counter *next;
 	} *db_counters, *user_counters;
+	/* ---- accept.c ---- */
+	struct pgc_login_addrs *login_addrs;  /* clients in the login phase per source address (own lock) */
 };
 
 /* ---- util ---- */

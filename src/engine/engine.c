@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "accept.h"
 #include "authq.h"
 #include "core.h"
 #include "engine.h"
@@ -174,6 +175,11 @@ pgc_engine_start(pgc_config *cfg, char *err, size_t errlen)
 	e->n_workers = n;
 	e->workers = calloc((size_t) n, sizeof(pgc_worker));
 	pgc_the_engine = e;
+	if (e->workers == NULL || pgc_accept_init(e, err, errlen) < 0)
+	{
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	for (int i = 0; i < n; i++)
 	{
 		pgc_worker *w = &e->workers[i];
@@ -182,6 +188,7 @@ pgc_engine_start(pgc_config *cfg, char *err, size_t errlen)
 		w->listener_kind = PGC_KIND_LISTENER;
 		w->id = i;
 		w->engine = e;
+		w->spare_fd = -1;
 		pgc_list_init(&w->clients);
 		pgc_list_init(&w->servers);
 		pgc_list_init(&w->cancels);
@@ -194,6 +201,8 @@ pgc_engine_start(pgc_config *cfg, char *err, size_t errlen)
 			return -1;
 		}
 		pgc_worker_watch(w, w->wakefd, w, EPOLLIN);
+		if (pgc_accept_worker_init(w, err, errlen) < 0)
+			return -1;
 	}
 	if (open_listeners(e, cfg, err, errlen) < 0)
 		return -1;
@@ -205,6 +214,7 @@ pgc_engine_start(pgc_config *cfg, char *err, size_t errlen)
 			pgc_worker_watch(w, w->listen_fds[j], &w->listener_kind,
 							 EPOLLIN | (w->listen_fds[j] == e->unix_fd ? EPOLLEXCLUSIVE : 0));
 	}
+	pgc_accept_check_fd_limit(cfg, n);
 	if (pgc_authq_start(err, errlen) < 0)
 		return -1;
 	atomic_store(&workers_running, n);
@@ -238,6 +248,7 @@ pgc_engine_reload(pgc_config *cfg)
 	pthread_mutex_unlock(&e->cfg_lock);
 	pgc_pool_reconfigure(e);
 	pgc_log(PGC_LOG, "configuration reloaded from %s", cfg->path ? cfg->path : "?");
+	pgc_accept_check_fd_limit(cfg, e->n_workers);
 }
 
 void
@@ -296,10 +307,12 @@ pgc_engine_free(void)
 		}
 		close(w->epfd);
 		close(w->wakefd);
+		pgc_accept_worker_free(w);
 		free(w->listen_fds);
 		pthread_mutex_destroy(&w->inbox_lock);
 	}
 	free(e->workers);
+	pgc_accept_free(e);
 	for (int i = 0; i < e->n_old_cfgs; i++)
 		pgc_config_free(e->old_cfgs[i]);
 	free(e->old_cfgs);

@@ -274,6 +274,7 @@ static const key_def main_keys[] = {
 	KSTR(server_tls_ca_file),
 	KSTR(server_tls_protocols),
 	KSTR(server_tls_ciphers),
+	KSTR(user),
 	KINT(max_login_clients, 0, INT_MAX),
 	KINT(max_login_clients_per_addr, 0, INT_MAX),
 };
@@ -1070,6 +1071,7 @@ pgc_config_free(pgc_config *cfg)
 	free(cfg->logfile);
 	free(cfg->pidfile);
 	free(cfg->admin_users);
+	free(cfg->user);
 	for (i = 0; i < cfg->n_databases; i++)
 	{
 		pgc_database *db = &cfg->databases[i];

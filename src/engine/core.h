@@ -337,6 +337,11 @@ struct pgc_engine {
 		atomic_int starving;
 		struct pgc_counter *next;
 	} *db_counters, *user_counters;
+	/* ---- engine.c: the Unix socket's lock file; only what is still ours is removed at exit ---- */
+	char unix_lock_path[256];     /* unix_path + ".lock" (a socket path fits in sun_path, 108 bytes) */
+	bool unix_lock_held;          /* we created unix_lock_path (it holds our pid) */
+	dev_t unix_dev;               /* the socket file we bound, to recognise it at exit */
+	ino_t unix_ino;
 	/* ---- accept.c ---- */
 	struct pgc_login_addrs *login_addrs;  /* clients in the login phase per source address (own lock) */
 };

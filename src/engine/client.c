@@ -534,7 +534,8 @@ client_logged_in(pgc_client *c)
  * (protocol version or request code), and a body. PostgreSQL bounds the
  * packet without its length word by MAX_STARTUP_PACKET_LENGTH.
  */
-#define STARTUP_MIN_LENGTH      (PGC_MSG_LENGTH_SIZE + 4)
+#define STARTUP_CODE_SIZE       4
+#define STARTUP_MIN_LENGTH      (PGC_MSG_LENGTH_SIZE + STARTUP_CODE_SIZE)
 #define STARTUP_MAX_LENGTH      (PGC_MAX_STARTUP_PACKET + PGC_MSG_LENGTH_SIZE)
 #define CANCEL_REQUEST_LENGTH   16          /* length, code, pid, key */
 /* Before protocol 3.0, an error was 'E' and a C string: PostgreSQL answers such clients so. */

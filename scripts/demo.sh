@@ -74,8 +74,11 @@ say "pgbench -i -s 10 (1,000,000 rows)"
 "$PGBIN/pgbench" -i -s 10 -q -h "$TMP" -p "$PGPORT" -U postgres bench 2>&1 | tail -n 1
 
 CPORT=$(free_port)
+# The demo runs as root; pgcarrier refuses root unless told whom to become
+# (it drops root's privileges once its sockets and files are open).
 cat >"$TMP/pgcarrier.ini" <<EOF
 [pgcarrier]
+user = postgres
 listen_addr = 127.0.0.1
 listen_port = $CPORT
 unix_socket_dir = $TMP

@@ -4,10 +4,20 @@
  * Signals are blocked in every thread and taken here, synchronously, with
  * sigtimedwait(): SIGHUP reloads, SIGINT stops gracefully, SIGTERM exits at
  * once.
+ *
+ * Start-up order: config; whom to run as (root is refused unless `user`
+ * names another account); the background (-d); log, pidfile, listeners;
+ * then root's privileges are dropped, before any thread runs; then the
+ * workers. With -d the launching process waits until the daemon is ready,
+ * so that a start that fails (a port or socket in use, a live pidfile) fails
+ * on the command line with exit status 1.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,16 +62,38 @@ raise_fd_limit(void)
 	}
 }
 
-static int
-daemonize(void)
-{
-	pid_t pid = fork();
-	int fd;
+/* ------------------------------------------------------------ background -- */
 
+/* What the daemon writes to the launching process when it is ready. */
+#define DAEMON_READY 'R'
+
+/*
+ * Go to the background. The launching process waits until the daemon says
+ * it is ready, or dies (its stderr still goes to the terminal until then),
+ * and exits 0 or 1 accordingly. Returns in the daemon, with the descriptor
+ * to pass to daemon_ready(); -1 on failure.
+ */
+static int
+daemon_start(void)
+{
+	int ready[2];
+	pid_t pid;
+
+	if (pipe2(ready, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
 	if (pid < 0)
 		return -1;
 	if (pid > 0)
-		_exit(0);
+	{
+		char said = 0;
+
+		close(ready[1]);
+		while (read(ready[0], &said, 1) < 0 && errno == EINTR)
+			;
+		_exit(said == DAEMON_READY ? 0 : 1);
+	}
+	close(ready[0]);
 	if (setsid() < 0)
 		return -1;
 	pid = fork();
@@ -69,7 +101,16 @@ daemonize(void)
 		return -1;
 	if (pid > 0)
 		_exit(0);
-	fd = open("/dev/null", O_RDWR);
+	return ready[1];
+}
+
+/* The daemon serves: let go of the terminal, and let the launching process exit 0. */
+static void
+daemon_ready(int ready_fd)
+{
+	char ok = DAEMON_READY;
+	int fd = open("/dev/null", O_RDWR);
+
 	if (fd >= 0)
 	{
 		dup2(fd, 0);
@@ -78,18 +119,204 @@ daemonize(void)
 		if (fd > 2)
 			close(fd);
 	}
+	if (write(ready_fd, &ok, 1) != 1)
+		(void) errno;           /* the launcher was killed: nobody to tell */
+	close(ready_fd);
+}
+
+/* --------------------------------------------------------------- pidfile -- */
+
+#define PIDFILE_MODE 0644
+
+/* Write our pid to path, unless it holds the pid of a running process. */
+static int
+pidfile_claim(const char *path, char *err, size_t errlen)
+{
+	char why[PATH_MAX + 200];
+	pid_t owner;
+
+	if (pgc_lockfile_create(path, PIDFILE_MODE, NULL, &owner, why, sizeof(why)) == 0)
+		return 0;
+	if (owner > 0)
+		snprintf(err, errlen, "pidfile %s: is another pgcarrier running with this pidfile?", why);
+	else
+		snprintf(err, errlen, "could not write pidfile: %s", why);
+	return -1;
+}
+
+/* ---------------------------------------------------------- who we run as -- */
+
+/* The account to run as, from `user`. */
+typedef struct run_as {
+	char *name;                 /* the `user` setting, NULL if unset */
+	bool switch_user;           /* we are root and become uid/gid */
+	uid_t uid;
+	gid_t gid;
+} run_as;
+
+/*
+ * Decide whom to run as. Root is refused unless `user` names another
+ * account (as PostgreSQL and PgBouncer refuse root); without root, `user`
+ * may only name ourselves. 0, or -1 with a message.
+ */
+static int
+resolve_run_as(const pgc_config *cfg, run_as *ra, char *err, size_t errlen)
+{
+	bool root = getuid() == 0 || geteuid() == 0;
+	struct passwd *pw;
+
+	memset(ra, 0, sizeof(*ra));
+	if (cfg->user == NULL || cfg->user[0] == '\0')
+	{
+		if (!root)
+			return 0;
+		snprintf(err, errlen, "pgcarrier must not run as root: set \"user\" in %s to the account to run "
+				 "as (pgcarrier drops root's privileges once its sockets and files are open)", cfg->path);
+		return -1;
+	}
+	errno = 0;
+	pw = getpwnam(cfg->user);
+	if (pw == NULL)
+	{
+		snprintf(err, errlen, "%s: user = %s: %s", cfg->path, cfg->user, errno ? strerror(errno) : "no such user");
+		return -1;
+	}
+	if (pw->pw_uid == 0)
+	{
+		snprintf(err, errlen, "%s: user = %s: pgcarrier must not run as root", cfg->path, cfg->user);
+		return -1;
+	}
+	if (!root && geteuid() != pw->pw_uid)
+	{
+		snprintf(err, errlen, "%s: user = %s: only root can become another user, and pgcarrier runs as uid %d",
+				 cfg->path, cfg->user, (int) geteuid());
+		return -1;
+	}
+	ra->name = strdup(cfg->user);
+	ra->switch_user = root;
+	ra->uid = pw->pw_uid;
+	ra->gid = pw->pw_gid;
+	return ra->name ? 0 : -1;
+}
+
+/* Give a file we created as root to the account we become, so that it can remove or reopen it. */
+static int
+give_file(const run_as *ra, const char *path, char *err, size_t errlen)
+{
+	if (path == NULL || path[0] == '\0' || chown(path, ra->uid, ra->gid) == 0)
+		return 0;
+	snprintf(err, errlen, "could not change the owner of \"%s\": %s", path, strerror(errno));
+	return -1;
+}
+
+/* Root's privileges are gone for good: our ids are the account's, and root cannot be had back. */
+static bool
+privileges_dropped(const run_as *ra)
+{
+	return getuid() == ra->uid && geteuid() == ra->uid && getgid() == ra->gid && getegid() == ra->gid &&
+		setuid(0) != 0 && setgid(0) != 0;
+}
+
+/*
+ * Become ra's account, if we are root: hand it the files we made (the
+ * socket and its lock file, the pidfile, a log file we created), then
+ * setgid, initgroups, setuid, and check that it stuck. Before any thread
+ * runs, so that all of them run as that account.
+ */
+static int
+become_user(const run_as *ra, const char *pidfile, const char *new_logfile, char *err, size_t errlen)
+{
+	if (!ra->switch_user)
+		return 0;
+	if (pgc_engine_give_files(ra->uid, ra->gid, err, errlen) < 0 ||
+		give_file(ra, pidfile, err, errlen) < 0 || give_file(ra, new_logfile, err, errlen) < 0)
+		return -1;
+	if (setgid(ra->gid) < 0 || initgroups(ra->name, ra->gid) < 0 || setuid(ra->uid) < 0)
+	{
+		snprintf(err, errlen, "could not become user \"%s\": %s", ra->name, strerror(errno));
+		return -1;
+	}
+	if (!privileges_dropped(ra))
+	{
+		snprintf(err, errlen, "could not drop root's privileges for user \"%s\"", ra->name);
+		return -1;
+	}
+	pgc_log(PGC_LOG, "running as user \"%s\" (uid %d, gid %d)", ra->name, (int) ra->uid, (int) ra->gid);
 	return 0;
 }
 
-static int
-write_pidfile(const char *path)
+/* A reload cannot change whom we run as: say so rather than ignore it silently. */
+static void
+warn_unreloadable(const run_as *ra, const pgc_config *next)
 {
-	FILE *f = fopen(path, "w");
+	const char *want = next->user && next->user[0] ? next->user : NULL;
 
-	if (f == NULL)
-		return -1;
-	fprintf(f, "%d\n", (int) getpid());
-	return fclose(f);
+	if ((want == NULL) != (ra->name == NULL) || (want && strcmp(want, ra->name) != 0))
+		pgc_log(PGC_WARNING, "a reload does not change \"user\": pgcarrier runs as uid %d until it is restarted",
+				(int) geteuid());
+}
+
+/* ----------------------------------------------------------------- start -- */
+
+/* Seconds between touches of the lock file (cleaners of /tmp remove files untouched for long). */
+#define LOCK_TOUCH_INTERVAL 3600
+
+static void
+touch_files_now_and_then(void)
+{
+	static time_t last;
+	time_t now = time(NULL);
+
+	if (now - last >= LOCK_TOUCH_INTERVAL)
+	{
+		last = now;
+		pgc_engine_touch_files();
+	}
+}
+
+/* Whether path names no file yet (so that a log file opened there is ours to give away). */
+static bool
+file_is_new(const char *path)
+{
+	struct stat st;
+
+	return path && path[0] && stat(path, &st) < 0 && errno == ENOENT;
+}
+
+/* Report a failure during start-up: to the log, and to stderr as well when the log is a file. */
+static int
+startup_failed(const pgc_config *cfg, const char *msg)
+{
+	pgc_log(PGC_FATAL, "%s", msg);
+	if (cfg->logfile && cfg->logfile[0])
+		fprintf(stderr, "pgcarrier: %s\n", msg);
+	return 1;
+}
+
+/*
+ * Open everything and start serving: pidfile, listeners, then whom we run
+ * as, then the workers. On failure what was made is removed and the exit
+ * status returned; 0 when running.
+ */
+static int
+start_engine(pgc_config *cfg, const run_as *ra, const char *pidfile, const char *new_logfile)
+{
+	char err[PATH_MAX + 512];
+
+	if (pidfile && pidfile_claim(pidfile, err, sizeof(err)) < 0)
+		return startup_failed(cfg, err);
+	raise_fd_limit();
+	if (pgc_engine_open(cfg, err, sizeof(err)) < 0 ||
+		become_user(ra, pidfile, new_logfile, err, sizeof(err)) < 0 ||
+		pgc_engine_run(err, sizeof(err)) < 0)
+	{
+		startup_failed(cfg, err);
+		pgc_engine_unlink_socket();
+		if (pidfile)
+			pgc_lockfile_remove(pidfile);
+		return 1;
+	}
+	return 0;
 }
 
 int
@@ -109,6 +336,9 @@ main(int argc, char **argv)
 	sigset_t sigs;
 	int opt;
 	char *pidfile = NULL;
+	char *new_logfile = NULL;
+	int ready_fd = -1;
+	run_as ra;
 
 	while ((opt = getopt_long(argc, argv, "c:dVh", longopts, NULL)) != -1)
 	{
@@ -145,6 +375,19 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
+	if (resolve_run_as(cfg, &ra, err, sizeof(err)) < 0)
+	{
+		fprintf(stderr, "pgcarrier: %s\n", err);
+		pgc_config_free(cfg);
+		return 1;
+	}
+	if (daemon_mode && (ready_fd = daemon_start()) < 0)
+	{
+		fprintf(stderr, "pgcarrier: could not daemonize: %s\n", strerror(errno));
+		return 1;
+	}
+	if (file_is_new(cfg->logfile))
+		new_logfile = strdup(cfg->logfile);
 	if (pgc_log_open(cfg->logfile) < 0)
 	{
 		fprintf(stderr, "pgcarrier: could not open logfile \"%s\": %s\n", cfg->logfile, strerror(errno));
@@ -152,21 +395,8 @@ main(int argc, char **argv)
 		return 1;
 	}
 	pgc_log_set_min_level(cfg->verbose ? PGC_DEBUG : PGC_LOG);
-	if (daemon_mode && daemonize() < 0)
-	{
-		fprintf(stderr, "pgcarrier: could not daemonize: %s\n", strerror(errno));
-		return 1;
-	}
 	if (cfg->pidfile && cfg->pidfile[0])
-	{
 		pidfile = strdup(cfg->pidfile);
-		if (write_pidfile(pidfile) < 0)
-		{
-			pgc_log(PGC_FATAL, "could not write pidfile \"%s\": %s", pidfile, strerror(errno));
-			return 1;
-		}
-	}
-	raise_fd_limit();
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGHUP);
@@ -174,23 +404,18 @@ main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-	if (pgc_engine_start(cfg, err, sizeof(err)) < 0)
-	{
-		pgc_log(PGC_FATAL, "%s", err);
-		if (!daemon_mode && !cfg->logfile)
-			;                   /* already on stderr */
-		else if (!daemon_mode)
-			fprintf(stderr, "pgcarrier: %s\n", err);
-		if (pidfile)
-			unlink(pidfile);
+	if (start_engine(cfg, &ra, pidfile, new_logfile) != 0)
 		return 1;
-	}
+	free(new_logfile);
+	if (daemon_mode)
+		daemon_ready(ready_fd);
 
 	for (;;)
 	{
 		struct timespec ts = {0, 200 * 1000 * 1000};
 		int sig = sigtimedwait(&sigs, NULL, &ts);
 
+		touch_files_now_and_then();
 		if (sig == SIGHUP)
 		{
 			const char *path = config_path;
@@ -200,6 +425,7 @@ main(int argc, char **argv)
 				pgc_log(PGC_WARNING, "configuration not reloaded, keeping the old one: %s", err);
 			else
 			{
+				warn_unreloadable(&ra, next);
 				if (next->logfile && pgc_log_open(next->logfile) < 0)
 					pgc_log(PGC_WARNING, "could not reopen logfile \"%s\"", next->logfile);
 				pgc_log_set_min_level(next->verbose ? PGC_DEBUG : PGC_LOG);
@@ -216,7 +442,7 @@ main(int argc, char **argv)
 			pgc_log(PGC_LOG, "SIGTERM: exiting now");
 			pgc_engine_unlink_socket();
 			if (pidfile)
-				unlink(pidfile);
+				pgc_lockfile_remove(pidfile);
 			_exit(0);
 		}
 		if (!pgc_engine_running())
@@ -226,9 +452,10 @@ main(int argc, char **argv)
 	pgc_log(PGC_LOG, "pgcarrier stopped");
 	if (pidfile)
 	{
-		unlink(pidfile);
+		pgc_lockfile_remove(pidfile);
 		free(pidfile);
 	}
+	free(ra.name);
 	pgc_log_close();
 	return 0;
 }

@@ -18,6 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "accept.h"
 #include "cauth.h"
 #include "core.h"
 #include "guard.h"
@@ -96,6 +97,7 @@ pgc_client_close(pgc_client *c, const char *reason)
 
 	if (c->state == CL_CLOSING)
 		return;
+	pgc_accept_client_gone(c);
 	if (c->user && cfg->log_disconnections)
 		pgc_log(PGC_LOG, "closing client %s (%s/%s): %s", c->addr, c->dbname, c->user, reason);
 	pgc_cancel_unregister(c);
@@ -384,7 +386,7 @@ client_login(pgc_client *c, const pgc_startup *st)
 		pgc_client_fatal(c, "57P03", "the connection pooler is shutting down");
 		return;
 	}
-	if (atomic_load(&e->clients_total) > cfg->max_client_conn)
+	if (!pgc_accept_room_for_client(e, cfg))
 	{
 		pgc_client_fatal(c, "53300", "sorry, too many clients already");
 		return;
@@ -463,6 +465,8 @@ client_logged_in(pgc_client *c)
 	const pgc_config *cfg = pgc_engine_config();
 	bool have_welcome;
 
+	if (!pgc_accept_logged_in(c))
+		return;
 	c->cancel_pid = atomic_fetch_add(&e->next_pid, 1);
 	if (getrandom(&c->cancel_key, sizeof(c->cancel_key), 0) != sizeof(c->cancel_key))
 		c->cancel_key = (uint32_t) rand();
@@ -504,85 +508,204 @@ client_logged_in(pgc_client *c)
 		pgc_client_handoff(c);
 }
 
+/* --------------------------------------------------------- startup phase -- */
+
+/*
+ * Startup-phase packets: an int32 length (itself included), an int32 code
+ * (protocol version or request code), and a body. PostgreSQL bounds the
+ * packet without its length word by MAX_STARTUP_PACKET_LENGTH.
+ */
+#define STARTUP_CODE_SIZE       4
+#define STARTUP_MIN_LENGTH      (PGC_MSG_LENGTH_SIZE + STARTUP_CODE_SIZE)
+#define STARTUP_MAX_LENGTH      (PGC_MAX_STARTUP_PACKET + PGC_MSG_LENGTH_SIZE)
+#define CANCEL_REQUEST_LENGTH   16          /* length, code, pid, key */
+/* Before protocol 3.0, an error was 'E' and a C string: PostgreSQL answers such clients so. */
+#define PROTO_V2_ERROR          'E'
+
+/*
+ * A startup-phase fault that PostgreSQL only logs (COMMERROR) and answers
+ * by closing the connection without a word: an incomplete or invalid
+ * length, a malformed CancelRequest. Clients that send Terminate instead of
+ * a startup packet (node-postgres closing at once) end up here too.
+ */
+static void
+startup_drop(pgc_client *c, const char *why)
+{
+	if (pgc_engine_config()->log_pooler_errors)
+		pgc_log_limited(PGC_LOG, "client %s: %s", c->addr, why);
+	pgc_client_close(c, why);
+}
+
+/* FATAL in the pre-3.0 format, for a client that asked for protocol 1.x or 2.x. */
+static void
+startup_fatal_v2(pgc_client *c, const char *msg)
+{
+	pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);
+
+	if (out)
+	{
+		pgc_msgbuf_byte(out, PROTO_V2_ERROR);
+		pgc_msgbuf_text(out, "FATAL:  ");
+		pgc_msgbuf_text(out, msg);
+		pgc_msgbuf_str(out, "\n");
+		(void) pgc_msgbuf_write(c->fd, c->tls, out);
+	}
+	if (pgc_engine_config()->log_pooler_errors)
+		pgc_log_limited(PGC_LOG, "client %s: 0A000: %s", c->addr, msg);
+	pgc_client_close(c, msg);
+}
+
+/* Protocol major version other than 3 (a repeated SSLRequest or GSSENCRequest reads as one, as in PG). */
+static void
+startup_bad_version(pgc_client *c, uint32_t code)
+{
+	char msg[128];
+
+	snprintf(msg, sizeof(msg), "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+			 PGC_PROTO_MAJOR(code), PGC_PROTO_MINOR(code));
+	if (PGC_PROTO_MAJOR(code) < PGC_PROTO_MAJOR(PGC_PROTO_V3))
+		startup_fatal_v2(c, msg);
+	else
+		pgc_client_fatal(c, "0A000", "%s", msg);
+}
+
+/* An SSLRequest or GSSENCRequest that may still be answered (once each, as PostgreSQL). */
+static bool
+startup_is_encryption_request(const pgc_client *c, uint32_t code)
+{
+	return (code == PGC_SSL_REQUEST_CODE && !c->ssl_done) || (code == PGC_GSSENC_REQUEST_CODE && !c->gss_done);
+}
+
+/*
+ * Answer the SSLRequest or GSSENCRequest of len bytes at the head of c->in
+ * as PostgreSQL does (whatever its length, once each; TLS done means GSS
+ * done too). True when the next startup packet may follow in clear text;
+ * false when c was closed or its TLS handshake begins.
+ */
+static bool
+startup_encryption_request(pgc_client *c, uint32_t code, uint32_t len)
+{
+	const pgc_config *cfg = pgc_engine_config();
+	pgc_iobuf *b = c->in;
+	bool ssl = code == PGC_SSL_REQUEST_CODE;
+	/* As PostgreSQL: TLS over TCP only; no GSSAPI encryption; and no handshake for a client refused anyway. */
+	bool tls = ssl && !c->is_unix && !c->refusal && pgc_tls_client_enabled(cfg);
+	uint8_t answer = tls ? PGC_SSL_ACCEPT : PGC_SSL_REFUSE;
+	/* Bytes sent before encryption was settled could have been injected by a man in the middle. */
+	const char *injected = ssl ? "received unencrypted data after SSL request"
+		: "received unencrypted data after GSSAPI encryption request";
+
+	b->start += len;
+	b->scan = b->start;
+	if (tls && b->start != b->end)
+	{
+		pgc_client_fatal(c, "08P01", "%s", injected);
+		return false;
+	}
+	if (write(c->fd, &answer, 1) != 1)
+	{
+		pgc_client_close(c, "client went away");
+		return false;
+	}
+	c->gss_done = c->gss_done || !ssl || tls;
+	c->ssl_done = c->ssl_done || ssl;
+	if (b->start != b->end)
+	{
+		/* PostgreSQL refuses them after its 'N' too. */
+		pgc_client_fatal(c, "08P01", "%s", injected);
+		return false;
+	}
+	if (!tls)
+		return true;
+	c->tls = pgc_tls_accept(cfg, c->fd);
+	if (c->tls == NULL)
+	{
+		pgc_client_close(c, "could not set up TLS");
+		return false;
+	}
+	c->state = CL_TLS;
+	pgc_client_trim(c);
+	return false;
+}
+
+/* A CancelRequest of len bytes: hand the connection to the cancel forward, which closes it when done. */
+static void
+startup_cancel(pgc_client *c, uint32_t len)
+{
+	pgc_iobuf *b = c->in;
+	char err[200];
+	pgc_startup st;
+	int fd = c->fd;
+
+	if (len != CANCEL_REQUEST_LENGTH ||
+		pgc_parse_startup(b->data + b->start, len, &st, err, sizeof(err)) < 0)
+	{
+		startup_drop(c, "invalid length of startup packet");
+		return;
+	}
+	pgc_tls_free(c->tls);
+	c->tls = NULL;
+	if (c->registered)
+		pgc_worker_unwatch(c->worker, fd);
+	c->registered = false;
+	c->fd = -1;
+	pgc_client_close(c, "cancel request");
+	pgc_cancel_forward(pgc_current_worker, st.cancel_pid, st.cancel_key, fd);
+}
+
+/*
+ * Read startup-phase packets until a login starts, following PostgreSQL's
+ * ProcessStartupPacket: which faults close silently and which get a FATAL.
+ */
 static void
 client_startup(pgc_client *c)
 {
 	for (;;)
 	{
 		pgc_iobuf *b = c->in;
-		uint32_t len;
+		size_t avail;
+		uint32_t len, code;
 		char err[200];
 		pgc_startup st;
-		int r;
 
 		if (b == NULL)
 			return;
-		r = pgc_startup_length(b->data + b->start, b->end - b->start, &len, err, sizeof(err));
-		if (r < 0)
+		avail = b->end - b->start;
+		if (avail < PGC_MSG_LENGTH_SIZE)
+			return;
+		len = pgc_get_u32(b->data + b->start);
+		if (len < STARTUP_MIN_LENGTH || len > STARTUP_MAX_LENGTH)
 		{
-			pgc_client_fatal(c, "08P01", "%s", err);
+			startup_drop(c, "invalid length of startup packet");
 			return;
 		}
-		if (r == 0 || b->end - b->start < len)
+		if (avail < len)
 			return;
+		code = pgc_get_u32(b->data + b->start + PGC_MSG_LENGTH_SIZE);
+		if (startup_is_encryption_request(c, code))
+		{
+			if (!startup_encryption_request(c, code, len))
+				return;
+			continue;
+		}
+		if (c->refusal)
+		{
+			pgc_accept_refuse(c);   /* told now, as PostgreSQL tells "too many clients" */
+			return;
+		}
+		if (code == PGC_CANCEL_REQUEST_CODE)
+		{
+			startup_cancel(c, len);
+			return;
+		}
+		if (PGC_PROTO_MAJOR(code) != PGC_PROTO_MAJOR(PGC_PROTO_V3))
+		{
+			startup_bad_version(c, code);
+			return;
+		}
 		if (pgc_parse_startup(b->data + b->start, len, &st, err, sizeof(err)) < 0)
 		{
 			pgc_client_fatal(c, "08P01", "%s", err);
-			return;
-		}
-		if ((st.code == PGC_SSL_REQUEST_CODE || st.code == PGC_GSSENC_REQUEST_CODE) && c->tls == NULL)
-		{
-			const pgc_config *cfg = pgc_engine_config();
-			/* As PostgreSQL: TLS over TCP only; no GSSAPI encryption. */
-			bool tls = st.code == PGC_SSL_REQUEST_CODE && !c->is_unix && pgc_tls_client_enabled(cfg);
-			uint8_t answer = tls ? PGC_SSL_ACCEPT : PGC_SSL_REFUSE;
-
-			b->start += len;
-			b->scan = b->start;
-			if (tls && b->start != b->end)
-			{
-				/* Bytes sent before the handshake could be injected by a man in the middle. */
-				pgc_client_fatal(c, "08P01", "received unencrypted data after SSL request");
-				return;
-			}
-			if (write(c->fd, &answer, 1) != 1)
-			{
-				pgc_client_close(c, "client went away");
-				return;
-			}
-			if (tls)
-			{
-				c->tls = pgc_tls_accept(cfg, c->fd);
-				if (c->tls == NULL)
-				{
-					pgc_client_close(c, "could not set up TLS");
-					return;
-				}
-				c->state = CL_TLS;
-				pgc_client_trim(c);
-				return;
-			}
-			continue;
-		}
-		if (st.code == PGC_CANCEL_REQUEST_CODE)
-		{
-			int fd = c->fd;
-
-			/* The connection moves to the cancel forward, which closes it when done. */
-			pgc_tls_free(c->tls);
-			c->tls = NULL;
-			if (c->registered)
-				pgc_worker_unwatch(c->worker, fd);
-			c->registered = false;
-			c->fd = -1;
-			pgc_client_close(c, "cancel request");
-			pgc_cancel_forward(pgc_current_worker, st.cancel_pid, st.cancel_key, fd);
-			return;
-		}
-		if (PGC_PROTO_MAJOR(st.code) != 3)
-		{
-			pgc_client_fatal(c, "0A000", "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
-							 PGC_PROTO_MAJOR(st.code), PGC_PROTO_MINOR(st.code));
 			return;
 		}
 		if (!c->tls && !c->is_unix && pgc_engine_config()->client_tls_sslmode >= PGC_SSLMODE_REQUIRE)
@@ -596,65 +719,6 @@ client_startup(pgc_client *c)
 		/* st points into b, which stays put until login is done with it. */
 		client_login(c, &st);
 		return;
-	}
-}
-
-void
-pgc_client_accept(pgc_worker *w, int listen_fd)
-{
-	for (int i = 0; i < 64; i++)
-	{
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		int fd = accept4(listen_fd, (struct sockaddr *) &ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		pgc_client *c;
-
-		if (fd < 0)
-		{
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				pgc_log(PGC_WARNING, "accept failed: %s", strerror(errno));
-			return;
-		}
-		c = calloc(1, sizeof(*c));
-		if (c == NULL)
-		{
-			close(fd);
-			continue;
-		}
-		c->kind = PGC_KIND_CLIENT;
-		c->fd = fd;
-		c->worker = w;
-		c->state = CL_STARTUP;
-		c->state_since = w->now;
-		c->counted = true;
-		c->peer = ss;
-		c->is_unix = ss.ss_family == AF_UNIX;
-		atomic_fetch_add(&w->engine->clients_total, 1);
-		if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
-		{
-			int one = 1;
-			char host[INET6_ADDRSTRLEN] = "?";
-			int port;
-
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-			if (ss.ss_family == AF_INET)
-			{
-				inet_ntop(AF_INET, &((struct sockaddr_in *) &ss)->sin_addr, host, sizeof(host));
-				port = ntohs(((struct sockaddr_in *) &ss)->sin_port);
-			}
-			else
-			{
-				inet_ntop(AF_INET6, &((struct sockaddr_in6 *) &ss)->sin6_addr, host, sizeof(host));
-				port = ntohs(((struct sockaddr_in6 *) &ss)->sin6_port);
-			}
-			snprintf(c->addr, sizeof(c->addr), "%s:%d", host, port);
-		}
-		else
-			snprintf(c->addr, sizeof(c->addr), "unix:%d", fd);
-		c->serial = atomic_fetch_add(&w->engine->next_serial, 1) + 1;
-		pgc_list_push_tail(&w->clients, &c->node);
-		w->n_clients++;
-		pgc_client_update_events(c);
 	}
 }
 

@@ -274,6 +274,9 @@ static const key_def main_keys[] = {
 	KSTR(server_tls_ca_file),
 	KSTR(server_tls_protocols),
 	KSTR(server_tls_ciphers),
+	KSTR(user),
+	KINT(max_login_clients, 0, INT_MAX),
+	KINT(max_login_clients_per_addr, 0, INT_MAX),
 };
 
 #define N_MAIN_KEYS ((int) (sizeof(main_keys) / sizeof(main_keys[0])))
@@ -741,6 +744,8 @@ config_new(void)
 	cfg->session_pinning = PGC_PIN_ALLOW;
 	cfg->auth_query = strdup("SELECT usename, passwd FROM pg_shadow WHERE usename=$1");
 	cfg->auth_query_cache_lifetime = 15;
+	cfg->max_login_clients = 1000;
+	cfg->max_login_clients_per_addr = 200;
 	if (!cfg->listen_addr || !cfg->unix_socket_dir || !cfg->server_reset_query || !cfg->auth_query)
 	{
 		pgc_config_free(cfg);
@@ -1066,6 +1071,7 @@ pgc_config_free(pgc_config *cfg)
 	free(cfg->logfile);
 	free(cfg->pidfile);
 	free(cfg->admin_users);
+	free(cfg->user);
 	for (i = 0; i < cfg->n_databases; i++)
 	{
 		pgc_database *db = &cfg->databases[i];

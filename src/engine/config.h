@@ -125,6 +125,10 @@ typedef struct pgc_config {
 	char *server_tls_protocols;
 	char *server_tls_ciphers;
 	struct pgc_tls_ctx *tls_client, *tls_server;  /* built at load (tls.c), NULL when disabled */
+	/* the daemon's account and the bounds on clients still logging in (accept.c) */
+	char *user;                /* NULL: stay who we are (refused as root); else the account to become */
+	int max_login_clients;     /* 1000: clients connected but not yet logged in, all workers; 0 = no bound */
+	int max_login_clients_per_addr; /* 200: of those, from one source address; 0 = no bound */
 
 	pgc_database *databases;
 	int n_databases;

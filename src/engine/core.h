@@ -177,7 +177,7 @@ struct pgc_client {
 	bool want_write;              /* waiting for EPOLLOUT */
 	bool registered;              /* fd is in its worker's epoll set */
 	bool terminate_seen;          /* got 'X' */
-	bool stmt_violation;          /* statement mode: a transaction block was refused */
+	uint8_t stmt_violation;       /* statement mode: ReadyForQuery answers kept from the client in a refused block */
 	bool counted;                 /* counted in engine->clients_total */
 	bool welcome_pending;         /* welcome waits for the server's spelling of the startup parameters */
 	bool in_inbox;                /* on its worker's inbox (pool/inbox locks) */
@@ -202,6 +202,11 @@ struct pgc_client {
 	struct sockaddr_storage peer; /* peer address, for the HBA file */
 	bool is_unix;                 /* came in on the Unix socket */
 	void *auth;                   /* pgc_cauth while authenticating */
+	/* ---- the startup phase and login admission (client_startup, accept.c) ---- */
+	bool in_login;                /* counted in its worker's and its address's login-phase bounds */
+	bool ssl_done;                /* SSLRequest answered: another one is a protocol violation, as in PG */
+	bool gss_done;                /* GSSENCRequest answered, or TLS is on: likewise */
+	uint8_t refusal;              /* PGC_REFUSAL_* (accept.h): refused, told why after its startup packet */
 };
 
 typedef enum pgc_server_state {
@@ -359,6 +364,12 @@ struct pgc_worker {
 	double now;
 	double next_tick;
 	bool stopping;
+	/* ---- accept.c: admission of new clients ---- */
+	int spare_fd;                 /* held in reserve to accept-and-refuse a client when out of descriptors; -1 if lost */
+	int n_login;                  /* its clients in the login phase (max_login_clients is shared out among workers) */
+	unsigned accept_paused;       /* PGC_ACCEPT_PAUSED_* bits: why its listeners are edge-triggered now */
+	int n_refusing;               /* its refused clients waiting for their startup packet to hear why */
+	bool spare_lent;              /* spare_fd's slot is the connection of a refused client now */
 };
 
 struct pgc_engine {
@@ -395,6 +406,13 @@ struct pgc_engine {
 		atomic_ullong ddl_epoch;
 		struct pgc_counter *next;
 	} *db_counters, *user_counters;
+	/* ---- engine.c: the Unix socket's lock file; only what is still ours is removed at exit ---- */
+	char unix_lock_path[256];     /* unix_path + ".lock" (a socket path fits in sun_path, 108 bytes) */
+	bool unix_lock_held;          /* we created unix_lock_path (it holds our pid) */
+	dev_t unix_dev;               /* the socket file we bound, to recognise it at exit */
+	ino_t unix_ino;
+	/* ---- accept.c ---- */
+	struct pgc_login_addrs *login_addrs;  /* clients in the login phase per source address (own lock) */
 };
 
 /* ---- util ---- */

@@ -361,15 +361,22 @@ sequence_check(pgc_client *c, pgc_server *s, pgc_cursor *cur, uint32_t flags)
  * clients of a pool with the same role and search_path, in the database's
  * current DDL epoch; or the client's own.
  */
+static bool
+client_private(const pgc_client *c)
+{
+	const pgc_guard *g = &c->guard;
+
+	return g->pinned || (g->flags & PRIVATE_FLAGS) || temp_in_path(c);
+}
+
 static void
 statement_context(const pgc_client *c, char *buf, size_t len)
 {
-	const pgc_guard *g = &c->guard;
 	const char *role = pgc_params_get(&c->params, "role");
 	const char *sp = pgc_params_get(&c->params, "search_path");
 
-	if (g->pinned || (g->flags & PRIVATE_FLAGS) || temp_in_path(c))
-		snprintf(buf, len, "client %llu", (unsigned long long) c->serial);
+	if (client_private(c))
+		snprintf(buf, len, PGC_STMT_OWN_PREFIX "%llu", (unsigned long long) c->serial);
 	else
 		snprintf(buf, len, "epoch %llu role %s path %s",
 				 (unsigned long long) atomic_load(&c->pool->db_count->ddl_epoch), role ? role : "",
@@ -377,6 +384,33 @@ statement_context(const pgc_client *c, char *buf, size_t len)
 }
 
 static void note_custom_setting(pgc_guard *g, const char *sql, size_t len);
+
+/*
+ * A shared statement the client binds or describes while its session may
+ * give the text another meaning (it created a temp table since it prepared
+ * it, say): the client's name moves to a copy of its own, prepared fresh,
+ * as a direct connection's statement would be analysed again in its new
+ * namespace. NULL when out of memory.
+ */
+static pgc_stmt *
+statement_for_now(pgc_client *c, const char *name, pgc_stmt *st)
+{
+	pgc_stmt_registry *r = &c->pool->stmts;
+	size_t cl = strlen((const char *) st->key) + 1;
+	char context[200];
+	pgc_stmt *mine;
+
+	if (st->own || !client_private(c))
+		return st;
+	statement_context(c, context, sizeof(context));
+	mine = pgc_stmt_intern(r, context, st->key + cl, st->key_len - cl);
+	if (mine == NULL)
+		return NULL;
+	pgc_stmt_unref(r, pgc_stmt_map_take(&c->guard.stmts, name));
+	if (!pgc_stmt_map_put(&c->guard.stmts, r, name, mine))
+		return NULL;
+	return mine;
+}
 
 /* Make room in s's cache for one more statement, closing the least recently used one. */
 static bool
@@ -691,6 +725,8 @@ client_bind(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	if (st == NULL)
 		return answer_instead(c, s, cur, PGC_MADE_UP_ERROR, "26000",
 							  fmt_dup("prepared statement \"%s\" does not exist", (const char *) cur->body + pl + 1));
+	if ((st = statement_for_now(c, (const char *) cur->body + pl + 1, st)) == NULL)
+		return out_of_memory(c);
 	if ((res = statement_used(c, s, cur, st)) != PGC_GUARD_PASS)
 		return res;
 	if (!ensure_prepared(c, s, st) || (out = pgc_relay_inject(c, s, PGC_DIR_TO_SERVER)) == NULL)
@@ -763,6 +799,8 @@ client_describe_close(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 		if ((st = pgc_stmt_map_get(&g->stmts, name)) == NULL)
 			return answer_instead(c, s, cur, PGC_MADE_UP_ERROR, "26000",
 								  fmt_dup("prepared statement \"%s\" does not exist", name));
+		if ((st = statement_for_now(c, name, st)) == NULL)
+			return out_of_memory(c);
 		if (!ensure_prepared(c, s, st) || (out = pgc_relay_inject(c, s, PGC_DIR_TO_SERVER)) == NULL)
 			return out_of_memory(c);
 		pgc_msgbuf_begin(out, PGC_FE_DESCRIBE);

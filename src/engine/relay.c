@@ -876,7 +876,8 @@ ready_for_query(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	if (pgc_pool_mode_of(c->pool) == PGC_POOL_STATEMENT && status != PGC_TXN_IDLE)
 	{
 		/* The client sees the refusal instead of this ReadyForQuery; see pgc_relay_pump(). */
-		c->stmt_violation = true;
+		if (c->stmt_violation < UINT8_MAX)
+			c->stmt_violation++;
 		pgc_relay_drop(c, s, PGC_DIR_TO_CLIENT, cur);
 		return STEP_NEXT;
 	}
@@ -1110,7 +1111,7 @@ refuse_transaction_block(pgc_client *c, pgc_server *s)
 {
 	pgc_msgbuf *out;
 
-	if (s->inflight.len > 0 || s->unsynced)
+	if (s->inflight.len > 0 || s->unsynced || c->stmt_violation > 1)
 	{
 		/* More was pipelined behind the BEGIN: it ran inside the block. No way to undo that quietly. */
 		s->dirty_close = true;
@@ -1119,7 +1120,7 @@ refuse_transaction_block(pgc_client *c, pgc_server *s)
 		return false;
 	}
 	out = pgc_msgbuf_ensure(&c->out);
-	c->stmt_violation = false;
+	c->stmt_violation = 0;
 	if (out)
 	{
 		pgc_msgbuf_error(out, PGC_BE_ERROR, "ERROR", "0A000",

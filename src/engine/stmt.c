@@ -155,6 +155,7 @@ stmt_new(const char *search_path, const uint8_t *rest, size_t restlen, uint64_t 
 	memcpy(st->parse_msg + 5, st->name, namelen);
 	memcpy(st->parse_msg + 5 + namelen, rest, restlen);
 	st->flags = pgc_sql_classify((const char *) rest, strlen((const char *) rest), &st->kind);
+	st->own = strncmp(search_path, PGC_STMT_OWN_PREFIX, strlen(PGC_STMT_OWN_PREFIX)) == 0;
 	return st;
 }
 

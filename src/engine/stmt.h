@@ -36,6 +36,7 @@
 typedef struct pgc_stmt {
 	atomic_int refs;
 	uint32_t flags;               /* sqlclass flags of the query text */
+	bool own;                     /* one client's own (its context names the client), never shared */
 	const char *kind;             /* sqlclass description, for pin log lines */
 	uint64_t hash;
 	struct pgc_stmt *next;        /* registry chain (registry lock) */
@@ -72,6 +73,9 @@ typedef struct pgc_stmt_cache {
 
 void pgc_stmt_registry_init(pgc_stmt_registry *r);
 void pgc_stmt_registry_destroy(pgc_stmt_registry *r);
+
+/* Contexts that start with this are one client's own statements (see guard.c). */
+#define PGC_STMT_OWN_PREFIX "client "
 
 /*
  * The entry for a Parse: rest is the Parse body after the statement name

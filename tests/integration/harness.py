@@ -53,7 +53,10 @@ Pgcarrier(binary, settings=None, databases=None, users=None, auth_file=None)
     workers 2).  databases: dict name -> connection string (str) or dict of
     key/values.  users: dict name -> str/dict ([users] section).
     auth_file: dict user -> secret, written as userlist.txt and referenced
-    by the ``auth_file`` setting.
+    by the ``auth_file`` setting.  Run as root, the config gets
+    ``user = postgres`` (RUN_AS) unless the settings name a user, and
+    write_config() gives that user the temp dir, everything in it and the
+    files that *_file settings name (give_files()).
         start(timeout=10)         run ``BIN -c FILE`` (stdout+stderr -> log
                                   file), wait until the TCP port accepts;
                                   on failure raise HarnessError with the log.
@@ -129,7 +132,8 @@ RawConn(host, port, timeout=10)
     data_row(payload) -> list of bytes|None.
 
 Also: free_port(), PG_BINDIR, MD5_PASSWORD, SCRAM_PASSWORD, HarnessError,
-SAN (bool), pgcarrier_bin().
+SAN (bool), pgcarrier_bin(), RUN_AS ("postgres" when the tests run as root,
+else None: the account the daemon drops root's privileges for).
 """
 
 import atexit
@@ -168,6 +172,11 @@ def _raise_nofile():
 
 
 _raise_nofile()
+
+
+# The daemon refuses to run as root without ``user``: the harness runs it as
+# this account then (None when the tests do not run as root).
+RUN_AS = "postgres" if os.geteuid() == 0 else None
 
 
 def pgcarrier_bin():
@@ -516,6 +525,8 @@ class Pgcarrier:
         return str(self.settings.get("pool_mode", "session"))
 
     def write_config(self):
+        if RUN_AS and "user" not in self.settings:
+            self.settings["user"] = RUN_AS
         if self.auth_file is not None:
             with open(self.auth_file_path, "w") as f:
                 for u, s in self.auth_file.items():
@@ -536,6 +547,31 @@ class Pgcarrier:
         with open(tmp, "w") as f:
             f.write("\n".join(lines) + "\n")
         os.replace(tmp, self.config_path)
+        self.give_files()
+
+    def give_files(self):
+        """When the daemon drops root for RUN_AS, that user must be able to
+        reread what a reload reads (the config, auth and HBA files, TLS
+        keys) and to remove its socket and lock file at exit: give it the
+        temp dir with everything in it, and the files the settings name
+        elsewhere (test_tls's certificates). Called by write_config."""
+        user = self.settings.get("user")
+        if not RUN_AS or user != RUN_AS:
+            return
+        pw = pwd.getpwnam(user)
+        paths = [self.dir]
+        for root, dirs, files in os.walk(self.dir):
+            paths += [os.path.join(root, n) for n in dirs + files]
+        for k, v in self.settings.items():
+            if k.endswith("_file") and isinstance(v, str) and v:
+                p = v if os.path.isabs(v) else os.path.join(self.dir, v)
+                if os.path.isfile(p):
+                    paths.append(p)
+        for p in paths:
+            try:
+                os.lchown(p, pw.pw_uid, pw.pw_gid)
+            except OSError:
+                pass
 
     # -- lifecycle -------------------------------------------------------
     def start(self, timeout=10):

@@ -3,6 +3,7 @@ stderr, exit status 1), and -d (daemonize, pidfile, serves, stops on
 SIGINT).  See docs/behaviour.md, "Command line" and "Config file"."""
 
 import os
+import pwd
 import re
 import signal
 import socket
@@ -33,7 +34,13 @@ def run(args, timeout=10, cwd=None):
 
 @pytest.fixture
 def workdir():
+    """A temp dir; when the tests run as root, the daemon's account owns it
+    (it removes its socket, lock file and pidfile there at exit)."""
     d = tempfile.mkdtemp(prefix="pgc-cli-")
+    os.chmod(d, 0o755)
+    if harness.RUN_AS:
+        pw = pwd.getpwnam(harness.RUN_AS)
+        os.chown(d, pw.pw_uid, pw.pw_gid)
     yield d
     subprocess.run(["rm", "-rf", d])
 
@@ -78,9 +85,13 @@ def test_missing_config_file(pgc_bin, workdir):
 # bad config files: exit 1, "FILE:LINE: message" on stderr
 # ---------------------------------------------------------------------------
 
-def _config(workdir, port, main_extra="", db_section=None, tail=""):
+def _config(workdir, port, main_extra="", db_section=None, tail="", user=True):
+    """A config file's text; run as root, it names the account to become
+    (user=False leaves that out)."""
     dbs = db_section if db_section is not None else \
         "app = host=/tmp port=5432 dbname=app\n"
+    if user and harness.RUN_AS:
+        main_extra = "user = %s\n" % harness.RUN_AS + main_extra
     return ("[pgcarrier]\n"                     # line 1
             "listen_addr = 127.0.0.1\n"         # line 2
             "listen_port = %d\n"                # line 3
@@ -284,3 +295,360 @@ def test_daemonize_with_pidfile(pgc_bin, pg, workdir):
             os.kill(pid, signal.SIGKILL)
     log = open(logfile, errors="replace").read() if os.path.exists(logfile) else ""
     assert "Sanitizer" not in log and "runtime error:" not in log, log[-3000:]
+
+
+# ---------------------------------------------------------------------------
+# never take over another server's socket, port or pidfile
+# ---------------------------------------------------------------------------
+
+def _write(workdir, name, text):
+    path = os.path.join(workdir, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def _bare_config(sockdir, port, listen_addr="", extra=""):
+    """A config listening on the Unix socket of sockdir/port only (no TCP
+    unless listen_addr), with the harness' account when run as root."""
+    user = "user = %s\n" % harness.RUN_AS if harness.RUN_AS else ""
+    return ("[pgcarrier]\n%slisten_addr = %s\nlisten_port = %d\nunix_socket_dir = %s\n%s"
+            "\n[databases]\napp = host=/tmp port=5432 dbname=app\n"
+            % (user, listen_addr, port, sockdir, extra))
+
+
+def _serving_unix(sockdir, port):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(2)
+        s.connect(os.path.join(sockdir, ".s.PGSQL.%d" % port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _spawn(path, ready):
+    """Start the daemon in the foreground; wait until ready() or its exit."""
+    p = subprocess.Popen([harness.pgcarrier_bin(), "-c", path], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while p.poll() is None and not ready() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert p.poll() is None and ready(), "did not start: %s" % (
+        p.communicate(timeout=10)[0].decode(errors="replace") if p.poll() is not None else "timeout")
+    return p
+
+
+def _stop(p, sig=signal.SIGINT):
+    p.send_signal(sig)
+    try:
+        return p.wait(10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        return p.wait()
+
+
+def _first_line(path):
+    with open(path) as f:
+        return f.readline().strip()
+
+
+def _dead_pid():
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+@pytest.mark.timeout(60)
+def test_second_pgcarrier_on_the_same_port_is_refused(carrier, pgc_bin, workdir):
+    """A second instance on the same TCP port used to join it through
+    SO_REUSEPORT and take half of the clients."""
+    a = carrier()
+    path = _write(workdir, "b.ini", _config(workdir, a.port))
+    rc, out, err = run([pgc_bin, "-c", path])
+    assert rc == 1, (rc, err)
+    assert "127.0.0.1 port %d" % a.port in err, err
+    assert "process %d" % a.pid in err, err
+    for i in range(20):
+        with a.connect() as conn:
+            assert conn.execute("SELECT %s::int", (i,)).fetchone()[0] == i
+
+
+@pytest.mark.timeout(60)
+def test_live_unix_socket_is_not_taken_over(carrier, pgc_bin, workdir):
+    a = carrier()
+    lock = os.path.join(a.sockdir, ".s.PGSQL.%d.lock" % a.port)
+    assert _first_line(lock) == str(a.pid)
+    path = _write(workdir, "b.ini", _bare_config(a.sockdir, a.port))
+    rc, out, err = run([pgc_bin, "-c", path])
+    assert rc == 1, (rc, err)
+    assert lock in err and "process %d" % a.pid in err, err
+    assert _first_line(lock) == str(a.pid)
+    with a.connect(unix=True) as conn:
+        assert conn.execute("SELECT 1").fetchone()[0] == 1
+
+
+@pytest.mark.timeout(60)
+def test_postgres_socket_is_not_taken_over(fresh_pg, pgc_bin, workdir):
+    """unix_socket_dir and listen_port of a PostgreSQL server: refused on its
+    lock file; its socket stays, and works, also after the attempt."""
+    pg = fresh_pg
+    postmaster = _first_line(os.path.join(pg.datadir, "postmaster.pid"))
+    sock = os.path.join(pg.sockdir, ".s.PGSQL.%d" % pg.port)
+    before = os.stat(sock).st_ino
+    path = _write(workdir, "pg.ini", _bare_config(pg.sockdir, pg.port))
+    rc, out, err = run([pgc_bin, "-c", path])
+    assert rc == 1, (rc, err)
+    assert sock + ".lock" in err and "process %s" % postmaster in err, err
+    assert os.stat(sock).st_ino == before, "PostgreSQL's socket file was replaced"
+    assert pg.sql("SELECT 42") == "42"
+
+
+@pytest.mark.timeout(60)
+def test_dead_socket_and_stale_lock_file_are_replaced(pgc_bin, workdir):
+    """What a pgcarrier killed with SIGKILL leaves (its socket, its lock file
+    with its pid) does not stop the next one; that one's files go at exit."""
+    port = harness.free_port()
+    sock = os.path.join(workdir, ".s.PGSQL.%d" % port)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(sock)
+    s.close()                   # the file stays, nobody listens
+    with open(sock + ".lock", "w") as f:
+        f.write("%d\n/old.ini\n" % _dead_pid())
+    path = _write(workdir, "s.ini", _bare_config(workdir, port))
+    p = _spawn(path, lambda: _serving_unix(workdir, port))
+    try:
+        assert _first_line(sock + ".lock") == str(p.pid)
+    finally:
+        assert _stop(p) == 0
+    assert not os.path.exists(sock) and not os.path.exists(sock + ".lock")
+
+
+@pytest.mark.timeout(60)
+def test_socket_someone_listens_on_is_refused(pgc_bin, workdir):
+    """A server that writes no lock file (PgBouncer, say) still keeps its socket."""
+    port = harness.free_port()
+    sock = os.path.join(workdir, ".s.PGSQL.%d" % port)
+    other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    other.bind(sock)
+    other.listen(8)
+    try:
+        path = _write(workdir, "l.ini", _bare_config(workdir, port))
+        rc, out, err = run([pgc_bin, "-c", path])
+        assert rc == 1, (rc, err)
+        assert sock in err and "process %d is listening" % os.getpid() in err, err
+        assert _serving_unix(workdir, port)
+        assert not os.path.exists(sock + ".lock"), "a refused start left its lock file"
+    finally:
+        other.close()
+
+
+@pytest.mark.timeout(60)
+def test_socket_path_that_is_not_a_socket_is_refused(pgc_bin, workdir):
+    port = harness.free_port()
+    sock = _write(workdir, ".s.PGSQL.%d" % port, "precious\n")
+    path = _write(workdir, "f.ini", _bare_config(workdir, port))
+    rc, out, err = run([pgc_bin, "-c", path])
+    assert rc == 1, (rc, err)
+    assert "not a socket" in err, err
+    assert open(sock).read() == "precious\n"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_exit_removes_its_own_files_only(carrier, sig):
+    a = carrier()
+    sock = os.path.join(a.sockdir, ".s.PGSQL.%d" % a.port)
+    a.kill(sig)
+    a.wait(10)
+    assert not os.path.exists(sock) and not os.path.exists(sock + ".lock")
+    # files that replaced ours while we ran are someone else's: left alone
+    b = carrier()
+    sock = os.path.join(b.sockdir, ".s.PGSQL.%d" % b.port)
+    os.unlink(sock)
+    os.unlink(sock + ".lock")
+    other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    other.bind(sock)
+    other.listen(8)
+    with open(sock + ".lock", "w") as f:
+        f.write("%d\n" % os.getpid())
+    try:
+        b.kill(sig)
+        b.wait(10)
+        assert os.path.exists(sock) and _serving_unix(b.sockdir, b.port)
+        assert _first_line(sock + ".lock") == str(os.getpid())
+    finally:
+        other.close()
+
+
+@pytest.mark.timeout(60)
+def test_socket_in_tmp_is_removed_after_dropping_root(carrier):
+    """In /tmp (sticky) only a file's owner may remove it: the socket and
+    lock file made as root must be the run-as user's for that."""
+    c = carrier(unix_socket_dir="/tmp")
+    sock = "/tmp/.s.PGSQL.%d" % c.port
+    assert os.path.exists(sock)
+    assert c.stop() == 0
+    assert not os.path.exists(sock) and not os.path.exists(sock + ".lock")
+
+
+def _read_pid(path, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            txt = _first_line(path)
+            if re.fullmatch(r"\d+", txt):
+                return int(txt)
+        except OSError:
+            pass
+        time.sleep(0.05)
+    return None
+
+
+def _kill_and_wait(pid):
+    if pid and _alive(pid):
+        os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.timeout(60)
+def test_live_pidfile_is_not_overwritten(pgc_bin, workdir):
+    """-d twice with the same pidfile: the second start fails on the
+    command line (exit 1, naming the pidfile and the pid), the first daemon
+    and its pidfile stay."""
+    pidfile = os.path.join(workdir, "p.pid")
+    first = _write(workdir, "1.ini", _config(workdir, harness.free_port(), "pidfile = %s\n" % pidfile))
+    os.mkdir(os.path.join(workdir, "2"))
+    os.chmod(os.path.join(workdir, "2"), 0o777)
+    second = _write(workdir, "2.ini", _config(os.path.join(workdir, "2"), harness.free_port(),
+                                               "pidfile = %s\n" % pidfile))
+    rc, out, err = run([pgc_bin, "-d", "-c", first], timeout=15)
+    assert rc == 0, err
+    pid = _read_pid(pidfile)
+    try:
+        assert pid and _alive(pid)
+        rc, out, err = run([pgc_bin, "-d", "-c", second], timeout=15)
+        assert rc == 1, "second -d exited %r: %s" % (rc, err)
+        assert pidfile in err and "process %d" % pid in err, err
+        assert _read_pid(pidfile) == pid and _alive(pid)
+    finally:
+        _kill_and_wait(pid)
+    assert not os.path.exists(pidfile), "pidfile left after a clean exit"
+
+
+@pytest.mark.timeout(60)
+def test_stale_pidfile_is_replaced(pgc_bin, workdir):
+    pidfile = _write(workdir, "s.pid", "%d\n" % _dead_pid())
+    path = _write(workdir, "s.ini", _config(workdir, harness.free_port(), "pidfile = %s\n" % pidfile))
+    rc, out, err = run([pgc_bin, "-d", "-c", path], timeout=15)
+    assert rc == 0, err
+    pid = _read_pid(pidfile)
+    try:
+        assert pid and _alive(pid)
+    finally:
+        _kill_and_wait(pid)
+
+
+@pytest.mark.timeout(60)
+def test_daemonize_failure_fails_the_command(carrier, pgc_bin, workdir):
+    """-d used to exit 0 before the daemon had tried to listen."""
+    a = carrier()
+    path = _write(workdir, "d.ini", _config(workdir, a.port))
+    rc, out, err = run([pgc_bin, "-d", "-c", path], timeout=15)
+    assert rc == 1, (rc, err)
+    assert "port %d" % a.port in err, err
+
+
+# ---------------------------------------------------------------------------
+# root: refused, unless told whom to become
+# ---------------------------------------------------------------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+
+def _status_ids(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return line.split()[1:]
+    return None
+
+
+@needs_root
+@pytest.mark.timeout(30)
+def test_root_is_refused_without_user(pgc_bin, workdir):
+    path = _write(workdir, "r.ini", _config(workdir, harness.free_port(), user=False))
+    rc, out, err = run([pgc_bin, "-c", path])
+    assert rc == 1, (rc, err)
+    assert "must not run as root" in err and '"user"' in err, err
+    assert not any(n.startswith(".s.PGSQL") for n in os.listdir(workdir)), os.listdir(workdir)
+
+
+@needs_root
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("user,words", [("root", "must not run as root"),
+                                        ("pgc_no_such_user", "no such user")])
+def test_user_that_cannot_be_used_is_refused(pgc_bin, workdir, user, words):
+    path = _write(workdir, "u.ini", _config(workdir, harness.free_port(), "user = %s\n" % user,
+                                            user=False))
+    rc, out, err = run([pgc_bin, "-c", path])
+    assert rc == 1, (rc, err)
+    assert "user = %s" % user in err and words in err, err
+
+
+@needs_root
+@pytest.mark.timeout(30)
+def test_user_drops_root_for_good(carrier):
+    """Real, effective, saved and file-system ids are the user's, with its
+    groups, and no capability is left."""
+    c = carrier()
+    pw = pwd.getpwnam(harness.RUN_AS)
+    assert _status_ids(c.pid, "Uid") == [str(pw.pw_uid)] * 4
+    assert _status_ids(c.pid, "Gid") == [str(pw.pw_gid)] * 4
+    assert sorted(map(int, _status_ids(c.pid, "Groups"))) == \
+        sorted(set(os.getgrouplist(harness.RUN_AS, pw.pw_gid)))
+    assert int(_status_ids(c.pid, "CapEff")[0], 16) == 0
+    assert "running as user \"%s\"" % harness.RUN_AS in c.log()
+    with c.connect() as conn:
+        assert conn.execute("SELECT 1").fetchone()[0] == 1
+
+
+@needs_root
+@pytest.mark.timeout(30)
+def test_reload_reads_files_as_that_user(carrier):
+    """After the drop, a file only root may read cannot be reloaded: the old
+    config stays, and the log says why."""
+    c = carrier()
+    secret = os.path.join(c.dir, "root-only.txt")
+    with open(secret, "w") as f:
+        f.write('"app" "pw"\n')
+    os.chown(secret, 0, 0)
+    os.chmod(secret, 0o600)
+    text = open(c.config_path).read().replace("[pgcarrier]\n", "[pgcarrier]\nauth_file = %s\n" % secret)
+    with open(c.config_path, "w") as f:
+        f.write(text)
+    c.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "configuration not reloaded" not in c.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "configuration not reloaded" in c.log() and "Permission denied" in c.log(), c.log()[-2000:]
+    with c.connect() as conn:
+        assert conn.execute("SELECT 1").fetchone()[0] == 1
+
+
+@needs_root
+@pytest.mark.timeout(30)
+def test_without_root_user_can_only_name_ourselves(pgc_bin, workdir):
+    """Not root: `user` naming someone else is an error (nobody to become)."""
+    path = _write(workdir, "n.ini", _config(workdir, harness.free_port(), "user = nobody\n",
+                                            user=False))
+    rc, out, err = run(["setpriv", "--reuid=%s" % harness.RUN_AS, "--regid=%s" % harness.RUN_AS,
+                        "--init-groups", pgc_bin, "-c", path])
+    assert rc == 1, (rc, err)
+    assert "only root can become another user" in err, err

@@ -5,7 +5,16 @@ server_lifetime, and pool_mode per database and per user.
 
 Each test observes the server side through pg_stat_activity, so that a limit
 is checked where it matters: the number of PostgreSQL backends.
+
+The last part is about clients, not servers: connections still logging in
+(max_login_clients, max_login_clients_per_addr) must not lock logged-in
+ones out, and running out of file descriptors must not make a hot loop.
 """
+import asyncio
+import os
+import socket
+import struct
+import subprocess
 import threading
 import time
 
@@ -210,3 +219,277 @@ def test_statement_mode_pipelined_block_is_refused_not_hung(carrier, pg):
     with c.connect() as conn:
         assert conn.execute("SELECT count(*) FROM kv WHERE k = 'stmt-pipe'").fetchone()[0] == 0
         assert conn.execute("SELECT now() = statement_timestamp()").fetchone()[0] is True
+
+
+# ---------------------------------------------------------------------------
+# clients still logging in
+# ---------------------------------------------------------------------------
+
+SILENT_SOURCE = "127.0.0.2"     # another loopback address: silent sockets come from there
+
+
+def silent_sockets(c, n, source=SILENT_SOURCE):
+    """n TCP connections to c that never send a byte."""
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection((c.host, c.port), timeout=5, source_address=(source, 0))
+        socks.append(s)
+    return socks
+
+
+def answered(s, wait=0.5):
+    """What a silent socket got: None (nothing yet: held), b'' (closed), or bytes."""
+    s.settimeout(wait)
+    try:
+        return s.recv(4096)
+    except socket.timeout:
+        return None
+    except ConnectionResetError:
+        return b""
+
+
+def close_all(socks):
+    for s in socks:
+        s.close()
+
+
+@pytest.mark.timeout(60)
+def test_sockets_logging_in_do_not_count_against_max_client_conn(carrier):
+    """40 sockets that never send their startup packet used to take 40 of
+    max_client_conn's slots until client_login_timeout."""
+    c = carrier(max_client_conn=5, client_login_timeout=30)
+    socks = silent_sockets(c, 40)
+    try:
+        time.sleep(0.3)
+        assert all(answered(s, 0.05) is None for s in socks), "silent sockets were closed"
+        conns = [c.connect() for _ in range(5)]
+        for i, x in enumerate(conns):
+            assert x.execute("SELECT %s::int", (i,)).fetchone()[0] == i
+        with pytest.raises(psycopg.OperationalError) as ei:
+            c.connect()
+        assert "sorry, too many clients already" in str(ei.value)
+        for x in conns:
+            x.close()
+    finally:
+        close_all(socks)
+
+
+def startup(user="app", database="app"):
+    body = struct.pack("!I", 196608) + b"user\0%s\0database\0%s\0\0" % (user.encode(), database.encode())
+    return struct.pack("!I", len(body) + 4) + body
+
+
+def refusal(s, wait=3):
+    """Send s's startup packet; the FATAL it gets (fields), or None."""
+    s.sendall(startup())
+    data = b""
+    s.settimeout(wait)
+    try:
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    if data[:1] != b"E":
+        return None
+    return harness.parse_error(data[5:])
+
+
+@pytest.mark.timeout(60)
+def test_login_bound_per_source_address(carrier):
+    c = carrier(max_login_clients_per_addr=20, client_login_timeout=30)
+    socks = silent_sockets(c, 20)
+    try:
+        time.sleep(0.3)
+        assert all(answered(s, 0.05) is None for s in socks)
+        # past the bound: told why after the startup packet, as PostgreSQL
+        # tells "too many clients" (libpq sends SSLRequest first)
+        for s in silent_sockets(c, 10):
+            socks.append(s)
+            f = refusal(s)
+            assert f and (f["S"], f["C"]) == ("FATAL", "53300"), f
+            assert f["M"] == 'too many connections from host "%s" still logging in' % SILENT_SOURCE, f
+        # and one that says nothing is closed soon, not held
+        extra = silent_sockets(c, 1)[0]
+        socks.append(extra)
+        t0 = time.monotonic()
+        assert answered(extra, 5) == b"", "a refused silent socket was held"
+        assert time.monotonic() - t0 < 3
+        held = socks[:20]
+        # other addresses are not affected
+        for i in range(5):
+            with c.connect() as x:
+                assert x.execute("SELECT %s::int", (i,)).fetchone()[0] == i
+        # a slot freed is a slot available, for that address too
+        close_all(held[:5])
+        time.sleep(0.3)
+        again = silent_sockets(c, 5)
+        socks += again
+        time.sleep(0.3)
+        assert all(answered(s, 0.05) is None for s in again)
+    finally:
+        close_all(socks)
+
+
+@pytest.mark.timeout(60)
+def test_global_login_bound_leaves_clients_in_the_backlog(carrier):
+    """At max_login_clients a worker stops accepting: the next client waits
+    (no error), and logs in as soon as a slot is free."""
+    c = carrier(workers=1, max_login_clients=10, max_login_clients_per_addr=0, client_login_timeout=30)
+    socks = silent_sockets(c, 10)
+    out = {}
+
+    def client():
+        try:
+            with c.connect() as x:
+                out["value"] = x.execute("SELECT 41 + 1").fetchone()[0]
+        except Exception as e:          # noqa: BLE001 - reported below
+            out["error"] = e
+
+    th = threading.Thread(target=client, daemon=True)
+    try:
+        time.sleep(0.3)
+        th.start()
+        th.join(1.5)
+        assert th.is_alive(), "a client past max_login_clients was served: %r" % out
+        socks.pop().close()
+        th.join(5)
+        assert not th.is_alive() and out.get("value") == 42, out
+    finally:
+        close_all(socks)
+
+
+@pytest.mark.timeout(90)
+def test_default_bounds_400_silent_sockets_lock_nobody_out(carrier):
+    """The issue's case, with the default bounds: 400 silent sockets from
+    one address, max_client_conn = 100; real clients log in at once."""
+    c = carrier(max_client_conn=100, client_login_timeout=60)
+    socks = silent_sockets(c, 400)
+    try:
+        t0 = time.monotonic()
+        conns = [c.connect() for _ in range(20)]
+        for x in conns:
+            assert x.execute("SELECT 1").fetchone()[0] == 1
+            x.close()
+        assert time.monotonic() - t0 < 10
+        assert "max_login_clients_per_addr" in c.log()
+    finally:
+        close_all(socks)
+
+
+@pytest.mark.timeout(120)
+def test_default_bounds_take_an_asyncpg_pool_of_100_at_once(carrier):
+    import asyncpg
+    c = carrier(pool_size=8)
+
+    async def go():
+        pool = await asyncpg.create_pool(min_size=100, max_size=100, statement_cache_size=0,
+                                         **c.asyncpg_kwargs())
+        try:
+            conns = [await pool.acquire() for _ in range(100)]
+            vals = await asyncio.gather(*(x.fetchval("SELECT $1::int", i) for i, x in enumerate(conns)))
+            for x in conns:
+                await pool.release(x)
+            return vals
+        finally:
+            await pool.close()
+
+    assert asyncio.run(go()) == list(range(100))
+
+
+@pytest.mark.timeout(120)
+def test_default_bounds_take_pgbench_with_1000_clients(carrier):
+    c = carrier(pool_size=8)
+    script = os.path.join(c.dir, "one.sql")
+    with open(script, "w") as f:
+        f.write("SELECT 1;\n")
+    r = subprocess.run([os.path.join(harness.PG_BINDIR, "pgbench"), "-n", "-h", c.host,
+                        "-p", str(c.port), "-U", "app", "-c", "1000", "-j", "2", "-t", "2",
+                        "-f", script, "app"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=100)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "number of transactions actually processed: 2000/2000" in r.stdout, r.stdout[-2000:]
+
+
+# ---------------------------------------------------------------------------
+# out of file descriptors
+# ---------------------------------------------------------------------------
+
+def limited(c, nofile):
+    """Make c start its daemon under RLIMIT_NOFILE = nofile (soft and hard):
+    a wrapper that execs it through prlimit, so the pid stays the daemon's."""
+    wrapper = os.path.join(c.dir, "pgcarrier-nofile-%d" % nofile)
+    with open(wrapper, "w") as f:
+        f.write('#!/bin/sh\nexec prlimit --nofile=%d:%d -- %s "$@"\n' % (nofile, nofile, c.binary))
+    os.chmod(wrapper, 0o755)
+    c.binary = wrapper
+    return c
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.timeout(120)
+def test_out_of_descriptors_refuses_clearly_without_a_hot_loop(pg, pgc_bin):
+    c = limited(harness.Pgcarrier(pgc_bin, settings={
+        "pool_mode": "transaction", "default_pool_size": 2, "max_client_conn": 1000,
+        "workers": 1}, databases=harness.standard_databases(pg)), 64)
+    held = []
+    try:
+        c.start()
+        assert "RLIMIT_NOFILE is 64, too low for max_client_conn = 1000" in c.log(), c.log()
+        refused = None
+        for _ in range(100):
+            try:
+                x = c.connect()
+                x.execute("SELECT 1")
+                held.append(x)
+            except psycopg.OperationalError as e:
+                refused = e
+                break
+        assert refused is not None, "100 clients under a limit of 64 descriptors"
+        assert "sorry, too many clients already" in str(refused), refused
+        assert len(held) > 20, "only %d clients before the limit" % len(held)
+
+        # knocking on, and a socket that sends nothing: refused at once, no spin
+        cpu0, lines0 = cpu_seconds(c.pid), c.log().count("\n")
+        for _ in range(30):
+            t0 = time.monotonic()
+            with pytest.raises(psycopg.OperationalError) as ei:
+                c.connect()
+            assert "sorry, too many clients already" in str(ei.value), ei.value
+            assert time.monotonic() - t0 < 3
+        s = socket.create_connection((c.host, c.port), timeout=5)
+        t0 = time.monotonic()
+        assert answered(s, 5) == b"", "a silent socket was held while out of descriptors"
+        assert time.monotonic() - t0 < 3
+        s.close()
+        s = socket.create_connection((c.host, c.port), timeout=5)
+        f = refusal(s)
+        s.close()
+        assert f and (f["C"], f["M"]) == ("53300", "sorry, too many clients already"), f
+        assert f.get("D") == "pgcarrier is out of file descriptors.", f
+        time.sleep(2)
+        spent = cpu_seconds(c.pid) - cpu0
+        lines = c.log().count("\n") - lines0
+        assert spent < 1.0, "%.2f s of CPU in ~3 s out of descriptors" % spent
+        assert lines <= 40, "%d log lines in ~3 s out of descriptors:\n%s" % (lines, c.log()[-3000:])
+
+        # descriptors come back: so does service
+        for x in held[:5]:
+            x.close()
+        del held[:5]
+        time.sleep(0.3)
+        with c.connect() as x:
+            assert x.execute("SELECT 2").fetchone()[0] == 2
+        for x in held:
+            assert x.execute("SELECT 3").fetchone()[0] == 3
+    finally:
+        for x in held:
+            x.close()
+        c.cleanup(check=True)

@@ -475,3 +475,29 @@ def test_psql_gdesc(carrier):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["one|integer", "two|text"], r.stdout
+
+
+def test_prepared_statement_sees_a_temp_table_created_after_it(carrier, pg):
+    """A direct session's statement is analysed again when its first temp
+    table appears (the search path changes). Through pgcarrier the backend
+    may have had a temp schema from an earlier client, so nothing makes
+    PostgreSQL look again: the client's statement must be its own."""
+    pg.sql("DROP TABLE IF EXISTS pgc_shadow; CREATE TABLE pgc_shadow(k text); "
+           "GRANT ALL ON pgc_shadow TO PUBLIC", db="app")
+    c = carrier(pool_mode="transaction", pool_size=1)
+    q = "SELECT count(*) FROM pgc_shadow"
+    try:
+        with c.connect() as x:             # leaves a temp schema on the backend
+            x.execute("CREATE TEMP TABLE pgc_other(v int)")
+            x.execute("DROP TABLE pgc_other")
+        with RawConn(c.host, c.port) as a:
+            a.startup("app", "app")
+            assert _raw_prepare_and_run(a, "s1", q) == [[b"0"]]
+            a.query("CREATE TEMP TABLE pgc_shadow(k text)")
+            a.query("INSERT INTO pgc_shadow VALUES ('mine')")
+            a.send_raw(harness.msg("B", msg_bind("", "s1")) + harness.msg("E", msg_execute("")) +
+                       harness.msg("S"))
+            rows = [harness.data_row(p) for t, p in a.recv_until_ready() if t == "D"]
+            assert rows == [[b"1"]]
+    finally:
+        pg.sql("DROP TABLE pgc_shadow", db="app")

@@ -2,11 +2,16 @@
 #
 #   make                 build ./pgcarrier (release, -O2)
 #   make SAN=1           build build/san/pgcarrier with ASan + UBSan
+#   make SAN=thread      build build/tsan/pgcarrier with ThreadSanitizer
 #   make unit            build and run the cmocka unit tests
 #   make integration PYTEST_ARGS="-q tests/integration/test_auth.py"
 #                        the integration suite, or only the files named
-#   make check           everything: unit tests, then the integration suite
-#                        against a real PostgreSQL 15, plain and under ASan/UBSan
+#   make check           everything: unit tests and the integration suite
+#                        against a real PostgreSQL 15, plain and under
+#                        ASan/UBSan, then the multi-threaded tests (TSAN_TESTS)
+#                        under TSan; every part runs, each gets a summary
+#                        line at the end, and check fails if any part failed
+#   make check-plain | check-san | check-tsan    one of those parts
 #
 # The engine (src/engine) is kept free of daemon-only code so that the
 # PostgreSQL extension (PGXS, later) can build the same files.
@@ -24,6 +29,19 @@ ifeq ($(SAN),1)
 BUILD    = build/san
 CFLAGS   = $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 LDFLAGS  = -fsanitize=address,undefined
+else ifeq ($(SAN),thread)
+# libpg_query.a, libpq and OpenSSL are not instrumented: TSan sees their
+# locks through its pthread interceptors, which is what matters here.
+BUILD    = build/tsan
+CFLAGS   = $(CFLAGS_COMMON) -O1 -fno-omit-frame-pointer -fsanitize=thread
+LDFLAGS  = -fsanitize=thread
+# Reports go to the daemon's stderr, where the harness looks for them.
+TSAN_ENV = TSAN_OPTIONS="suppressions=$(abspath tests/tsan.supp) second_deadlock_stack=1 $$TSAN_OPTIONS"
+# gcc 12's TSan cannot place its shadow memory when the kernel randomizes
+# mmap with more bits than it expects (vm.mmap_rnd_bits > 28): run the tests
+# without address randomization where the system lets us (not in every
+# container), so that the whole process tree inherits it.
+TSAN_ENV += $(shell setarch $$(uname -m) -R true 2>/dev/null && echo setarch $$(uname -m) -R)
 else
 BUILD    = build/release
 CFLAGS   = $(CFLAGS_COMMON) -O2
@@ -36,11 +54,11 @@ DAEMON_OBJ = $(BUILD)/daemon/main.o
 UNIT_SRC   = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all unit check check-plain check-san integration clean bench demo
+.PHONY: all unit check check-plain check-san check-tsan integration clean bench demo
 
 all: pgcarrier
 
-ifeq ($(SAN),1)
+ifneq ($(SAN),0)
 pgcarrier: $(BUILD)/pgcarrier
 else
 pgcarrier: $(BUILD)/pgcarrier
@@ -58,21 +76,53 @@ $(BUILD)/tests/%: tests/unit/%.c $(ENGINE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(ENGINE_OBJ) -lcmocka $(LDLIBS)
 
+# Every unit test program runs, even after one has failed.
 unit: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@failed=; for t in $(UNIT_BIN); do echo "== $$t"; $$t || failed="$$failed $$t"; done; \
+	if [ -n "$$failed" ]; then echo "unit tests FAILED:$$failed"; exit 1; fi
 
 # PYTEST_ARGS that name test files or directories (tests/...) run just those.
 integration: $(BUILD)/pgcarrier
-	PGCARRIER_BIN=$(abspath $(BUILD)/pgcarrier) PGCARRIER_SAN=$(SAN) \
+	PGCARRIER_BIN=$(abspath $(BUILD)/pgcarrier) PGCARRIER_SAN=$(SAN) $(TSAN_ENV) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider $(if $(findstring tests/,$(PYTEST_ARGS)),,tests/integration) $(PYTEST_ARGS)
 
+# The tests that make check runs under ThreadSanitizer: those where worker
+# threads share pools, servers and caches (concurrency, limits, the guard at
+# scale), where the main thread reloads under load (lifecycle), and where
+# other threads do the work (auth_query's libpq thread, TLS handshakes).
+# About 4 minutes on 2 cores; the rest of the suite adds ~2 more and little
+# threading.
+TSAN_TESTS = $(addprefix tests/integration/,test_concurrency.py test_limits.py \
+	test_lifecycle.py test_auth_query.py test_guard_scale.py test_tls.py)
+
 check-plain:
-	$(MAKE) SAN=0 unit integration
+	$(MAKE) -k SAN=0 unit integration
 
 check-san:
-	$(MAKE) SAN=1 unit integration
+	$(MAKE) -k SAN=1 unit integration
 
-check: check-plain check-san
+check-tsan:
+	$(MAKE) SAN=thread integration PYTEST_ARGS="$(TSAN_TESTS)"
+
+# Each part runs whatever happened to the ones before (a failure in the
+# plain build must not hide the sanitizer runs); build/check-summary gets a
+# line per part, printed at the end.
+CHECK_SUMMARY = build/check-summary
+check:
+	@mkdir -p build; : > $(CHECK_SUMMARY); \
+	part() { \
+	  what=$$1; shift; t0=$$(date +%s); \
+	  if $(MAKE) --no-print-directory "$$@"; then r=passed; else r=FAILED; fi; \
+	  echo "make check: $$what $$r ($$(( $$(date +%s) - t0 )) s)" >> $(CHECK_SUMMARY); \
+	}; \
+	part "plain build, unit tests:            " SAN=0 unit; \
+	part "plain build, integration suite:     " SAN=0 integration; \
+	part "ASan+UBSan build, unit tests:       " SAN=1 unit; \
+	part "ASan+UBSan build, integration suite:" SAN=1 integration; \
+	part "TSan build, multi-threaded tests:   " SAN=thread integration PYTEST_ARGS="$(TSAN_TESTS)"; \
+	echo; echo "== make check summary"; cat $(CHECK_SUMMARY); \
+	if grep -q FAILED $(CHECK_SUMMARY); then echo "make check: FAILED"; exit 1; fi; \
+	echo "make check: all parts passed"
 
 bench: pgcarrier
 	bash bench/run.sh

@@ -7,16 +7,24 @@
 #   DEPS_FORCE=1 bash scripts/deps.sh   always run apt-get update + install
 set -euo pipefail
 
+# Each package is here for something in the repository:
+#   build-essential pkg-config libssl-dev libpq-dev libpg-query-dev  the build
+#   libtsan2          gcc's ThreadSanitizer runtime (make SAN=thread, in make check)
+#   libcmocka-dev     unit tests
+#   openssl           certificates for the TLS tests and the benchmark
+#   postgresql-15 postgresql-client-15   servers, psql and pgbench for tests, demo, bench
+#   pgbouncer         the benchmark's reference pooler
+#   python3 ...       the integration suite (pytest, psycopg, asyncpg)
+#   libpostgresql-jdbc-java openjdk-17-jdk-headless   the JDBC test
+#   iproute2 (ss) util-linux (runuser, setarch)       scripts and the test harness
 PKGS=(
     build-essential pkg-config
-    libssl-dev openssl libcmocka-dev libpg-query-dev
-    postgresql-15 postgresql-server-dev-15 postgresql-client-15
-    postgresql-contrib libpq-dev
-    pgbouncer pgpool2
+    libssl-dev openssl libcmocka-dev libpg-query-dev libtsan2
+    postgresql-15 postgresql-client-15 libpq-dev
+    pgbouncer
     python3 python3-pytest python3-psycopg python3-asyncpg
     libpostgresql-jdbc-java openjdk-17-jdk-headless
-    clang libclang-rt-14-dev
-    procps iproute2 util-linux
+    iproute2 util-linux
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -57,14 +65,12 @@ if command -v pg_lsclusters >/dev/null 2>&1; then
     done < <(pg_lsclusters -h 2>/dev/null || true)
 fi
 
-for svc in pgbouncer pgpool2; do
-    if [ -x "/etc/init.d/$svc" ]; then
-        service "$svc" stop >/dev/null 2>&1 || true
-        if command -v update-rc.d >/dev/null 2>&1; then
-            update-rc.d "$svc" disable >/dev/null 2>&1 || true
-        fi
+if [ -x /etc/init.d/pgbouncer ]; then
+    service pgbouncer stop >/dev/null 2>&1 || true
+    if command -v update-rc.d >/dev/null 2>&1; then
+        update-rc.d pgbouncer disable >/dev/null 2>&1 || true
     fi
-done
+fi
 
 # The PostgreSQL binaries live outside PATH on Debian; the scripts use full
 # paths, but say where they are for humans.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 machine, as root:
-#   install dependencies, then `make check` (unit tests, integration suite,
-#   then both again under ASan/UBSan). Exits non-zero on any failure.
+#   install dependencies, then `make check` (unit tests and integration
+#   suite, both again under ASan/UBSan, then the multi-threaded tests under
+#   ThreadSanitizer; every part runs, with a summary line each at the end).
+#   Exits non-zero if any part failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

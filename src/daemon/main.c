@@ -43,6 +43,7 @@ usage(FILE *out)
 			"Options:\n"
 			"  -c, --config=FILE  configuration file (INI, PgBouncer-style sections)\n"
 			"  -d, --daemon       run in the background (log to logfile, write pidfile)\n"
+			"  -t, --check        load and check the configuration (auth, HBA, TLS files too), then exit\n"
 			"  -V, --version      print the version and exit\n"
 			"  -h, --help         print this help and exit\n\n"
 			"Signals: SIGHUP reloads the configuration, SIGINT shuts down gracefully,\n"
@@ -325,12 +326,14 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"daemon", no_argument, NULL, 'd'},
+		{"check", no_argument, NULL, 't'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
 	const char *config_path = NULL;
 	bool daemon_mode = false;
+	bool check_only = false;
 	char err[1024];
 	pgc_config *cfg;
 	sigset_t sigs;
@@ -340,7 +343,7 @@ main(int argc, char **argv)
 	int ready_fd = -1;
 	run_as ra;
 
-	while ((opt = getopt_long(argc, argv, "c:dVh", longopts, NULL)) != -1)
+	while ((opt = getopt_long(argc, argv, "c:dtVh", longopts, NULL)) != -1)
 	{
 		switch (opt)
 		{
@@ -349,6 +352,9 @@ main(int argc, char **argv)
 				break;
 			case 'd':
 				daemon_mode = true;
+				break;
+			case 't':
+				check_only = true;
 				break;
 			case 'V':
 				printf("pgcarrier %s\n", PGCARRIER_VERSION);
@@ -374,6 +380,13 @@ main(int argc, char **argv)
 	{
 		fprintf(stderr, "%s\n", err);
 		return 1;
+	}
+	/* --check: everything a start would load has loaded; no log, pidfile or socket */
+	if (check_only)
+	{
+		printf("configuration file %s is valid\n", config_path);
+		pgc_config_free(cfg);
+		return 0;
 	}
 	if (resolve_run_as(cfg, &ra, err, sizeof(err)) < 0)
 	{

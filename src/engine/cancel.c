@@ -67,6 +67,26 @@ pgc_cancel_unregister(pgc_client *c)
 	pthread_mutex_unlock(&registry_lock);
 }
 
+bool
+pgc_cancel_kill(uint32_t pid)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&registry_lock);
+	for (pgc_client *c = registry[pid % CANCEL_BUCKETS]; c; c = c->cancel_next)
+	{
+		if (c->cancel_pid == pid)
+		{
+			/* Registered clients are freed only after they leave the registry, under its lock. */
+			atomic_store(&c->kill_requested, true);
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&registry_lock);
+	return found;
+}
+
 static void
 cancel_conn_free(cancel_conn *cc)
 {

@@ -381,7 +381,7 @@ client_login(pgc_client *c, const pgc_startup *st)
 		pgc_client_fatal(c, "0A000", "replication connections are not supported by pgcarrier");
 		return;
 	}
-	if (atomic_load(&e->shutting_down))
+	if (atomic_load(&e->shutting_down) || atomic_load(&e->draining))
 	{
 		pgc_client_fatal(c, "57P03", "the connection pooler is shutting down");
 		return;
@@ -397,6 +397,13 @@ client_login(pgc_client *c, const pgc_startup *st)
 		pgc_client_fatal(c, "3D000", "%s", err);
 		return;
 	}
+	if (atomic_load(&c->pool->db_count->disabled))
+	{
+		/* PostgreSQL's words for a database with datallowconn off. */
+		pgc_client_fatal(c, "55000", "database \"%s\" is not currently accepting connections", db);
+		return;
+	}
+	c->kill_gen = atomic_load(&c->pool->db_count->kill_gen);
 	c->user = strdup(user);
 	c->dbname = strdup(db);
 	pgc_msgbuf_init(&unknown);
@@ -891,6 +898,16 @@ pgc_client_tick(pgc_client *c, double now)
 {
 	const pgc_config *cfg = pgc_engine_config();
 	double idle = now - c->state_since;
+
+	/* KILL of its database, or KILL_CLIENT: the DBA ends it, whatever it is doing. */
+	if (c->pool && c->state != CL_CLOSING &&
+		(atomic_load(&c->kill_requested) || c->kill_gen != atomic_load(&c->pool->db_count->kill_gen)))
+	{
+		if (c->server)
+			c->server->dirty_close = true;     /* whatever runs on it is cut off */
+		pgc_client_fatal(c, "57P01", "terminating connection due to administrator command");
+		return;
+	}
 
 	switch (c->state)
 	{

@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,31 @@ skip_space(const char *p)
 	while (isspace((unsigned char) *p))
 		p++;
 	return p;
+}
+
+/*
+ * Whether a ';' or '#' at p begins a comment: it must follow whitespace
+ * (base is where the text being scanned starts, so p[-1] is readable when
+ * p > base). A line that starts with one is a comment line, handled before
+ * this. Requiring the space keeps "RESET ALL; SET x = 1" and passwords
+ * such as "ab#c" whole, while "workers = 0 ; one per core" is a comment.
+ */
+static bool
+comment_at(const char *base, const char *p)
+{
+	return (*p == ';' || *p == '#') && p > base && isspace((unsigned char) p[-1]);
+}
+
+/* The first comment start in [s, end), or NULL. */
+static const char *
+find_comment(const char *s, const char *end)
+{
+	const char *p;
+
+	for (p = s; p < end; p++)
+		if (comment_at(s, p))
+			return p;
+	return NULL;
 }
 
 /* Make room for one more element in a growing array. */
@@ -303,11 +329,84 @@ find_main_key(const char *key)
 	return -1;
 }
 
+/*
+ * A [pgcarrier] value that is one quoted string, starting at the quote q
+ * points to: the quotes go, a doubled quote inside stands for one, and
+ * only whitespace and a comment may follow. Unquoted in place.
+ */
 static int
-set_main_key(ini_state *st, const char *key, const char *val)
+ini_quoted_value(ini_state *st, const char *key, char *q, char **out)
+{
+	char		quote = *q,
+			   *p,
+			   *o = q;
+	const char *rest;
+
+	for (p = q + 1;; p++)
+	{
+		if (*p == '\0')
+			return pgc_file_error(st->err, st->errlen, st->file, st->line,
+						"unterminated quoted value for %s", key);
+		if (*p == quote && p[1] == quote)
+			p++;
+		else if (*p == quote)
+			break;
+		*o++ = *p;
+	}
+	/* o is behind p, so this never touches what follows the closing quote */
+	*o = '\0';
+	rest = skip_space(p + 1);
+	if (*rest != '\0' && !comment_at(p + 1, rest))
+		return pgc_file_error(st->err, st->errlen, st->file, st->line,
+					"unexpected text after the quoted value for %s "
+					"(a comment needs whitespace before its ';' or '#')", key);
+	*out = q;
+	return 0;
+}
+
+/*
+ * The value of a [pgcarrier] line, from the text after '=': without the
+ * trailing comment and surrounding whitespace, and without its quotes if
+ * it is one quoted string. In an unquoted value (SQL such as auth_query),
+ * quotes are kept but what they enclose is never a comment, and a quote
+ * left open is an error: otherwise a comment after it would silently
+ * become part of the value.
+ */
+static int
+ini_value(ini_state *st, const char *key, char *text, char **out)
+{
+	char	   *v = (char *) skip_space(text),
+			   *p;
+	char		quote = 0;
+
+	if (*v == '\'' || *v == '"')
+		return ini_quoted_value(st, key, v, out);
+	for (p = v; *p; p++)
+	{
+		if (quote)
+			quote = *p == quote ? 0 : quote;
+		else if (*p == '\'' || *p == '"')
+			quote = *p;
+		else if (comment_at(text, p))
+			break;
+	}
+	if (quote)
+		return pgc_file_error(st->err, st->errlen, st->file, st->line,
+					"unterminated %c quote in the value for %s (to keep it as it is, "
+					"put the whole value in %s quotes)",
+					quote, key, quote == '\'' ? "double" : "single");
+	*p = '\0';
+	*out = trim(v);
+	return 0;
+}
+
+/* key = text (the raw text after '=', see ini_value) of a [pgcarrier] line */
+static int
+set_main_key(ini_state *st, const char *key, char *text)
 {
 	const key_def *k;
-	char	   *base = (char *) st->cfg;
+	char	   *base = (char *) st->cfg,
+			   *val = NULL;
 	int			i = find_main_key(key);
 
 	if (i < 0)
@@ -318,6 +417,8 @@ set_main_key(ini_state *st, const char *key, const char *val)
 		return pgc_file_error(st->err, st->errlen, st->file, st->line,
 					"duplicate key \"%s\" (already set on line %d)", k->name, st->seen[i]);
 	st->seen[i] = st->line;
+	if (ini_value(st, k->name, text, &val) < 0)
+		return -1;
 
 	switch (k->kind)
 	{
@@ -399,9 +500,12 @@ set_main_key(ini_state *st, const char *key, const char *val)
 
 /*
  * Next key=value pair of a libpq-style string. Values may be single-quoted,
- * with \' and \\ (any \x) escapes inside the quotes. Returns 1 with *key and
- * *val malloc'd, 0 at the end, -1 on error with *why set (and *key set if
- * it was read).
+ * with \' and \\ (any \x) escapes inside the quotes. A ';' or '#' after
+ * whitespace, where a key or a value would start, begins a comment that
+ * ends the string; inside a quoted value, or within a word ("ab#c"), it is
+ * an ordinary character, as libpq reads it. Returns 1 with *key and *val
+ * malloc'd, 0 at the end, -1 on error with *why set (and *key set if it
+ * was read).
  */
 static int
 next_pair(const char **pp, char **key, char **val, const char **why)
@@ -411,7 +515,7 @@ next_pair(const char **pp, char **key, char **val, const char **why)
 	char	   *out;
 
 	*key = *val = NULL;
-	if (*p == '\0')
+	if (*p == '\0' || comment_at(*pp, p))
 		return 0;
 	for (start = p; *p && *p != '=' && !isspace((unsigned char) *p); p++)
 		;
@@ -422,8 +526,17 @@ next_pair(const char **pp, char **key, char **val, const char **why)
 	p = skip_space(p);
 	if (*p != '=')
 		return *why = "missing '='", -1;
-	p = skip_space(p + 1);
+	start = p + 1;
+	p = skip_space(start);
 
+	if (comment_at(start, p))
+	{
+		/* "key= ; comment": an empty value, and the rest is a comment */
+		if ((*val = strdup("")) == NULL)
+			return *why = "out of memory", -1;
+		*pp = p + strlen(p);
+		return 1;
+	}
 	if (*p == '\'')
 	{
 		if ((out = *val = malloc(strlen(p))) == NULL)
@@ -651,56 +764,70 @@ enum section
 	SEC_NONE, SEC_MAIN, SEC_DATABASES, SEC_USERS
 };
 
+/* "[name]", optionally followed by a comment. */
+static int
+parse_section_header(ini_state *st, char *s, enum section *sec)
+{
+	char	   *close = strchr(s, ']'),
+			   *name;
+	const char *rest;
+
+	if (close == NULL)
+		return pgc_file_error(st->err, st->errlen, st->file, st->line,
+					"malformed section header (missing ']')");
+	rest = skip_space(close + 1);
+	if (*rest != '\0' && !comment_at(close + 1, rest))
+		return pgc_file_error(st->err, st->errlen, st->file, st->line,
+					"unexpected text after the section header");
+	*close = '\0';
+	name = trim(s + 1);
+	if (strcasecmp(name, "pgcarrier") == 0)
+		*sec = SEC_MAIN;
+	else if (strcasecmp(name, "databases") == 0)
+		*sec = SEC_DATABASES;
+	else if (strcasecmp(name, "users") == 0)
+		*sec = SEC_USERS;
+	else
+		return pgc_file_error(st->err, st->errlen, st->file, st->line,
+					"unknown section [%s]", name);
+	return 0;
+}
+
 static int
 parse_line(ini_state *st, char *line, enum section *sec)
 {
 	char	   *s = trim(line),
 			   *eq,
-			   *key,
-			   *val;
+			   *key;
 
 	if (*s == '\0' || *s == ';' || *s == '#')
 		return 0;
 	if (*s == '[')
-	{
-		char	   *name;
-
-		if (s[strlen(s) - 1] != ']')
-			return pgc_file_error(st->err, st->errlen, st->file, st->line,
-						"malformed section header (missing ']')");
-		s[strlen(s) - 1] = '\0';
-		name = trim(s + 1);
-		if (strcasecmp(name, "pgcarrier") == 0)
-			*sec = SEC_MAIN;
-		else if (strcasecmp(name, "databases") == 0)
-			*sec = SEC_DATABASES;
-		else if (strcasecmp(name, "users") == 0)
-			*sec = SEC_USERS;
-		else
-			return pgc_file_error(st->err, st->errlen, st->file, st->line,
-						"unknown section [%s]", name);
-		return 0;
-	}
-	if ((eq = strchr(s, '=')) == NULL)
+		return parse_section_header(st, s, sec);
+	/* an '=' inside a comment does not count: "listen_port ; = 5" has none */
+	if ((eq = strchr(s, '=')) == NULL || find_comment(s, eq) != NULL)
 		return pgc_file_error(st->err, st->errlen, st->file, st->line,
 					"expected \"key = value\"");
 	*eq = '\0';
 	key = trim(s);
-	val = trim(eq + 1);
 	if (*key == '\0')
 		return pgc_file_error(st->err, st->errlen, st->file, st->line, "missing key before '='");
 
+	/*
+	 * The value keeps the whitespace after '=' so that a comment right
+	 * there ("logfile = ; none") is seen as one.
+	 */
 	switch (*sec)
 	{
 		case SEC_NONE:
 			return pgc_file_error(st->err, st->errlen, st->file, st->line,
 						"key \"%s\" is outside any section", key);
 		case SEC_MAIN:
-			return set_main_key(st, key, val);
+			return set_main_key(st, key, eq + 1);
 		case SEC_DATABASES:
-			return add_database(st, key, val);
+			return add_database(st, key, eq + 1);
 		case SEC_USERS:
-			return add_user(st, key, val);
+			return add_user(st, key, eq + 1);
 	}
 	return 0;
 }

@@ -187,6 +187,8 @@ struct pgc_client {
 	char *user;                   /* client-visible user and database */
 	char *dbname;
 	uint64_t serial;              /* unique for the life of the engine, never reused */
+	unsigned kill_gen;            /* of its database when it logged in (KILL) */
+	atomic_bool kill_requested;   /* KILL_CLIENT: its worker ends it at the next tick */
 	pgc_params params;            /* settings to apply on servers: startup parameters, then what it SET */
 	pgc_params startup;           /* the startup parameters as given, for RESET */
 	pgc_params reported;          /* reported parameters as the client was last told them */
@@ -265,6 +267,7 @@ struct pgc_server {
 	double created_at;
 	double state_since;
 	uint64_t config_generation;   /* of the database entry it was made with */
+	uint64_t reconnect_gen;       /* of its pool when it was made */
 	pgc_link node;                /* pool->idle (pool lock) or worker->servers */
 };
 
@@ -284,9 +287,12 @@ struct pgc_pool {
 	int reserve_pool;
 	int max_db_connections;
 	int max_user_connections;
-	int pool_mode;
+	atomic_int pool_mode;           /* read without the lock on the forwarding path: atomic */
 	bool db_removed;
 	uint64_t config_generation;
+	/* RECONNECT (control.c): servers made before the last one are replaced when idle (lock). */
+	atomic_ullong reconnect_gen;
+	atomic_int old_servers;       /* servers of an older reconnect_gen still open */
 	/* State (lock). */
 	int total;                    /* all server connections: connecting + idle + linked + resetting */
 	int connecting;
@@ -388,6 +394,8 @@ struct pgc_engine {
 	atomic_uint next_pid;
 	atomic_ullong next_serial;    /* pgc_client.serial */
 	atomic_ulong pins_total;      /* clients pinned to a server by the guard, ever */
+	atomic_bool paused_all;       /* PAUSE or KILL of every database (control.c) */
+	atomic_bool draining;         /* SHUTDOWN WAIT_FOR_CLIENTS: no new clients, exit when none is left */
 	/* counters keyed by name, never freed */
 	/*
 	 * Server connections per database and per user across pools, for
@@ -404,6 +412,10 @@ struct pgc_engine {
 		 * handed to clients that parse after it (guard.c).
 		 */
 		atomic_ullong ddl_epoch;
+		/* Databases only: the DBA's commands (control.c). */
+		atomic_bool paused;       /* PAUSE / KILL until RESUME */
+		atomic_bool disabled;     /* DISABLE until ENABLE */
+		atomic_uint kill_gen;     /* KILL: clients logged in before it end */
 		struct pgc_counter *next;
 	} *db_counters, *user_counters;
 	/* ---- engine.c: the Unix socket's lock file; only what is still ours is removed at exit ---- */
@@ -556,12 +568,18 @@ void pgc_pool_maintain_idle(pgc_engine *e, pgc_worker *w, double now, bool closi
 void pgc_pool_donate(pgc_worker *w, pgc_pool *p);
 /* An idle server of ours said something or closed: drop it. */
 void pgc_pool_idle_event(pgc_server *s);
+/* The engine's counter of database name (made if new); caller holds engine->cfg_lock. */
+struct pgc_counter *pgc_pool_db_counter(pgc_engine *e, const char *name);
+/* PAUSE or KILL holds the pool's database (control.c). */
+bool pgc_pool_paused(const pgc_pool *p);
 /* Refresh every pool's settings from the current config. */
 void pgc_pool_reconfigure(pgc_engine *e);
 void pgc_pool_free_all(pgc_engine *e);
 int pgc_pool_mode_of(const pgc_pool *p);
 
 /* ---- cancel.c ---- */
+/* KILL_CLIENT: mark the logged-in client with this pid (its id) to be ended by its worker. False if none. */
+bool pgc_cancel_kill(uint32_t pid);
 void pgc_cancel_register(pgc_client *c);
 void pgc_cancel_unregister(pgc_client *c);
 /*

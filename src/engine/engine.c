@@ -697,6 +697,18 @@ pgc_engine_reload(pgc_config *cfg)
 }
 
 void
+pgc_engine_wake_all(pgc_engine *e)
+{
+	for (int i = 0; i < e->n_workers; i++)
+	{
+		uint64_t one = 1;
+
+		if (write(e->workers[i].wakefd, &one, sizeof(one)) < 0)
+			(void) errno;
+	}
+}
+
+void
 pgc_engine_shutdown(void)
 {
 	atomic_store(&pgc_the_engine->shutting_down, true);

@@ -61,4 +61,8 @@ int pgc_lockfile_create(const char *path, mode_t mode, const char *text, pid_t *
 						char *err, size_t errlen);
 void pgc_lockfile_remove(const char *path);
 
+/* Wake every worker now (their tick acts on what the DBA asked, control.c). */
+struct pgc_engine;
+void pgc_engine_wake_all(struct pgc_engine *e);
+
 #endif

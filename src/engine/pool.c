@@ -162,6 +162,18 @@ pool_known_down(const pgc_pool *p, double now)
 
 /* ---- configuration ---- */
 
+struct pgc_counter *
+pgc_pool_db_counter(pgc_engine *e, const char *name)
+{
+	return counter_for(&e->db_counters, name);
+}
+
+bool
+pgc_pool_paused(const pgc_pool *p)
+{
+	return atomic_load(&pgc_the_engine->paused_all) || atomic_load(&p->db_count->paused);
+}
+
 /* Fill p's settings from cfg. Caller holds p->lock (or p is new). */
 static void
 pool_apply_config(pgc_pool *p, const pgc_config *cfg, uint64_t generation)
@@ -201,7 +213,7 @@ pool_apply_config(pgc_pool *p, const pgc_config *cfg, uint64_t generation)
 		mode = db->pool_mode;
 	if (u && u->pool_mode >= 0)
 		mode = u->pool_mode;
-	p->pool_mode = mode;
+	atomic_store_explicit(&p->pool_mode, mode, memory_order_relaxed);
 }
 
 pgc_pool *
@@ -267,7 +279,7 @@ pgc_pool_get(pgc_engine *e, const char *dbname, const char *user, char *err, siz
 int
 pgc_pool_mode_of(const pgc_pool *p)
 {
-	return p->pool_mode;
+	return atomic_load_explicit(&p->pool_mode, memory_order_relaxed);
 }
 
 void
@@ -314,6 +326,9 @@ pool_reserve_slot_why(pgc_pool *p, bool use_reserve, double now, bool *by_limit)
 
 	if (by_limit)
 		*by_limit = false;
+	/* PAUSE and KILL: no new server connection until RESUME. */
+	if (pgc_pool_paused(p))
+		return false;
 	if (!login_may_start(p, now))
 		return false;
 	/* A removed database still serves the clients it has; it just takes no new ones. */
@@ -426,7 +441,8 @@ fail_waiters_if_down(pgc_pool *p, double now)
 static bool
 idle_server_usable(pgc_server *s, const pgc_config *cfg, double now)
 {
-	if (s->dirty_close || s->config_generation != s->pool->config_generation)
+	if (s->dirty_close || s->config_generation != s->pool->config_generation ||
+		s->reconnect_gen != atomic_load(&s->pool->reconnect_gen) || pgc_pool_paused(s->pool))
 		return false;
 	if (cfg->server_lifetime > 0 && now - s->created_at > cfg->server_lifetime)
 		return false;

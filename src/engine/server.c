@@ -93,6 +93,9 @@ server_unwatch(pgc_server *s)
 void
 pgc_server_destroy(pgc_server *s)
 {
+	/* WAIT_CLOSE counts the servers made before the last RECONNECT. */
+	if (s->reconnect_gen != atomic_load(&s->pool->reconnect_gen))
+		atomic_fetch_sub(&s->pool->old_servers, 1);
 	if (s->worker)
 		server_unwatch(s);
 	pgc_tls_free(s->tls);
@@ -382,6 +385,7 @@ pgc_server_launch(pgc_worker *w, pgc_pool *p)
 
 	pthread_mutex_lock(&p->lock);
 	s->config_generation = p->config_generation;
+	s->reconnect_gen = atomic_load(&p->reconnect_gen);
 	if (p->password)
 		s->login_password = strdup(p->password);
 	else if (p->learned_secret)

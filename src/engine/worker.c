@@ -285,7 +285,8 @@ tick(pgc_worker *w)
 		pgc_server_tick(pgc_container_of(n, pgc_server, node), w->now);
 	}
 	pgc_cancel_tick(w, w->now);
-	pgc_pool_maintain_idle(w->engine, w, w->now, w->stopping);
+	/* Draining (SHUTDOWN WAIT_FOR_CLIENTS) keeps serving the clients that stay. */
+	pgc_pool_maintain_idle(w->engine, w, w->now, w->stopping && atomic_load(&w->engine->shutting_down));
 	if (w->id == 0)
 		pgc_pool_maintain(w->engine, w, w->now);
 }
@@ -340,7 +341,7 @@ pgc_worker_main(void *arg)
 		drain_inbox(w);
 		if (w->now >= w->next_tick)
 		{
-			if (atomic_load(&w->engine->shutting_down) && !w->stopping)
+			if ((atomic_load(&w->engine->shutting_down) || atomic_load(&w->engine->draining)) && !w->stopping)
 			{
 				w->stopping = true;
 				stop_listening(w);

@@ -8,8 +8,11 @@ meant to stay stable; extend it, do not change what exists.
 Environment
 -----------
 PGCARRIER_BIN   absolute path of the daemon binary (default: <repo>/pgcarrier)
-PGCARRIER_SAN   "1" when the binary is a sanitizer build: every daemon log is
-                then checked for "Sanitizer" / "runtime error:" at teardown.
+PGCARRIER_SAN   "1" (ASan + UBSan) or "thread" (ThreadSanitizer) when the
+                binary is a sanitizer build: every daemon log is then checked
+                at teardown for "Sanitizer" (AddressSanitizer, LeakSanitizer,
+                "WARNING: ThreadSanitizer: data race", ...) and
+                "runtime error:" (UBSan).  Unset or "0": a plain build.
 PG_BINDIR       PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
 PGCARRIER_KEEP_LOGS  a directory: every daemon log is copied there at
                 cleanup (pgcarrier-<port>.log), for debugging.
@@ -101,6 +104,18 @@ BackendMonitor(pg, db=None, user=None, interval=0.05)
     every interval seconds; .samples, .max, .error (an exception, or None).
 wait_no_backends(pg, timeout=10) -> bool
     wait until server_backends(pg) == 0.
+wait_backends(pg, at_most, db=None, user=None, timeout=10) -> bool
+    wait until server_backends(pg, db, user) <= at_most (backends of closed
+    connections take a moment to exit).
+server_connections(carrier, pg) -> int
+    the server connections the daemon of a Pgcarrier holds to pg now,
+    counted exactly from the daemon's own sockets (/proc/<pid>/fd, ss for
+    pg's Unix socket, /proc/net/tcp for its port): never more than it had
+    at one moment, and blind to backends still exiting.  Use this, not
+    server_backends, to check pool limits.
+ServerConnectionMonitor(carrier, pg, interval=0.05)
+    context manager: samples server_connections(carrier, pg) from a thread
+    every interval seconds; .samples, .max, .error.
 standard_databases(pg) -> dict
     the [databases] entries the ``carrier`` fixture uses:
         app      = host=<pg sockdir> port=<pg port> dbname=app
@@ -132,8 +147,9 @@ RawConn(host, port, timeout=10)
     data_row(payload) -> list of bytes|None.
 
 Also: free_port(), PG_BINDIR, MD5_PASSWORD, SCRAM_PASSWORD, HarnessError,
-SAN (bool), pgcarrier_bin(), RUN_AS ("postgres" when the tests run as root,
-else None: the account the daemon drops root's privileges for).
+SAN (bool: any sanitizer build), TSAN (bool: ThreadSanitizer build),
+SANITIZER_MARKERS, pgcarrier_bin(), RUN_AS ("postgres" when the tests run
+as root, else None: the account the daemon drops root's privileges for).
 """
 
 import atexit
@@ -152,7 +168,12 @@ import time
 PG_BINDIR = os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin")
 MD5_PASSWORD = "md5-secret-pw"
 SCRAM_PASSWORD = "scram-secret-pw"
-SAN = os.environ.get("PGCARRIER_SAN", "0") == "1"
+SAN = os.environ.get("PGCARRIER_SAN", "0") not in ("", "0")
+TSAN = os.environ.get("PGCARRIER_SAN", "0") == "thread"
+# What a sanitizer writes to the daemon's stderr when it finds something:
+# "Sanitizer" is in every ASan, LSan and TSan report ("WARNING: ThreadSanitizer:
+# data race"), "runtime error:" in every UBSan one.
+SANITIZER_MARKERS = ("Sanitizer", "runtime error:")
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
@@ -452,6 +473,123 @@ class BackendMonitor:
         return max(self.samples) if self.samples else 0
 
 
+def _socket_inodes(pid):
+    """Inodes of the sockets process pid has open now (empty if it is gone)."""
+    out = set()
+    d = "/proc/%d/fd" % pid
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return out
+    for fd in names:
+        try:
+            link = os.readlink(os.path.join(d, fd))
+        except OSError:
+            continue  # closed since listdir
+        if link.startswith("socket:["):
+            out.add(int(link[8:-1]))
+    return out
+
+
+def _unix_peer_inodes(path):
+    """Inodes of the client ends of the established connections to the Unix
+    socket at path (the peers of its accepted sockets), from ss."""
+    r = subprocess.run(["ss", "-xnH", "src", path], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=10)
+    if r.returncode != 0:
+        raise HarnessError("ss failed: %s" % r.stderr.strip())
+    peers = set()
+    for line in r.stdout.splitlines():
+        f = line.split()
+        # u_str ESTAB recv-q send-q <local path> <inode> <peer addr> <peer inode>
+        if len(f) >= 8 and f[-1].isdigit() and f[-1] != "0":
+            peers.add(int(f[-1]))
+    return peers
+
+
+def _tcp_inodes_to_port(port):
+    """Inodes of the established TCP sockets whose remote port is port."""
+    out = set()
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            f = row.split()
+            # sl local_address rem_address st ... inode (field 9); 01 = ESTABLISHED
+            if len(f) > 9 and f[3] == "01" and int(f[2].rsplit(":", 1)[1], 16) == port:
+                out.add(int(f[9]))
+    return out
+
+
+def server_connections(carrier, pg):
+    """Server connections the daemon of ``carrier`` (a Pgcarrier) holds to
+    PostgreSQL ``pg`` right now, counted from the daemon's own sockets:
+    those of its open descriptors that are connected to pg's Unix socket
+    (the peers of the accepted sockets ``ss`` lists for that path) or to
+    pg's TCP port (/proc/net/tcp, tcp6).  Unlike pg_stat_activity this
+    does not see backends that are still exiting after pgcarrier closed
+    their connection.  The descriptors are listed before and after the
+    connections, and only sockets in both lists count, so every counted
+    connection was open at one same moment: a sample never counts more
+    connections than the daemon had at once (it may miss one being made).
+    All the daemon's server connections count, whatever their pool, the
+    auth_query connection and cancel requests in flight included."""
+    pid = carrier.pid
+    before = _socket_inodes(pid)
+    sock = os.path.join(pg.sockdir, ".s.PGSQL.%d" % pg.port)
+    connected = _unix_peer_inodes(sock) | _tcp_inodes_to_port(pg.port)
+    return len(before & connected & _socket_inodes(pid))
+
+
+class ServerConnectionMonitor:
+    """Samples server_connections(carrier, pg) from a thread every interval
+    seconds while the ``with`` block runs; .samples, .max, .error (an
+    exception, or None), like BackendMonitor but exact."""
+
+    def __init__(self, carrier, pg, interval=0.05):
+        self.carrier, self.pg, self.interval = carrier, pg, interval
+        self.samples = []
+        self.error = None
+        self._stop = threading.Event()
+        self._th = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            while not self._stop.is_set():
+                self.samples.append(server_connections(self.carrier, self.pg))
+                self._stop.wait(self.interval)
+        except Exception as e:  # the test looks at .error
+            self.error = e
+
+    def __enter__(self):
+        self._th.start()
+        return self
+
+    def __exit__(self, *a):
+        self._stop.set()
+        self._th.join(10)
+
+    @property
+    def max(self):
+        return max(self.samples) if self.samples else 0
+
+
+def wait_backends(pg, at_most, db=None, user=None, timeout=10):
+    """Wait until server_backends(pg, db, user) <= at_most, i.e. until the
+    backends of connections pgcarrier closed have exited; True if so within
+    timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if server_backends(pg, db, user) <= at_most:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
 def wait_no_backends(pg, timeout=10):
     deadline = time.monotonic() + timeout
     while True:
@@ -670,7 +808,7 @@ class Pgcarrier:
 
     def sanitizer_report(self):
         text = self.log()
-        for marker in ("Sanitizer", "runtime error:"):
+        for marker in SANITIZER_MARKERS:
             i = text.find(marker)
             if i >= 0:
                 start = text.rfind("\n", 0, max(0, i - 2000)) + 1

@@ -2,6 +2,11 @@
 client must get its own correct answers, transactions are never
 interleaved, pool limits hold exactly across worker threads, and pgbench
 runs without failures.
+
+Pool limits are checked on pgcarrier's own server connections
+(harness.ServerConnectionMonitor), not on pg_stat_activity, where the
+backend of a connection pgcarrier has just closed still shows while it
+exits; pg_stat_activity must then come down to the limit once they have.
 """
 
 import asyncio
@@ -70,7 +75,7 @@ def test_thousand_clients_transaction_mode(carrier, pg):
 
         await asyncio.gather(*(client(i) for i in range(N)))
 
-    with harness.BackendMonitor(pg, db="app", user="app") as mon:
+    with harness.ServerConnectionMonitor(c, pg) as mon:
         t0 = time.monotonic()
         asyncio.run(asyncio.wait_for(main(), 80))
         took = time.monotonic() - t0
@@ -84,10 +89,10 @@ def test_thousand_clients_transaction_mode(carrier, pg):
         assert r["after"] == 1
     assert len({r["tx"][0] for r in results.values()}) == N
     assert mon.error is None, mon.error
-    assert 1 <= mon.max <= 8, "server backends seen: max %d" % mon.max
+    assert 1 <= mon.max <= 8, "server connections seen: max %d" % mon.max
     assert pg.sql("SELECT count(*) FROM scratch WHERE client = %d" % tag, db="app") == str(N)
     pg.sql("DELETE FROM scratch WHERE client = %d" % tag, db="app")
-    print("1000 clients: %.1fs, max server backends %d" % (took, mon.max))
+    print("1000 clients: %.1fs, max server connections %d" % (took, mon.max))
 
 
 # ---------------------------------------------------------------------------
@@ -165,11 +170,12 @@ def test_single_server_shared_across_workers(carrier, pg):
     async def main():
         await asyncio.gather(*(client(i) for i in range(24)))
 
-    with harness.BackendMonitor(pg, db="app", user="app") as mon:
+    with harness.ServerConnectionMonitor(c, pg) as mon:
         asyncio.run(asyncio.wait_for(main(), 50))
     assert errors == []
     assert len(pids) == 1
-    assert mon.max <= 1
+    assert mon.error is None, mon.error
+    assert mon.max == 1, mon.max
 
 
 @pytest.mark.timeout(60)
@@ -191,12 +197,13 @@ def test_waiting_clients_fifo_no_starvation(carrier, pg):
     async def main():
         await asyncio.gather(*(client(i) for i in range(40)))
 
-    with harness.BackendMonitor(pg, db="app", user="app") as mon:
+    with harness.ServerConnectionMonitor(c, pg) as mon:
         t0 = time.monotonic()
         asyncio.run(asyncio.wait_for(main(), 40))
         took = time.monotonic() - t0
     assert len(done) == 40
-    assert mon.max <= 2
+    assert mon.error is None, mon.error
+    assert 1 <= mon.max <= 2, mon.max
     # 40 x 50 ms over 2 servers: about 1 s; must not be serialised to one
     assert took < 15
 
@@ -326,6 +333,16 @@ def run_pgbench(c, args, timeout=40):
     return int(processed.group(1)), out
 
 
+def assert_pool_held(mon, pg, pool):
+    """pgcarrier never had more than pool server connections, and the
+    server's backends come down to that once the exiting ones are gone."""
+    assert mon.error is None, mon.error
+    assert 1 <= mon.max <= pool, "server connections: max %d, pool_size %d" % (mon.max, pool)
+    assert harness.wait_backends(pg, pool, db="app", user="app"), \
+        "%d server backends 10 s after pgbench, pool_size %d" % (
+            harness.server_backends(pg, db="app", user="app"), pool)
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("mode,proto", [("session", "prepared"),
                                         ("transaction", "extended"),
@@ -333,9 +350,9 @@ def run_pgbench(c, args, timeout=40):
 def test_pgbench_select_only(carrier, pgbench_db, mode, proto):
     pool = 50 if mode == "session" else 8
     c = carrier(pool_mode=mode, pool_size=pool)
-    with harness.BackendMonitor(pgbench_db, db="app", user="app") as mon:
+    with harness.ServerConnectionMonitor(c, pgbench_db) as mon:
         n, out = run_pgbench(c, ["-c", "50", "-j", "2", "-T", "5", "-S", "-M", proto])
-    assert mon.max <= pool
+    assert_pool_held(mon, pgbench_db, pool)
     print("pgbench -S %s/%s: %d transactions" % (mode, proto, n))
 
 
@@ -349,9 +366,9 @@ def test_pgbench_custom_script(carrier, pgbench_db, tmp_path, mode, proto):
     pool = 50 if mode == "session" else 8
     c = carrier(pool_mode=mode, pool_size=pool)
     before = int(pgbench_db.sql("SELECT count(*) FROM pgbench_history", db="app"))
-    with harness.BackendMonitor(pgbench_db, db="app", user="app") as mon:
+    with harness.ServerConnectionMonitor(c, pgbench_db) as mon:
         n, out = run_pgbench(c, ["-c", "50", "-j", "2", "-T", "5", "-M", proto,
                                  "-f", str(script)])
     after = int(pgbench_db.sql("SELECT count(*) FROM pgbench_history", db="app"))
     assert after - before == n, "committed rows do not match pgbench's count"
-    assert mon.max <= pool
+    assert_pool_held(mon, pgbench_db, pool)

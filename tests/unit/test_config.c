@@ -489,6 +489,125 @@ test_database_errors(void **state)
 	expect_error("[databases]\na = max_db_connections=1.5\n", "t.ini:2: ", "max_db_connections");
 }
 
+/*
+ * Comments after values: a ';' or '#' that follows whitespace, outside
+ * quotes, begins one, in every section. The README's minimal config has
+ * "workers = 0   ; 0 = one per core".
+ */
+static void
+test_trailing_comments(void **state)
+{
+	pgc_config *cfg = parse_ok(
+		"[pgcarrier]   ; the main section\n"
+		"workers = 0                  ; 0 = one per core\n"
+		"logfile = x.log ; default stderr\n"
+		"pidfile = x.pid\t# tab, then a comment\n"
+		"listen_port = 7000 # port\n"
+		"verbose = on ; yes\n"
+		"query_wait_timeout = 2s ; two seconds\n"
+		"pool_mode = session ;\n"
+		"unix_socket_dir = ; none: no Unix socket\n"
+		"server_reset_query = RESET ALL; SET x = 1   ; resets both\n"
+		"auth_query = SELECT u, p FROM t WHERE x = ' ; ' AND \"a #b\" = $1 ; comment\n"
+		"admin_users = a;b#c\n"
+		"[databases]  # the databases\n"
+		"appdb = host=/run/pg port=5433 dbname=app ; the app, port=1 is not read\n"
+		"q = host=x password='a ; b # c' # a comment\n"
+		"w = password=ab#c;d host=y\n"
+		"semi = host=x;y\n"
+		"later = ; nothing yet\n"
+		"emptyhost = host= ; none\n"
+		"[users] ; per user\n"
+		"alice = pool_mode=session ; alice's own\n"
+		"bob = max_user_connections=3 #three\n");
+	const pgc_database *db;
+
+	assert_int_equal(cfg->workers, 0);
+	assert_string_equal(cfg->logfile, "x.log");
+	assert_string_equal(cfg->pidfile, "x.pid");
+	assert_int_equal(cfg->listen_port, 7000);
+	assert_int_equal(cfg->verbose, 1);
+	assert_true(cfg->query_wait_timeout == 2);
+	assert_int_equal(cfg->pool_mode, PGC_POOL_SESSION);
+	assert_null(cfg->unix_socket_dir);
+	assert_string_equal(cfg->server_reset_query, "RESET ALL; SET x = 1");
+	assert_string_equal(cfg->auth_query, "SELECT u, p FROM t WHERE x = ' ; ' AND \"a #b\" = $1");
+	/* without whitespace before them, ';' and '#' are part of the value */
+	assert_string_equal(cfg->admin_users, "a;b#c");
+
+	db = pgc_config_find_db(cfg, "appdb");
+	assert_string_equal(db->host, "/run/pg");
+	assert_int_equal(db->port, 5433);
+	assert_string_equal(db->dbname, "app");
+	db = pgc_config_find_db(cfg, "q");
+	assert_string_equal(db->password, "a ; b # c");
+	db = pgc_config_find_db(cfg, "w");
+	assert_string_equal(db->password, "ab#c;d");
+	assert_string_equal(db->host, "y");
+	assert_string_equal(pgc_config_find_db(cfg, "semi")->host, "x;y");
+	db = pgc_config_find_db(cfg, "later");
+	assert_null(db->host);
+	assert_null(db->dbname);
+	assert_null(pgc_config_find_db(cfg, "emptyhost")->host);
+	assert_int_equal(pgc_config_find_user(cfg, "alice")->pool_mode, PGC_POOL_SESSION);
+	assert_int_equal(pgc_config_find_user(cfg, "bob")->max_user_connections, 3);
+	pgc_config_free(cfg);
+}
+
+/* A [pgcarrier] value that is one quoted string loses its quotes. */
+static void
+test_quoted_values(void **state)
+{
+	pgc_config *cfg = parse_ok(
+		"[pgcarrier]\n"
+		"logfile = \"/tmp/a ; b.log\" ; the file has a ';' in its name\n"
+		"pidfile = '/tmp/it''s.pid'\n"
+		"admin_users = \"/tmp/bob's\"\n"
+		"listen_addr = \"say \"\"hi\"\"\"\t#doubled quotes\n"
+		"unix_socket_dir = \"\"   ; empty: none\n"
+		"server_reset_query = '' ; empty: no reset\n"
+		"listen_port = \"7001\"\n");
+
+	assert_string_equal(cfg->logfile, "/tmp/a ; b.log");
+	assert_string_equal(cfg->pidfile, "/tmp/it's.pid");
+	assert_string_equal(cfg->admin_users, "/tmp/bob's");
+	assert_string_equal(cfg->listen_addr, "say \"hi\"");
+	assert_null(cfg->unix_socket_dir);
+	assert_string_equal(cfg->server_reset_query, "");
+	assert_int_equal(cfg->listen_port, 7001);
+	pgc_config_free(cfg);
+}
+
+/* Nothing that looks like a comment may silently become part of a value. */
+static void
+test_comment_errors(void **state)
+{
+	expect_error("[pgcarrier]\nlogfile = /tmp/bob's.log ; default stderr\n", "t.ini:2: ",
+				 "unterminated ' quote in the value for logfile (to keep it as it is, "
+				 "put the whole value in double quotes)");
+	expect_error("[pgcarrier]\nauth_query = SELECT \"x FROM t # c\n", "t.ini:2: ",
+				 "unterminated \" quote in the value for auth_query");
+	expect_error("[pgcarrier]\nlogfile = \"x.log ; c\n", "t.ini:2: ",
+				 "unterminated quoted value for logfile");
+	expect_error("[pgcarrier]\nlogfile = \"x.log\" y\n", "t.ini:2: ",
+				 "unexpected text after the quoted value for logfile");
+	expect_error("[pgcarrier]\nlogfile = 'x.log';c\n", "t.ini:2: ",
+				 "(a comment needs whitespace before its ';' or '#')");
+	expect_error("[pgcarrier]\nworkers = 0;one per core\n", "t.ini:2: ",
+				 "invalid value \"0;one per core\" for workers");
+	expect_error("[pgcarrier];x\n", "t.ini:1: ", "unexpected text after the section header");
+	expect_error("[pgcarrier] x\n", "t.ini:1: ", "unexpected text after the section header");
+	expect_error("[pgcarrier]\nlisten_port ; = 5\n", "t.ini:2: ", "expected \"key = value\"");
+	expect_error("[pgcarrier]\nbogus = 'x ; y\n", "t.ini:2: ", "unknown key \"bogus\"");
+	/* in a connection string a quote opens only at the start of a value */
+	expect_error("[databases]\na = host='x ; y\n", "t.ini:2: ", "unterminated quote");
+	expect_error("[databases]\na = host='x';y\n", "t.ini:2: ", "after the closing quote");
+	expect_error("[databases]\na ; = host=x\n", "t.ini:2: ", "expected \"key = value\"");
+	expect_error("[databases]\na = host ;x\n", "t.ini:2: ", "\"host\": missing '='");
+	expect_error("[users]\nalice = pool_mode=session;x\n", "t.ini:2: ",
+				 "invalid value \"session;x\" for pool_mode");
+}
+
 /* Whatever goes wrong on a line with a password, the secret stays out of err. */
 static void
 test_no_password_leak(void **state)
@@ -709,6 +828,9 @@ main(void)
 		cmocka_unit_test(test_users),
 		cmocka_unit_test(test_sections_and_syntax_errors),
 		cmocka_unit_test(test_database_errors),
+		cmocka_unit_test(test_trailing_comments),
+		cmocka_unit_test(test_quoted_values),
+		cmocka_unit_test(test_comment_errors),
 		cmocka_unit_test(test_no_password_leak),
 		cmocka_unit_test(test_auth_parse),
 		cmocka_unit_test(test_auth_errors),

@@ -994,8 +994,9 @@ server_msg(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	 */
 	if (!forward && cur->type == PGC_BE_ERROR && kind_is_extended(p->kind))
 		forward = true;
-	if (c->guard.on)
+	if (c->guard.on || p->trailing)
 	{
+		/* An unguarded client's RESET may have had the startup values put back behind it, too. */
 		pgc_guard_result g = forward && p->owner == PGC_OWNER_CLIENT
 			? pgc_guard_server_msg(c, s, p, cur)
 			: (!forward && p->on_answer != PGC_ANSWER_DROP ? pgc_guard_pooler_msg(c, s, p, cur) : PGC_GUARD_PASS);

@@ -501,3 +501,18 @@ def test_prepared_statement_sees_a_temp_table_created_after_it(carrier, pg):
             assert rows == [[b"1"]]
     finally:
         pg.sql("DROP TABLE pgc_shadow", db="app")
+
+
+@pytest.mark.parametrize("mode", ["session", "transaction"])
+def test_reset_answers_only_what_postgresql_answers(carrier, mode):
+    """The startup values put back behind a RESET are pgcarrier's: their
+    rows never reach the client."""
+    c = carrier(pool_mode=mode, pool_size=2)
+    with RawConn(c.host, c.port) as r:
+        r.startup("app", "app", DateStyle="Postgres, MDY")
+        r.query("SET DateStyle = ISO")
+        msgs = r.query("RESET DateStyle")
+        assert [t for t, _ in msgs if t not in ("S", "N")] == ["C", "Z"], msgs
+        assert r.params["DateStyle"] == "Postgres, MDY"
+        rows = [harness.data_row(p) for t, p in r.query("SHOW DateStyle") if t == "D"]
+        assert rows == [[b"Postgres, MDY"]]

@@ -141,7 +141,8 @@ send_auth_request(pgc_client *c, uint32_t code, const void *data, size_t len)
 static int
 refuse_password(pgc_client *c)
 {
-	pgc_log_limited(PGC_LOG, "client %s: password authentication failed for user \"%s\"", c->addr, c->user);
+	pgc_log_limited(PGC_LOG, "login failed: client %s, user \"%s\", database \"%s\": wrong password or no secret",
+					c->addr, c->user, c->dbname);
 	pgc_client_fatal(c, "28P01", "password authentication failed for user \"%s\"", c->user);
 	return -1;
 }
@@ -194,13 +195,14 @@ cert_check(pgc_client *c, int method, pgc_hba_clientcert level)
 	if (r > 0 && strcmp(cn, c->user) == 0)
 		return 1;
 	if (r < 0)
-		pgc_log_limited(PGC_LOG, "client %s: certificate authentication of \"%s\" failed: %s", c->addr, c->user, cn);
+		pgc_log_limited(PGC_LOG, "login failed: client %s, user \"%s\", database \"%s\": certificate: %s",
+						c->addr, c->user, c->dbname, cn);
 	else if (method == PGC_HBA_CERT)
-		pgc_log_limited(PGC_LOG, "client %s: provided user name (%s) and authenticated user name (%s) do not match",
-				c->addr, c->user, cn);
+		pgc_log_limited(PGC_LOG, "login failed: client %s, user \"%s\", database \"%s\": provided user name (%s) "
+						"and authenticated user name (%s) do not match", c->addr, c->user, c->dbname, c->user, cn);
 	else
-		pgc_log_limited(PGC_LOG, "client %s: certificate validation (clientcert=verify-full) failed for user \"%s\": "
-				"CN mismatch", c->addr, c->user);
+		pgc_log_limited(PGC_LOG, "login failed: client %s, user \"%s\", database \"%s\": certificate validation "
+						"(clientcert=verify-full): CN mismatch", c->addr, c->user, c->dbname);
 	/* The client hears what the method's own failure says, as from PostgreSQL. */
 	if (method == PGC_HBA_CERT)
 		pgc_client_fatal(c, "28000", "certificate authentication failed for user \"%s\"", c->user);
@@ -488,9 +490,11 @@ static int
 sauth_failed(pgc_client *c, const pgc_sauth_error *err)
 {
 	if (err->log_detail[0])
-		pgc_log_limited(PGC_LOG, "client %s: authentication of \"%s\" failed: %s", c->addr, c->user, err->log_detail);
+		pgc_log_limited(PGC_LOG, "login failed: client %s, user \"%s\", database \"%s\": %s",
+						c->addr, c->user, c->dbname, err->log_detail);
 	else
-		pgc_log_limited(PGC_LOG, "client %s: authentication of \"%s\" failed: %s", c->addr, c->user, err->message);
+		pgc_log_limited(PGC_LOG, "login failed: client %s, user \"%s\", database \"%s\": %s",
+						c->addr, c->user, c->dbname, err->message);
 	if (err->detail[0])
 	{
 		pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);

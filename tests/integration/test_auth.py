@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -66,6 +67,9 @@ def test_methods_and_secrets(carrier, auth_type, secret_kind):
                    user="md5user", password=PW)
     log = c.log()
     assert PW not in log and "wrong" not in log.replace("wrong password", "")
+    # One line per failure, saying who, where and why (never the secret).
+    for user in ("app", "md5user"):
+        assert re.search(r'login failed: client 127\.0\.0\.1:\d+, user "%s", database "app": ' % user, log), log[-2000:]
 
 
 def test_md5_with_scram_secret_does_scram(carrier):

@@ -573,7 +573,7 @@ hostssl   all  all    127.0.0.1/32  scram-sha-256 clientcert=verify-full
     # verify-full: the CN must be the user; verify-ca: any certificate that verifies
     text = refused(tls_connect, c, cert="other", certs=certs, password=PW)
     assert 'password authentication failed for user "app"' in text, text
-    assert "clientcert=verify-full) failed for user \"app\": CN mismatch" in c.log()
+    assert "user \"app\", database \"app\": certificate validation (clientcert=verify-full): CN mismatch" in c.log()
     text = refused(tls_connect, c, sslcert="/nonexistent/none.crt", password=PW)
     assert "connection requires a valid client certificate" in text, text
     # user other, certificate CN=app on the verify-ca line: pgcarrier lets it

@@ -30,6 +30,7 @@
 #include "core.h"
 #include "engine.h"
 #include "log.h"
+#include "stats.h"
 
 pgc_engine *pgc_the_engine;
 static atomic_int workers_running;
@@ -607,6 +608,11 @@ pgc_engine_open(pgc_config *cfg, char *err, size_t errlen)
 	for (int i = 0; i < n; i++)
 		if (worker_init(e, &e->workers[i], i, err, errlen) < 0)
 			return -1;
+	if (pgc_stats_init(e) < 0)
+	{
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	if (open_listeners(e, cfg, err, errlen) < 0)
 		return -1;
 	for (int i = 0; i < n; i++)
@@ -770,6 +776,7 @@ pgc_engine_free(void)
 	if (e->unix_fd >= 0)
 		close(e->unix_fd);
 	pgc_pool_free_all(e);
+	pgc_stats_free(e);
 	for (int i = 0; i < e->n_workers; i++)
 	{
 		pgc_worker *w = &e->workers[i];

@@ -319,6 +319,16 @@ pgc_stats_error(pgc_client *c, const char *sqlstate)
 }
 
 void
+pgc_stats_error_msg(pgc_client *c, const pgc_msgbuf *err)
+{
+	const char *code = NULL;
+
+	if (err->len > PGC_MSG_HEADER_SIZE)
+		code = pgc_error_field(err->data + PGC_MSG_HEADER_SIZE, err->len - PGC_MSG_HEADER_SIZE, PGC_ERRF_SQLSTATE);
+	pgc_stats_error(c, code);
+}
+
+void
 pgc_stats_pin(pgc_client *c, uint32_t was, uint32_t now)
 {
 	pgc_stat_block *b = c->stat;

@@ -142,6 +142,14 @@ pgc_stat_add(pgc_stat_block *b, int i, uint64_t by)
 
 /* c logged in (or began to, its database known): it counts from now on. */
 void pgc_stats_login(pgc_client *c);
+/* c logged in: its credentials were good. */
+static inline void
+pgc_stats_logged_in(pgc_client *c)
+{
+	if (c->stat)
+		pgc_stat_add(c->stat, PGC_STAT_LOGINS, 1);
+}
+
 /* Bytes read from the client / from its server. */
 static inline void
 pgc_stats_recv(pgc_client *c, long n)
@@ -194,8 +202,9 @@ pgc_stats_server_parse(pgc_server *s)
  */
 struct pgc_cursor;
 bool pgc_stats_server_error(pgc_client *c, pgc_server *s, struct pgc_cursor *cur);
-/* pgcarrier itself sent c an error with this SQLSTATE. */
+/* pgcarrier itself sent c an error with this SQLSTATE, or this whole ErrorResponse. */
 void pgc_stats_error(pgc_client *c, const char *sqlstate);
+void pgc_stats_error_msg(pgc_client *c, const pgc_msgbuf *err);
 /* The guard's view of what pins c changes from was to now (sqlclass flags). */
 void pgc_stats_pin(pgc_client *c, uint32_t was, uint32_t now);
 /* s died while serving c (c may be NULL: while being reset): count it and log one line (rate-limited). */

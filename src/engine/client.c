@@ -24,6 +24,7 @@
 #include "guard.h"
 #include "log.h"
 #include "relay.h"
+#include "stats.h"
 #include "tls.h"
 
 static void client_logged_in(pgc_client *c);
@@ -178,6 +179,7 @@ pgc_client_fatal(pgc_client *c, const char *sqlstate, const char *fmt, ...)
 	}
 	if (pgc_engine_config()->log_pooler_errors)
 		pgc_log(PGC_LOG, "client %s: %s: %s", c->addr, sqlstate, msg);
+	pgc_stats_error(c, sqlstate);
 	pgc_client_close(c, msg);
 }
 
@@ -404,6 +406,7 @@ client_login(pgc_client *c, const pgc_startup *st)
 		return;
 	}
 	c->kill_gen = atomic_load(&c->pool->db_count->kill_gen);
+	pgc_stats_login(c);
 	c->user = strdup(user);
 	c->dbname = strdup(db);
 	pgc_msgbuf_init(&unknown);
@@ -474,6 +477,7 @@ client_logged_in(pgc_client *c)
 
 	if (!pgc_accept_logged_in(c))
 		return;
+	pgc_stats_logged_in(c);
 	c->cancel_pid = atomic_fetch_add(&e->next_pid, 1);
 	if (getrandom(&c->cancel_key, sizeof(c->cancel_key), 0) != sizeof(c->cancel_key))
 		c->cancel_key = (uint32_t) rand();
@@ -807,6 +811,7 @@ pgc_client_event(pgc_client *c, uint32_t events)
 		}
 		if (n > 0 && c->state != CL_STARTUP)
 			c->state_since = c->worker->now;
+		pgc_stats_recv(c, n);
 	}
 	switch (c->state)
 	{
@@ -860,6 +865,7 @@ pgc_client_handoff(pgc_client *c)
 		pgc_msgbuf *err = c->handoff_error;
 
 		c->handoff_error = NULL;
+		pgc_stats_error_msg(c, err);
 		(void) pgc_msgbuf_write(c->fd, c->tls, err);
 		pgc_msgbuf_free(err);
 		free(err);

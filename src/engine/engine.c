@@ -30,6 +30,7 @@
 #include "core.h"
 #include "engine.h"
 #include "log.h"
+#include "reload.h"
 #include "stats.h"
 
 pgc_engine *pgc_the_engine;
@@ -691,6 +692,7 @@ pgc_engine_reload(pgc_config *cfg)
 	if (old == NULL)
 		return;
 	e->old_cfgs = old;
+	pgc_reload_prepare(cfg);    /* the admin console's SET values, on top of the file */
 	pthread_mutex_lock(&e->cfg_lock);
 	/* Workers may still be reading the old one: it is freed at exit, not now. */
 	e->old_cfgs[e->n_old_cfgs++] = (pgc_config *) atomic_load(&e->cfg);
@@ -700,6 +702,7 @@ pgc_engine_reload(pgc_config *cfg)
 	pgc_pool_reconfigure(e);
 	pgc_log(PGC_LOG, "configuration reloaded from %s", cfg->path ? cfg->path : "?");
 	pgc_accept_check_fd_limit(cfg, e->n_workers);
+	pgc_reload_finish(cfg);
 }
 
 void

@@ -105,19 +105,13 @@ pgc_reload_ask(const char *key, const char *value, uint64_t *ticket, char *err, 
 	{
 		override **pp = &overrides;
 
-		/* A later SET of the same key replaces the earlier one. */
+		/*
+		 * Last: it wins over an earlier SET of the same key, which stays
+		 * until this one has applied (pgc_reload_prepare), so that a value
+		 * the file refuses leaves the earlier one in place.
+		 */
 		while (*pp)
-		{
-			if (strcmp((*pp)->key, key) == 0)
-			{
-				override *old = *pp;
-
-				*pp = old->next;
-				free_override(old);
-				continue;
-			}
 			pp = &(*pp)->next;
-		}
 		o->ticket = *ticket;
 		*pp = o;
 	}
@@ -161,6 +155,22 @@ pgc_reload_prepare(pgc_config *cfg)
 			/* It cannot apply to this file: that SET fails, the others stand. */
 			pgc_log(PGC_WARNING, "SET %s = %s not applied: %s", o->key, o->value, err);
 			record_failure(o->ticket, o->ticket, err);
+			*pp = o->next;
+			free_override(o);
+			continue;
+		}
+		pp = &o->next;
+	}
+	/* An earlier SET of a key that a later one set again is of no use any more. */
+	for (override **pp = &overrides; *pp;)
+	{
+		override *o = *pp;
+		bool later = false;
+
+		for (override *l = o->next; l && !later; l = l->next)
+			later = strcmp(l->key, o->key) == 0;
+		if (later)
+		{
 			*pp = o->next;
 			free_override(o);
 			continue;

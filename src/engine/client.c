@@ -20,6 +20,7 @@
 
 #include "accept.h"
 #include "cauth.h"
+#include "console.h"
 #include "core.h"
 #include "guard.h"
 #include "log.h"
@@ -155,6 +156,7 @@ pgc_client_close(pgc_client *c, const char *reason)
 	pgc_params_free(&c->reported);
 	pgc_guard_client_free(c);
 	pgc_cauth_free(c);
+	pgc_console_free(c);
 	free(c->user);
 	free(c->dbname);
 	free(c);
@@ -393,8 +395,13 @@ client_login(pgc_client *c, const pgc_startup *st)
 		pgc_client_fatal(c, "53300", "sorry, too many clients already");
 		return;
 	}
-	c->pool = pgc_pool_get(e, db, user, err, sizeof(err));
-	if (c->pool == NULL)
+	if (pgc_console_db(db) && (c->pool = pgc_console_attach(c)) == NULL)
+	{
+		/* The admin console: a pool that never has a server. */
+		pgc_client_fatal(c, "53200", "out of memory");
+		return;
+	}
+	if (c->pool == NULL && (c->pool = pgc_pool_get(e, db, user, err, sizeof(err))) == NULL)
 	{
 		pgc_client_fatal(c, "3D000", "%s", err);
 		return;
@@ -484,6 +491,11 @@ client_logged_in(pgc_client *c)
 	pgc_cancel_register(c);
 	if (cfg->log_connections)
 		pgc_log(PGC_LOG, "client %s connected to %s as %s", c->addr, c->dbname, c->user);
+	if (c->console)
+	{
+		pgc_console_welcome(c);
+		return;
+	}
 
 	pthread_mutex_lock(&c->pool->lock);
 	have_welcome = c->pool->have_welcome && canonical_known(c);
@@ -825,6 +837,11 @@ pgc_client_event(pgc_client *c, uint32_t events)
 			pgc_relay_pump(c);
 			return;
 		case CL_IDLE:
+			if (c->console)
+			{
+				pgc_console_input(c);
+				return;
+			}
 			if (pgc_client_flush_out(c) < 0)
 			{
 				pgc_client_close(c, "client went away");
@@ -905,6 +922,8 @@ pgc_client_tick(pgc_client *c, double now)
 	const pgc_config *cfg = pgc_engine_config();
 	double idle = now - c->state_since;
 
+	if (c->console && c->state == CL_IDLE && pgc_console_tick(c, now))
+		return;
 	/* KILL of its database, or KILL_CLIENT: the DBA ends it, whatever it is doing. */
 	if (c->pool && c->state != CL_CLOSING &&
 		(atomic_load(&c->kill_requested) || c->kill_gen != atomic_load(&c->pool->db_count->kill_gen)))

@@ -189,6 +189,104 @@ pgc_census_poll(pgc_worker *w)
 	}
 }
 
+/* -------------------------------------------------------------- pools -- */
+
+static int
+pool_ptr_cmp(const void *a, const void *b)
+{
+	const pgc_pool *x = ((const pgc_census_pool *) a)->p, *y = ((const pgc_census_pool *) b)->p;
+
+	return x < y ? -1 : x > y;
+}
+
+static int
+pool_name_cmp(const void *a, const void *b)
+{
+	const pgc_census_pool *x = a, *y = b;
+	int c = strcmp(x->p->dbname, y->p->dbname);
+
+	return c ? c : strcmp(x->p->user, y->p->user);
+}
+
+static pgc_census_pool *
+find_pool(pgc_census_pool *rows, int n, const pgc_pool *p)
+{
+	pgc_census_pool key = {.p = (pgc_pool *) p};
+
+	return p ? bsearch(&key, rows, (size_t) n, sizeof(*rows), pool_ptr_cmp) : NULL;
+}
+
+int
+pgc_census_pools(pgc_engine *e, const pgc_census *census, pgc_census_pool **out)
+{
+	int n = 0, i = 0;
+	pgc_census_pool *rows;
+
+	pthread_mutex_lock(&e->cfg_lock);
+	for (pgc_pool *p = e->pools; p; p = p->next)
+		n++;
+	rows = calloc((size_t) n + 1, sizeof(*rows));
+	for (pgc_pool *p = e->pools; rows && p; p = p->next)
+		rows[i++].p = p;
+	pthread_mutex_unlock(&e->cfg_lock);
+	if (rows == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+	{
+		pgc_pool *p = rows[i].p;
+
+		pthread_mutex_lock(&p->lock);
+		rows[i].total = p->total;
+		rows[i].pool_size = p->pool_size;
+		pthread_mutex_unlock(&p->lock);
+		rows[i].mode = pgc_pool_mode_of(p);
+	}
+	qsort(rows, (size_t) n, sizeof(*rows), pool_ptr_cmp);
+	for (int w = 0; census && w < pgc_census_workers(census); w++)
+	{
+		const pgc_census_slot *sl = pgc_census_part(census, w);
+
+		for (int k = 0; k < sl->n_clients; k++)
+		{
+			const pgc_census_client *c = &sl->clients[k];
+			pgc_census_pool *r = c->console ? NULL : find_pool(rows, n, c->pool);
+
+			if (r == NULL)
+				continue;
+			if (c->state == CL_WAITING || c->state == CL_LOGIN)
+			{
+				r->cl_waiting++;
+				if (c->wait_since > 0 && (r->oldest_wait == 0 || c->wait_since < r->oldest_wait))
+					r->oldest_wait = c->wait_since;
+			}
+			else
+				r->cl_active++;
+			if (c->pinned)
+				r->cl_pinned++;
+		}
+		for (int k = 0; k < sl->n_servers; k++)
+		{
+			const pgc_census_server *s = &sl->servers[k];
+			pgc_census_pool *r = find_pool(rows, n, s->pool);
+
+			if (r == NULL)
+				continue;
+			r->sv_rows++;
+			if (s->state == SV_LINKED)
+				r->sv_active++;
+			else if (s->state == SV_IDLE)
+				r->sv_idle++;
+			else if (s->state == SV_RESETTING)
+				r->sv_tested++;
+			else if (PGC_SV_STARTING(s->state))
+				r->sv_login++;
+		}
+	}
+	qsort(rows, (size_t) n, sizeof(*rows), pool_name_cmp);
+	*out = rows;
+	return n;
+}
+
 /* ------------------------------------------------------------ filling -- */
 
 /* Room for one more row in *rows (*n used); NULL when out of memory. */

@@ -115,6 +115,23 @@ const pgc_census_slot *pgc_census_part(const pgc_census *c, int i);
 /* The requester is done with it (complete or not). On home's thread when home was given. */
 void pgc_census_release(pgc_census *c);
 
+/* A pool, with its clients and servers counted from a census (SHOW POOLS, /metrics). */
+typedef struct pgc_census_pool {
+	pgc_pool *p;
+	int cl_active, cl_waiting, cl_pinned;
+	int sv_active, sv_idle, sv_tested, sv_login, sv_rows;
+	double oldest_wait;           /* monotonic: since when the longest waiter waits; 0 none */
+	/* Under the pool lock, copied. */
+	int total, pool_size, mode;
+} pgc_census_pool;
+
+/*
+ * Every pool of e, with census' clients and servers counted (census may be
+ * NULL: no counts), into a malloc'd array sorted by database and user. The
+ * count, or -1 (out of memory).
+ */
+int pgc_census_pools(pgc_engine *e, const pgc_census *census, pgc_census_pool **out);
+
 /* ---- for worker.c ---- */
 
 /* Fill the slots asked of w (taken off its inbox with the inbox lock). */

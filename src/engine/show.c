@@ -205,112 +205,6 @@ pinned_text(uint32_t pinned, char *buf, size_t len)
 
 /* ----------------------------------------------------- census helpers -- */
 
-typedef struct pool_row {
-	pgc_pool *p;
-	int cl_active, cl_waiting, cl_pinned;
-	int sv_active, sv_idle, sv_tested, sv_login, sv_rows;
-	double oldest_wait;           /* monotonic: since when the longest waiter waits; 0 none */
-	/* Under the pool lock, copied. */
-	int total, pool_size, mode;
-} pool_row;
-
-static int
-pool_ptr_cmp(const void *a, const void *b)
-{
-	const pgc_pool *x = ((const pool_row *) a)->p, *y = ((const pool_row *) b)->p;
-
-	return x < y ? -1 : x > y;
-}
-
-static int
-pool_name_cmp(const void *a, const void *b)
-{
-	const pool_row *x = a, *y = b;
-	int c = strcmp(x->p->dbname, y->p->dbname);
-
-	return c ? c : strcmp(x->p->user, y->p->user);
-}
-
-static pool_row *
-find_pool(pool_row *rows, int n, const pgc_pool *p)
-{
-	pool_row key = {.p = (pgc_pool *) p};
-
-	return p ? bsearch(&key, rows, (size_t) n, sizeof(*rows), pool_ptr_cmp) : NULL;
-}
-
-/* Every pool with its clients and servers counted from census; sorted by database and user. */
-static int
-pool_rows(pgc_engine *e, const pgc_census *census, pool_row **out)
-{
-	int n = 0, i = 0;
-	pool_row *rows;
-
-	pthread_mutex_lock(&e->cfg_lock);
-	for (pgc_pool *p = e->pools; p; p = p->next)
-		n++;
-	rows = calloc((size_t) n + 1, sizeof(*rows));
-	for (pgc_pool *p = e->pools; rows && p; p = p->next)
-		rows[i++].p = p;
-	pthread_mutex_unlock(&e->cfg_lock);
-	if (rows == NULL)
-		return -1;
-	for (i = 0; i < n; i++)
-	{
-		pgc_pool *p = rows[i].p;
-
-		pthread_mutex_lock(&p->lock);
-		rows[i].total = p->total;
-		rows[i].pool_size = p->pool_size;
-		pthread_mutex_unlock(&p->lock);
-		rows[i].mode = pgc_pool_mode_of(p);
-	}
-	qsort(rows, (size_t) n, sizeof(*rows), pool_ptr_cmp);
-	for (int w = 0; census && w < pgc_census_workers(census); w++)
-	{
-		const pgc_census_slot *sl = pgc_census_part(census, w);
-
-		for (int k = 0; k < sl->n_clients; k++)
-		{
-			const pgc_census_client *c = &sl->clients[k];
-			pool_row *r = c->console ? NULL : find_pool(rows, n, c->pool);
-
-			if (r == NULL)
-				continue;
-			if (c->state == CL_WAITING || c->state == CL_LOGIN)
-			{
-				r->cl_waiting++;
-				if (c->wait_since > 0 && (r->oldest_wait == 0 || c->wait_since < r->oldest_wait))
-					r->oldest_wait = c->wait_since;
-			}
-			else
-				r->cl_active++;
-			if (c->pinned)
-				r->cl_pinned++;
-		}
-		for (int k = 0; k < sl->n_servers; k++)
-		{
-			const pgc_census_server *s = &sl->servers[k];
-			pool_row *r = find_pool(rows, n, s->pool);
-
-			if (r == NULL)
-				continue;
-			r->sv_rows++;
-			if (s->state == SV_LINKED)
-				r->sv_active++;
-			else if (s->state == SV_IDLE)
-				r->sv_idle++;
-			else if (s->state == SV_RESETTING)
-				r->sv_tested++;
-			else if (PGC_SV_STARTING(s->state))
-				r->sv_login++;
-		}
-	}
-	qsort(rows, (size_t) n, sizeof(*rows), pool_name_cmp);
-	*out = rows;
-	return n;
-}
-
 /* Every client row of a census, in one array (not to be freed row by row). */
 static int
 all_clients(const pgc_census *census, const pgc_census_client ***out)
@@ -408,8 +302,8 @@ show_pools(pgc_engine *e, const pgc_census *census, result *r)
 		/* pgcarrier's */
 		{"cl_pinned", T_INT4}, {"sv_total", T_INT4}, {"pool_size", T_INT4},
 	};
-	pool_row *rows;
-	int n = pool_rows(e, census, &rows);
+	pgc_census_pool *rows;
+	int n = pgc_census_pools(e, census, &rows);
 	double now = pgc_now();
 
 	if (n < 0)
@@ -417,7 +311,7 @@ show_pools(pgc_engine *e, const pgc_census *census, result *r)
 	res_begin(r, r->out, cols, NCOLS(cols));
 	for (int i = 0; i < n; i++)
 	{
-		pool_row *p = &rows[i];
+		pgc_census_pool *p = &rows[i];
 		double wait = p->oldest_wait > 0 && now > p->oldest_wait ? now - p->oldest_wait : 0;
 
 		res_row(r, NCOLS(cols));

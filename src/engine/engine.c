@@ -30,6 +30,7 @@
 #include "core.h"
 #include "engine.h"
 #include "log.h"
+#include "metrics.h"
 #include "reload.h"
 #include "stats.h"
 
@@ -614,7 +615,7 @@ pgc_engine_open(pgc_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (open_listeners(e, cfg, err, errlen) < 0)
+	if (open_listeners(e, cfg, err, errlen) < 0 || pgc_metrics_open(e, cfg, err, errlen) < 0)
 		return -1;
 	for (int i = 0; i < n; i++)
 	{
@@ -648,7 +649,7 @@ pgc_engine_run(char *err, size_t errlen)
 	}
 	pgc_log(PGC_LOG, "pgcarrier started: %d workers, port %d, pool_mode %s", n, cfg->listen_port,
 			pgc_pool_mode_name(cfg->pool_mode));
-	return 0;
+	return pgc_metrics_start(err, errlen);
 }
 
 int
@@ -774,6 +775,8 @@ pgc_engine_free(void)
 			(unsigned long) atomic_load(&e->pins_total));
 	for (int i = 0; i < e->n_workers; i++)
 		pthread_join(e->workers[i].thread, NULL);
+	/* After the workers: none can announce a census to it any more. */
+	pgc_metrics_stop();
 	pgc_authq_stop();           /* no client waits for it any more */
 	pgc_engine_unlink_socket();
 	if (e->unix_fd >= 0)

@@ -260,6 +260,13 @@ pgc_stats_link(pgc_client *c, pgc_server *s)
 
 	if (b == NULL)
 		return;
+	/*
+	 * The first client of a pool is linked once just to learn the server's
+	 * parameters for its welcome, before it sent anything: not an
+	 * assignment, except in session mode, where it keeps that server.
+	 */
+	if (c->state == CL_LOGIN && pgc_pool_mode_of(c->pool) != PGC_POOL_SESSION)
+		return;
 	/* wait_since: when it asked its pool for a server (pool.c), whether it had to queue or not. */
 	if (c->state == CL_WAITING || c->state == CL_LOGIN)
 		waited = to_us(c->worker->now - c->wait_since);

@@ -22,6 +22,13 @@
 
 #define MAX_LISTEN 4
 #define US_PER_S 1e6
+/*
+ * After the response, the connection is half-closed and what the client
+ * still sends is read and dropped for at most this long: closing with
+ * unread bytes would reset the connection, and the client might lose the
+ * response (a 431 for a head it is still sending, say).
+ */
+#define LINGER_SECONDS 2.0
 
 typedef struct conn {
 	int fd;                       /* -1: slot free */
@@ -33,6 +40,7 @@ typedef struct conn {
 	pgc_msgbuf out;               /* the response */
 	size_t out_pos;
 	bool writing;
+	bool lingering;               /* the response is sent: dropping what comes until the client closes */
 } conn;
 
 static struct {
@@ -459,6 +467,7 @@ conn_close(conn *c)
 	c->out_pos = 0;
 	c->in_len = 0;
 	c->writing = false;
+	c->lingering = false;
 }
 
 /* Queue a whole response: status line, headers, body (not for HEAD). */
@@ -539,7 +548,7 @@ conn_read(conn *c)
 {
 	ssize_t n;
 
-	if (c->writing || c->census)
+	if (c->writing || c->census || c->lingering)
 	{
 		/* Anything after the head is not read: one request per connection. */
 		char sink[512];
@@ -580,7 +589,12 @@ conn_write(conn *c)
 		}
 		c->out_pos += (size_t) n;
 	}
-	conn_close(c);
+	/* All sent: half-close, and let the client close first (see LINGER_SECONDS). */
+	shutdown(c->fd, SHUT_WR);
+	c->writing = false;
+	c->lingering = true;
+	if (c->deadline > pgc_now() + LINGER_SECONDS)
+		c->deadline = pgc_now() + LINGER_SECONDS;
 }
 
 /* Censuses complete: render for the connections that waited. */

@@ -113,6 +113,12 @@ pgc_census_start(pgc_engine *e, pgc_worker *home, void (*done)(void *arg), void 
 
 		c->asks[i].census = c;
 		c->asks[i].slot = i;
+		if (w == pgc_current_worker)
+		{
+			/* The calling thread is that worker: it describes its own objects now. */
+			pgc_census_serve(w, &c->asks[i]);
+			continue;
+		}
 		pthread_mutex_lock(&w->inbox_lock);
 		closed = w->census_closed;
 		if (!closed)

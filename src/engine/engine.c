@@ -615,7 +615,8 @@ pgc_engine_open(pgc_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (open_listeners(e, cfg, err, errlen) < 0 || pgc_metrics_open(e, cfg, err, errlen) < 0)
+	/* The metrics port first: a start that fails on it has accepted no client. */
+	if (pgc_metrics_open(e, cfg, err, errlen) < 0 || open_listeners(e, cfg, err, errlen) < 0)
 		return -1;
 	for (int i = 0; i < n; i++)
 	{

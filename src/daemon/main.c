@@ -425,7 +425,12 @@ main(int argc, char **argv)
 
 	pgc_engine_set_reload_hook(console_asks_reload);
 	if (start_engine(cfg, &ra, pidfile, new_logfile) != 0)
+	{
+		free(ra.name);
+		free(pidfile);
+		free(new_logfile);
 		return 1;
+	}
 	free(new_logfile);
 	if (daemon_mode)
 		daemon_ready(ready_fd);

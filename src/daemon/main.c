@@ -30,8 +30,7 @@
 #include "config.h"
 #include "engine.h"
 #include "log.h"
-
-#define PGCARRIER_VERSION "0.1.0"
+#include "version.h"
 
 static void
 usage(FILE *out)
@@ -257,6 +256,13 @@ warn_unreloadable(const run_as *ra, const pgc_config *next)
 				(int) geteuid());
 }
 
+/* The admin console's RELOAD and SET: reload on this thread, as for a SIGHUP. */
+static void
+console_asks_reload(void)
+{
+	kill(getpid(), SIGHUP);
+}
+
 /* ----------------------------------------------------------------- start -- */
 
 /* Seconds between touches of the lock file (cleaners of /tmp remove files untouched for long). */
@@ -417,8 +423,14 @@ main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+	pgc_engine_set_reload_hook(console_asks_reload);
 	if (start_engine(cfg, &ra, pidfile, new_logfile) != 0)
+	{
+		free(ra.name);
+		free(pidfile);
+		free(new_logfile);
 		return 1;
+	}
 	free(new_logfile);
 	if (daemon_mode)
 		daemon_ready(ready_fd);
@@ -435,7 +447,10 @@ main(int argc, char **argv)
 			pgc_config *next = pgc_config_load(path, err, sizeof(err));
 
 			if (next == NULL)
+			{
 				pgc_log(PGC_WARNING, "configuration not reloaded, keeping the old one: %s", err);
+				pgc_engine_reload_failed(err);
+			}
 			else
 			{
 				warn_unreloadable(&ra, next);

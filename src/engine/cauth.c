@@ -441,7 +441,8 @@ pgc_cauth_begin(pgc_client *c)
 	c->auth = a;
 	a->method = method;
 	c->state = CL_AUTH;
-	if (secret == NULL && cfg->auth_user)
+	/* auth_query runs on a server of the client's database: the admin console has none. */
+	if (secret == NULL && cfg->auth_user && c->console == NULL)
 	{
 		/* Not in the auth file: ask the server (at once from the cache, or the client waits). */
 		char *found = NULL;

@@ -20,10 +20,12 @@
 
 #include "accept.h"
 #include "cauth.h"
+#include "console.h"
 #include "core.h"
 #include "guard.h"
 #include "log.h"
 #include "relay.h"
+#include "stats.h"
 #include "tls.h"
 
 static void client_logged_in(pgc_client *c);
@@ -154,6 +156,7 @@ pgc_client_close(pgc_client *c, const char *reason)
 	pgc_params_free(&c->reported);
 	pgc_guard_client_free(c);
 	pgc_cauth_free(c);
+	pgc_console_free(c);
 	free(c->user);
 	free(c->dbname);
 	free(c);
@@ -178,6 +181,7 @@ pgc_client_fatal(pgc_client *c, const char *sqlstate, const char *fmt, ...)
 	}
 	if (pgc_engine_config()->log_pooler_errors)
 		pgc_log(PGC_LOG, "client %s: %s: %s", c->addr, sqlstate, msg);
+	pgc_stats_error(c, sqlstate);
 	pgc_client_close(c, msg);
 }
 
@@ -391,8 +395,13 @@ client_login(pgc_client *c, const pgc_startup *st)
 		pgc_client_fatal(c, "53300", "sorry, too many clients already");
 		return;
 	}
-	c->pool = pgc_pool_get(e, db, user, err, sizeof(err));
-	if (c->pool == NULL)
+	if (pgc_console_db(db) && (c->pool = pgc_console_attach(c)) == NULL)
+	{
+		/* The admin console: a pool that never has a server. */
+		pgc_client_fatal(c, "53200", "out of memory");
+		return;
+	}
+	if (c->pool == NULL && (c->pool = pgc_pool_get(e, db, user, err, sizeof(err))) == NULL)
 	{
 		pgc_client_fatal(c, "3D000", "%s", err);
 		return;
@@ -404,6 +413,7 @@ client_login(pgc_client *c, const pgc_startup *st)
 		return;
 	}
 	c->kill_gen = atomic_load(&c->pool->db_count->kill_gen);
+	pgc_stats_login(c);
 	c->user = strdup(user);
 	c->dbname = strdup(db);
 	pgc_msgbuf_init(&unknown);
@@ -474,12 +484,18 @@ client_logged_in(pgc_client *c)
 
 	if (!pgc_accept_logged_in(c))
 		return;
+	pgc_stats_logged_in(c);
 	c->cancel_pid = atomic_fetch_add(&e->next_pid, 1);
 	if (getrandom(&c->cancel_key, sizeof(c->cancel_key), 0) != sizeof(c->cancel_key))
 		c->cancel_key = (uint32_t) rand();
 	pgc_cancel_register(c);
 	if (cfg->log_connections)
 		pgc_log(PGC_LOG, "client %s connected to %s as %s", c->addr, c->dbname, c->user);
+	if (c->console)
+	{
+		pgc_console_welcome(c);
+		return;
+	}
 
 	pthread_mutex_lock(&c->pool->lock);
 	have_welcome = c->pool->have_welcome && canonical_known(c);
@@ -807,6 +823,7 @@ pgc_client_event(pgc_client *c, uint32_t events)
 		}
 		if (n > 0 && c->state != CL_STARTUP)
 			c->state_since = c->worker->now;
+		pgc_stats_recv(c, n);
 	}
 	switch (c->state)
 	{
@@ -820,6 +837,11 @@ pgc_client_event(pgc_client *c, uint32_t events)
 			pgc_relay_pump(c);
 			return;
 		case CL_IDLE:
+			if (c->console)
+			{
+				pgc_console_input(c);
+				return;
+			}
 			if (pgc_client_flush_out(c) < 0)
 			{
 				pgc_client_close(c, "client went away");
@@ -860,6 +882,7 @@ pgc_client_handoff(pgc_client *c)
 		pgc_msgbuf *err = c->handoff_error;
 
 		c->handoff_error = NULL;
+		pgc_stats_error_msg(c, err);
 		(void) pgc_msgbuf_write(c->fd, c->tls, err);
 		pgc_msgbuf_free(err);
 		free(err);
@@ -899,6 +922,8 @@ pgc_client_tick(pgc_client *c, double now)
 	const pgc_config *cfg = pgc_engine_config();
 	double idle = now - c->state_since;
 
+	if (c->console && c->state == CL_IDLE && pgc_console_tick(c, now))
+		return;
 	/* KILL of its database, or KILL_CLIENT: the DBA ends it, whatever it is doing. */
 	if (c->pool && c->state != CL_CLOSING &&
 		(atomic_load(&c->kill_requested) || c->kill_gen != atomic_load(&c->pool->db_count->kill_gen)))

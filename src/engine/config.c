@@ -303,6 +303,13 @@ static const key_def main_keys[] = {
 	KSTR(user),
 	KINT(max_login_clients, 0, INT_MAX),
 	KINT(max_login_clients_per_addr, 0, INT_MAX),
+	/* statistics, the admin console and /metrics */
+	KSTR(stats_users),
+	KTIME(stats_period),
+	KBOOL(log_stats),
+	KBOOL(stats),
+	KSTR(stats_listen_addr),
+	KINT(stats_listen_port, 0, 65535),
 };
 
 #define N_MAIN_KEYS ((int) (sizeof(main_keys) / sizeof(main_keys[0])))
@@ -446,6 +453,10 @@ set_main_key(ini_state *st, const char *key, char *text)
 				return pgc_file_error(st->err, st->errlen, st->file, st->line,
 							"invalid value \"%s\" for %s: expected a non-negative time "
 							"with an optional unit ms, s, min or h", val, k->name);
+			/* The averages are per second of a window: a window shorter than that means nothing. */
+			if (k->off == offsetof(pgc_config, stats_period) && *(double *) (base + k->off) < 1)
+				return pgc_file_error(st->err, st->errlen, st->file, st->line,
+							"invalid value \"%s\" for stats_period: it must be at least 1 s", val);
 			return 0;
 		case K_BOOL:
 			if (parse_bool(val, (int *) (base + k->off)) < 0)
@@ -873,7 +884,12 @@ config_new(void)
 	cfg->auth_query_cache_lifetime = 15;
 	cfg->max_login_clients = 1000;
 	cfg->max_login_clients_per_addr = 200;
-	if (!cfg->listen_addr || !cfg->unix_socket_dir || !cfg->server_reset_query || !cfg->auth_query)
+	cfg->stats_period = 60;
+	cfg->log_stats = 1;
+	cfg->stats = 1;
+	cfg->stats_listen_addr = strdup("127.0.0.1");
+	cfg->stats_listen_port = 0;
+	if (!cfg->stats_listen_addr || !cfg->listen_addr || !cfg->unix_socket_dir || !cfg->server_reset_query || !cfg->auth_query)
 	{
 		pgc_config_free(cfg);
 		return NULL;
@@ -1198,6 +1214,8 @@ pgc_config_free(pgc_config *cfg)
 	free(cfg->logfile);
 	free(cfg->pidfile);
 	free(cfg->admin_users);
+	free(cfg->stats_users);
+	free(cfg->stats_listen_addr);
 	free(cfg->user);
 	for (i = 0; i < cfg->n_databases; i++)
 	{
@@ -1268,4 +1286,91 @@ pgc_pool_mode_name(int mode)
 			return "statement";
 	}
 	return "unknown";
+}
+
+/* ------------------------------------------------ SET and SHOW CONFIG */
+
+int
+pgc_config_set(pgc_config *cfg, const char *key, const char *value, char *err, size_t errlen)
+{
+	ini_state	st;
+	char	   *text;
+	int			i = find_main_key(key),
+				rc;
+
+	memset(&st, 0, sizeof(st));
+	st.cfg = cfg;
+	st.file = "SET";
+	st.err = err;
+	st.errlen = errlen;
+	if (i < 0)
+		return pgc_file_error(err, errlen, "SET", 0, "unknown setting \"%s\"", key);
+	/* A file named here would have to be read, as a reload does: not from SET. */
+	if (main_keys[i].kind == K_STR && strlen(key) > 5 && strcmp(key + strlen(key) - 5, "_file") == 0)
+		return pgc_file_error(err, errlen, "SET", 0, "%s names a file: change it in the configuration "
+					"file and RELOAD", main_keys[i].name);
+	if ((text = strdup(value)) == NULL)
+		return pgc_file_error(err, errlen, "SET", 0, "out of memory");
+	rc = set_main_key(&st, main_keys[i].name, text);
+	free(text);
+	if (rc == 0 && cfg->auth_type == PGC_AUTH_HBA && cfg->hba == NULL)
+		return pgc_file_error(err, errlen, "SET", 0, "auth_type = hba needs auth_hba_file, loaded from "
+					"the configuration file: set it there and RELOAD");
+	if (rc == 0 && cfg->auth_type == PGC_AUTH_CERT && (cfg->tls_client == NULL || cfg->client_tls_ca_file == NULL))
+		return pgc_file_error(err, errlen, "SET", 0, "auth_type = cert needs TLS with clients and "
+					"client_tls_ca_file");
+	return rc;
+}
+
+const char *
+pgc_config_key(int i)
+{
+	return i >= 0 && i < N_MAIN_KEYS ? main_keys[i].name : NULL;
+}
+
+void
+pgc_config_value(const pgc_config *cfg, int i, char *buf, size_t len)
+{
+	const key_def *k;
+	const char *base = (const char *) cfg;
+	int			v;
+
+	buf[0] = '\0';
+	if (i < 0 || i >= N_MAIN_KEYS)
+		return;
+	k = &main_keys[i];
+	v = k->kind == K_STR || k->kind == K_TIME ? 0 : *(const int *) (base + k->off);
+	switch (k->kind)
+	{
+		case K_STR:
+			{
+				const char *str = *(char *const *) (base + k->off);
+
+				snprintf(buf, len, "%s", str ? str : "");
+				return;
+			}
+		case K_INT:
+		case K_BOOL:
+			snprintf(buf, len, "%d", v);
+			return;
+		case K_TIME:
+			snprintf(buf, len, "%g", *(const double *) (base + k->off));
+			return;
+		case K_MODE:
+			snprintf(buf, len, "%s", pgc_pool_mode_name(v));
+			return;
+		case K_AUTH:
+			{
+				static const char *const names[] = {"trust", "password", "md5", "scram-sha-256", "cert", "hba"};
+
+				snprintf(buf, len, "%s", v >= 0 && v < (int) (sizeof(names) / sizeof(names[0])) ? names[v] : "?");
+				return;
+			}
+		case K_PINNING:
+			snprintf(buf, len, "%s", v == PGC_PIN_ERROR ? "error" : "pin");
+			return;
+		case K_SSLMODE:
+			snprintf(buf, len, "%s", pgc_sslmode_name(v));
+			return;
+	}
 }

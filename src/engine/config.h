@@ -129,6 +129,13 @@ typedef struct pgc_config {
 	char *user;                /* NULL: stay who we are (refused as root); else the account to become */
 	int max_login_clients;     /* 1000: clients connected but not yet logged in, all workers; 0 = no bound */
 	int max_login_clients_per_addr; /* 200: of those, from one source address; 0 = no bound */
+	/* ---- statistics, the admin console and /metrics (stats.c, console.c, metrics.c) ---- */
+	char *stats_users;         /* comma-separated: may log in to the admin console and run SHOW */
+	double stats_period;       /* 60 s: the window of SHOW STATS' averages and of log_stats */
+	int log_stats;             /* bool, 1: a summary line per active database every stats_period */
+	int stats;                 /* bool, 1: count; 0 only to measure what counting costs (bench) */
+	char *stats_listen_addr;   /* the /metrics endpoint's address: "127.0.0.1" */
+	int stats_listen_port;     /* its port; 0 (default): no endpoint */
 
 	pgc_database *databases;
 	int n_databases;
@@ -171,6 +178,21 @@ int pgc_file_error(char *err, size_t errlen, const char *file, int line, const c
 
 /* A whole file in a NUL-terminated buffer (malloc'd); NULL with errno set. */
 char *pgc_read_file(const char *path, size_t *lenp);
+
+/*
+ * Set one [pgcarrier] key of cfg as if its line were in the file (same
+ * syntax, quotes and checks): the admin console's SET. Keys that name a
+ * file to read are refused (they need a reload). 0, or -1 with a message.
+ */
+int pgc_config_set(pgc_config *cfg, const char *key, const char *value, char *err, size_t errlen);
+
+/*
+ * The [pgcarrier] keys in file order, for SHOW CONFIG: the i-th key's name
+ * (NULL past the last one), and its value in cfg as the file would say it
+ * ("" when unset).
+ */
+const char *pgc_config_key(int i);
+void pgc_config_value(const pgc_config *cfg, int i, char *buf, size_t len);
 
 /* "session" / "transaction" / "statement" */
 const char *pgc_pool_mode_name(int mode);

@@ -13,7 +13,8 @@
  *  - Pools are created on first use and never freed while the engine runs, so
  *    a pool pointer stays valid everywhere.
  *  - Lock order: cancel registry -> auth_query (authq.c) -> pool -> worker
- *    inbox. The forwarding path of a linked pair takes no lock.
+ *    inbox; engine config lock -> statistics (stats.c). The forwarding path
+ *    of a linked pair takes no lock: its counters are per worker (stats.h).
  */
 #ifndef PGC_CORE_H
 #define PGC_CORE_H
@@ -209,6 +210,14 @@ struct pgc_client {
 	bool ssl_done;                /* SSLRequest answered: another one is a protocol violation, as in PG */
 	bool gss_done;                /* GSSENCRequest answered, or TLS is on: likewise */
 	uint8_t refusal;              /* PGC_REFUSAL_* (accept.h): refused, told why after its startup packet */
+	/* ---- statistics (stats.h) and the admin console (console.h); the client's worker only ---- */
+	struct pgc_stat_block *stat;  /* its database's counters for its worker; NULL: not counted */
+	double st_query_start;        /* when its query in progress reached a server; 0: none */
+	double st_xact_start;         /* ... its transaction in progress; 0: none */
+	double st_logged_in_at;       /* when it named a known database (SHOW CLIENTS' connect_time) */
+	double st_pinned_since;       /* when the guard pinned it; 0: not pinned */
+	uint64_t st_last_server;      /* serial of its last server connection (swaps); 0: none */
+	struct pgc_console *console;  /* the admin console's session; NULL for a pooled client */
 };
 
 typedef enum pgc_server_state {
@@ -269,6 +278,8 @@ struct pgc_server {
 	uint64_t config_generation;   /* of the database entry it was made with */
 	uint64_t reconnect_gen;       /* of its pool when it was made */
 	pgc_link node;                /* pool->idle (pool lock) or worker->servers */
+	/* ---- listings (census.h) ---- */
+	uint64_t serial;              /* unique for the life of the engine: SHOW SERVERS' id */
 };
 
 /* A pool: one (database, user) pair. */
@@ -337,6 +348,9 @@ struct pgc_pool {
 	int login_failures;           /* failed logins in a row; 0: none */
 	double login_retry_at;        /* monotonic seconds: no new login before this */
 	pgc_msgbuf *login_error;      /* ErrorResponse of the last failure, NULL if none */
+	/* ---- statistics (stats.h) ---- */
+	struct pgc_dbstats *stats;    /* its database's counters (never freed) */
+	bool exhaustion_logged;       /* this episode of clients waiting with every server busy was logged (lock) */
 	pgc_pool *next;               /* engine->pools list */
 };
 
@@ -376,6 +390,11 @@ struct pgc_worker {
 	unsigned accept_paused;       /* PGC_ACCEPT_PAUSED_* bits: why its listeners are edge-triggered now */
 	int n_refusing;               /* its refused clients waiting for their startup packet to hear why */
 	bool spare_lent;              /* spare_fd's slot is the connection of a refused client now */
+	/* ---- statistics and listings (stats.h, census.h) ---- */
+	struct pgc_worker_stats *stats;      /* its event loop's counters (written by this worker only) */
+	struct pgc_census_ask *census_asks;  /* listings to describe its objects into (inbox lock) */
+	bool census_closed;           /* its loop has ended: listings get an empty answer at once (inbox lock) */
+	struct pgc_census *census_mine;      /* listings its own clients asked for (this worker only) */
 };
 
 struct pgc_engine {
@@ -425,6 +444,8 @@ struct pgc_engine {
 	ino_t unix_ino;
 	/* ---- accept.c ---- */
 	struct pgc_login_addrs *login_addrs;  /* clients in the login phase per source address (own lock) */
+	/* ---- stats.c: counters per database and per worker ---- */
+	struct pgc_stats *stats;
 };
 
 /* ---- util ---- */
@@ -505,6 +526,8 @@ int pgc_worker_rewatch(pgc_worker *w, int fd, void *ptr, uint32_t events);
 void pgc_worker_unwatch(pgc_worker *w, int fd);
 /* Put c on its worker's inbox and wake that worker. Caller holds c's pool lock. */
 void pgc_worker_post(pgc_client *c);
+/* Wake worker w (nothing happens if it is the calling thread's: its inbox is drained after every batch). */
+void pgc_worker_wake(pgc_worker *w);
 /* Ask worker w to give idle servers of p to p's waiters. */
 void pgc_worker_ask_donation(pgc_worker *w, pgc_pool *p);
 void *pgc_worker_main(void *arg);

@@ -30,6 +30,9 @@
 #include "core.h"
 #include "engine.h"
 #include "log.h"
+#include "metrics.h"
+#include "reload.h"
+#include "stats.h"
 
 pgc_engine *pgc_the_engine;
 static atomic_int workers_running;
@@ -607,7 +610,13 @@ pgc_engine_open(pgc_config *cfg, char *err, size_t errlen)
 	for (int i = 0; i < n; i++)
 		if (worker_init(e, &e->workers[i], i, err, errlen) < 0)
 			return -1;
-	if (open_listeners(e, cfg, err, errlen) < 0)
+	if (pgc_stats_init(e) < 0)
+	{
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	/* The metrics port first: a start that fails on it has accepted no client. */
+	if (pgc_metrics_open(e, cfg, err, errlen) < 0 || open_listeners(e, cfg, err, errlen) < 0)
 		return -1;
 	for (int i = 0; i < n; i++)
 	{
@@ -641,7 +650,7 @@ pgc_engine_run(char *err, size_t errlen)
 	}
 	pgc_log(PGC_LOG, "pgcarrier started: %d workers, port %d, pool_mode %s", n, cfg->listen_port,
 			pgc_pool_mode_name(cfg->pool_mode));
-	return 0;
+	return pgc_metrics_start(err, errlen);
 }
 
 int
@@ -685,6 +694,7 @@ pgc_engine_reload(pgc_config *cfg)
 	if (old == NULL)
 		return;
 	e->old_cfgs = old;
+	pgc_reload_prepare(cfg);    /* the admin console's SET values, on top of the file */
 	pthread_mutex_lock(&e->cfg_lock);
 	/* Workers may still be reading the old one: it is freed at exit, not now. */
 	e->old_cfgs[e->n_old_cfgs++] = (pgc_config *) atomic_load(&e->cfg);
@@ -694,6 +704,7 @@ pgc_engine_reload(pgc_config *cfg)
 	pgc_pool_reconfigure(e);
 	pgc_log(PGC_LOG, "configuration reloaded from %s", cfg->path ? cfg->path : "?");
 	pgc_accept_check_fd_limit(cfg, e->n_workers);
+	pgc_reload_finish(cfg);
 }
 
 void
@@ -765,11 +776,14 @@ pgc_engine_free(void)
 			(unsigned long) atomic_load(&e->pins_total));
 	for (int i = 0; i < e->n_workers; i++)
 		pthread_join(e->workers[i].thread, NULL);
+	/* After the workers: none can announce a census to it any more. */
+	pgc_metrics_stop();
 	pgc_authq_stop();           /* no client waits for it any more */
 	pgc_engine_unlink_socket();
 	if (e->unix_fd >= 0)
 		close(e->unix_fd);
 	pgc_pool_free_all(e);
+	pgc_stats_free(e);
 	for (int i = 0; i < e->n_workers; i++)
 	{
 		pgc_worker *w = &e->workers[i];

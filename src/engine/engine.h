@@ -61,6 +61,16 @@ int pgc_lockfile_create(const char *path, mode_t mode, const char *text, pid_t *
 						char *err, size_t errlen);
 void pgc_lockfile_remove(const char *path);
 
+/*
+ * Reloads the admin console asks for (reload.h). The embedding program
+ * sets a hook that makes its own thread reload the configuration soon, as
+ * for SIGHUP (then calls pgc_engine_reload), and tells the engine when
+ * the file could not be loaded, with the message. Without a hook the
+ * console's RELOAD and SET fail with a clear error.
+ */
+void pgc_engine_set_reload_hook(void (*hook)(void));
+void pgc_engine_reload_failed(const char *err);
+
 /* Wake every worker now (their tick acts on what the DBA asked, control.c). */
 struct pgc_engine;
 void pgc_engine_wake_all(struct pgc_engine *e);

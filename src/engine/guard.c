@@ -13,6 +13,7 @@
 #include "guard.h"
 #include "log.h"
 #include "sqlclass.h"
+#include "stats.h"
 
 /* Flags after which the server is asked what session state it holds. */
 #define PROBE_FLAGS (PGC_SQL_PINNED | PGC_SQL_SETTING | PGC_SQL_DISCARD_ALL)
@@ -1360,6 +1361,7 @@ probe_apply(pgc_client *c, pgc_server *s)
 	else if (!pinned && g->pinned)
 		pgc_log(PGC_LOG, "client %s (%s/%s) unpinned: its session state is gone",
 				c->addr, c->dbname, c->user);
+	pgc_stats_pin(c, g->pinned, pinned);
 	g->pinned = pinned;
 	g->kind = NULL;
 }

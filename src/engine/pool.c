@@ -30,6 +30,7 @@
 
 #include "core.h"
 #include "log.h"
+#include "stats.h"
 
 /* The retry delay after failed server logins grows to at most this many times server_login_retry. */
 #define PGC_LOGIN_RETRY_MAX_FACTOR 4
@@ -267,6 +268,7 @@ pgc_pool_get(pgc_engine *e, const char *dbname, const char *user, char *err, siz
 		pgc_list_init(&p->waiters);
 		p->db_count = counter_for(&e->db_counters, dbname);
 		p->user_count = counter_for(&e->user_counters, server_user);
+		p->stats = pgc_stats_db(e, dbname);
 		pool_apply_config(p, cfg, e->generation);
 		p->config_generation = e->generation;
 		p->next = e->pools;
@@ -507,6 +509,7 @@ pgc_pool_request(pgc_client *c)
 	pgc_server *dead = NULL;
 	pgc_worker *donor = NULL;
 	bool launch = false;
+	int exhausted = 0, pool_size = 0;
 
 	pthread_mutex_lock(&p->lock);
 	s = take_idle(p, w, cfg, now, &dead);
@@ -515,6 +518,7 @@ pgc_pool_request(pgc_client *c)
 		s->state = SV_LINKED;
 		s->client = c;
 		c->server = s;
+		c->wait_since = now;    /* statistics: it waited for nothing */
 	}
 	else if (p->total == 0 && pool_known_down(p, now))
 		hand_error(c, p->login_error);  /* nothing can serve it before the next retry */
@@ -535,9 +539,21 @@ pgc_pool_request(pgc_client *c)
 			else if (!others_starving(p))
 				launch = pool_reserve_slot(p, false, now);
 		}
+		/* Every server busy and no room for another: say so once per episode (the queue emptied since). */
+		if (p->n_waiters == 1)
+			p->exhaustion_logged = false;
+		if (!launch && donor == NULL && !p->exhaustion_logged && p->total >= p->pool_size &&
+			p->n_waiters > p->connecting && !pgc_pool_paused(p))
+		{
+			p->exhaustion_logged = true;
+			exhausted = p->total;
+			pool_size = p->pool_size;
+		}
 	}
 	pthread_mutex_unlock(&p->lock);
 
+	if (exhausted)
+		pgc_stats_pool_exhausted(p, exhausted, pool_size);
 	discard_chain(dead);
 	if (donor)
 		pgc_worker_ask_donation(donor, p);

@@ -15,6 +15,7 @@
 #include "guard.h"
 #include "log.h"
 #include "relay.h"
+#include "stats.h"
 #include "tls.h"
 
 /*
@@ -254,6 +255,8 @@ pgc_relay_expect(pgc_server *s, uint8_t kind, uint8_t owner)
 
 	if (p == NULL)
 		return NULL;
+	if (kind == PGC_FE_PARSE)
+		pgc_stats_server_parse(s);
 	switch (kind)
 	{
 		case PGC_FE_QUERY:
@@ -504,6 +507,7 @@ emit_made_up(pgc_client *c, pgc_server *s)
 				break;
 			case PGC_MADE_UP_ERROR:
 				pgc_msgbuf_error(out, PGC_BE_ERROR, "ERROR", p->sqlstate, p->text, NULL, NULL);
+				pgc_stats_error(c, p->sqlstate);
 				break;
 			case PGC_MADE_UP_QUERY:
 				if (p->sqlstate[0])
@@ -705,6 +709,7 @@ scan_client(pgc_client *c, pgc_server *s)
 			return true;
 		}
 		cursor_at(b, &cur);
+		pgc_stats_client_msg(c, type);
 		if (c->fe_state == PGC_FE_COPY_IN)
 			r = copy_in_msg(c, s, &cur);
 		else
@@ -865,6 +870,7 @@ ready_for_query(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 		ready_release_held(c, s);
 		return STEP_NEXT;
 	}
+	pgc_stats_ready(c, s, status);
 	if (holds)
 	{
 		/* pgcarrier's follow-up runs first; the client hears when it is done. */
@@ -944,6 +950,8 @@ server_msg(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	pgc_pending *p = head_of(s);
 	bool forward;
 
+	if (cur->type == PGC_BE_ERROR && !pgc_stats_server_error(c, s, cur))
+		return STEP_WAIT;       /* its SQLSTATE is still to come */
 	switch (cur->type)
 	{
 		case PGC_BE_NOTIFICATION:
@@ -1062,6 +1070,7 @@ server_died(pgc_client *c, pgc_server *s)
 		(void) pgc_iobuf_write(c->fd, c->tls, s->in);
 	/* An ErrorResponse last (FATAL, on a server shutdown) already told the client why. */
 	told = s->last_type == PGC_BE_ERROR;
+	pgc_stats_server_lost(c, s, told ? "it sent an error and closed" : "the connection was closed unexpectedly");
 	s->dirty_close = true;
 	pgc_server_close(s, "server closed the connection unexpectedly");
 	if (told)
@@ -1297,6 +1306,7 @@ pgc_relay_server_event(pgc_client *c, pgc_server *s, uint32_t events)
 	{
 		ssize_t n = pgc_iobuf_read(c->worker, s->fd, s->tls, &s->in);
 
+		pgc_stats_sent(c, n);
 		if (n == 0 || n == -1)
 		{
 			/* Forward what was complete before the end, then report. */
@@ -1317,6 +1327,7 @@ pgc_relay_server_event(pgc_client *c, pgc_server *s, uint32_t events)
 void
 pgc_relay_link(pgc_client *c, pgc_server *s)
 {
+	pgc_stats_link(c, s);       /* before c's state changes: it tells how long c waited */
 	pgc_server_adopt(s, c->worker);
 	c->state = CL_LINKED;
 	c->state_since = c->worker->now;

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "relay.h"
 #include "sauth.h"
+#include "stats.h"
 #include "tls.h"
 
 static void
@@ -376,6 +377,7 @@ pgc_server_launch(pgc_worker *w, pgc_pool *p)
 	}
 	s->kind = PGC_KIND_SERVER;
 	s->fd = -1;
+	s->serial = atomic_fetch_add(&w->engine->next_serial, 1) + 1;
 	s->pool = p;
 	s->worker = w;
 	s->state = SV_CONNECTING;
@@ -793,7 +795,10 @@ pgc_server_event(pgc_server *s, uint32_t events)
 				if (PGC_SV_STARTING(s->state))
 					server_login_failed_msg(s, "08006", "server closed the connection unexpectedly during login");
 				else
+				{
+					pgc_stats_server_lost(NULL, s, "the connection was closed while pgcarrier reset it");
 					pgc_server_close(s, "server closed the connection");
+				}
 				return;
 			}
 			if (s->state == SV_TLS_ASK)

@@ -12,8 +12,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "census.h"
 #include "core.h"
 #include "log.h"
+#include "stats.h"
 #include "tls.h"
 
 __thread pgc_worker *pgc_current_worker;
@@ -201,6 +203,12 @@ pgc_worker_post(pgc_client *c)
 	wake(w);
 }
 
+void
+pgc_worker_wake(pgc_worker *w)
+{
+	wake(w);
+}
+
 static void
 wake(pgc_worker *w)
 {
@@ -243,11 +251,14 @@ drain_inbox(pgc_worker *w)
 		pgc_client *list;
 		pgc_pool *donate[16];
 		int n_donate;
+		struct pgc_census_ask *asks;
 
 		atomic_store(&w->wake_pending, false);
 		pthread_mutex_lock(&w->inbox_lock);
 		list = w->inbox;
 		w->inbox = NULL;
+		asks = w->census_asks;      /* listings asked of us (census.h) */
+		w->census_asks = NULL;
 		for (pgc_client *c = list; c; c = c->inbox_next)
 			c->in_inbox = false;
 		n_donate = w->n_donate < 16 ? w->n_donate : 16;
@@ -257,7 +268,8 @@ drain_inbox(pgc_worker *w)
 		pthread_mutex_unlock(&w->inbox_lock);
 		for (int i = 0; i < n_donate; i++)
 			pgc_pool_donate(w, donate[i]);
-		if (list == NULL && n_donate == 0)
+		pgc_census_serve(w, asks);
+		if (list == NULL && n_donate == 0 && asks == NULL)
 			return;
 		while (list)
 		{
@@ -288,7 +300,10 @@ tick(pgc_worker *w)
 	/* Draining (SHUTDOWN WAIT_FOR_CLIENTS) keeps serving the clients that stay. */
 	pgc_pool_maintain_idle(w->engine, w, w->now, w->stopping && atomic_load(&w->engine->shutting_down));
 	if (w->id == 0)
+	{
 		pgc_pool_maintain(w->engine, w, w->now);
+		pgc_stats_tick(w->engine, w->now);
+	}
 }
 
 static void
@@ -326,6 +341,7 @@ pgc_worker_main(void *arg)
 			break;
 		}
 		w->now = pgc_now();
+		pgc_stats_loop(w, n);
 		w->events = events;
 		w->n_events = n > 0 ? n : 0;
 		w->tls_steps = 0;
@@ -339,6 +355,7 @@ pgc_worker_main(void *arg)
 		w->n_events = 0;
 		run_ready(w);
 		drain_inbox(w);
+		pgc_census_poll(w);
 		if (w->now >= w->next_tick)
 		{
 			if ((atomic_load(&w->engine->shutting_down) || atomic_load(&w->engine->draining)) && !w->stopping)
@@ -348,12 +365,14 @@ pgc_worker_main(void *arg)
 			}
 			tick(w);
 			drain_inbox(w);
+			pgc_census_poll(w);
 			w->next_tick = w->now + TICK_INTERVAL;
 		}
 		if (w->stopping && pgc_list_empty(&w->clients) && pgc_list_empty(&w->servers))
 			break;
 	}
 	pgc_pool_maintain_idle(w->engine, w, w->now, true);
+	pgc_census_worker_exit(w);
 	pgc_cancel_drop_all(w);
 	free(w->donate);
 	free(w->ready);

@@ -50,7 +50,7 @@ endif
 
 ENGINE_SRC = $(sort $(wildcard src/engine/*.c))
 ENGINE_OBJ = $(patsubst src/%.c,$(BUILD)/%.o,$(ENGINE_SRC))
-DAEMON_OBJ = $(BUILD)/daemon/main.o
+DAEMON_OBJ = $(patsubst src/%.c,$(BUILD)/%.o,$(sort $(wildcard src/daemon/*.c)))
 UNIT_SRC   = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
@@ -68,7 +68,7 @@ endif
 $(BUILD)/pgcarrier: $(ENGINE_OBJ) $(DAEMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/%.o: src/%.c $(wildcard src/engine/*.h)
+$(BUILD)/%.o: src/%.c $(wildcard src/engine/*.h src/daemon/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

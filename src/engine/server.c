@@ -23,6 +23,7 @@
 
 #include "core.h"
 #include "log.h"
+#include "netopt.h"
 #include "relay.h"
 #include "sauth.h"
 #include "tls.h"
@@ -317,6 +318,7 @@ server_connect(pgc_server *s, bool tls)
 		int one = 1;
 
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		pgc_netopt_tcp(fd, cfg);	/* tcp_keepalive, tcp_user_timeout, ... */
 	}
 	s->state = SV_CONNECTING;
 	if (connect(fd, (struct sockaddr *) &s->addr, s->addrlen) < 0 && errno != EINPROGRESS)

@@ -548,6 +548,12 @@ void pgc_server_tick(pgc_server *s, double now);
 void pgc_server_sync_params(pgc_server *s, pgc_client *c);
 /* Set the epoll interest of a linked server from its buffers. */
 void pgc_server_update_events(pgc_server *s);
+/*
+ * s, taken idle from its pool (slot kept), runs server_check_query on w
+ * first; the pool gets it back when the check has answered, or loses it
+ * if the check fails (server_check_delay, compat.h).
+ */
+void pgc_server_check(pgc_server *s, pgc_worker *w);
 
 /* ---- pool.c ---- */
 /* Find or create the pool for a client; NULL with a message when the database is unknown. */
@@ -591,6 +597,8 @@ void pgc_cancel_forward(pgc_worker *w, uint32_t pid, uint32_t key, int client_fd
 void pgc_cancel_tick(pgc_worker *w, double now);
 void pgc_cancel_event(void *conn, uint32_t events);
 void pgc_cancel_drop_all(pgc_worker *w);
+/* Send a CancelRequest for what s's backend runs now (query_timeout); nothing waits for it. */
+void pgc_cancel_backend(pgc_worker *w, const pgc_server *s);
 
 /* ---- engine.c ---- */
 extern pgc_engine *pgc_the_engine;

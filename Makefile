@@ -12,6 +12,9 @@
 #                        under TSan; every part runs, each gets a summary
 #                        line at the end, and check fails if any part failed
 #   make check-plain | check-san | check-tsan    one of those parts
+#   make install [PREFIX=/usr/local] [DESTDIR=...]
+#                        the daemon, its man pages, a sample config and the
+#                        systemd unit (see "Install" below); make uninstall
 #
 # The engine (src/engine) is kept free of daemon-only code so that the
 # PostgreSQL extension (PGXS, later) can build the same files.
@@ -54,7 +57,7 @@ DAEMON_OBJ = $(patsubst src/%.c,$(BUILD)/%.o,$(sort $(wildcard src/daemon/*.c)))
 UNIT_SRC   = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all unit check check-plain check-san check-tsan integration clean bench demo
+.PHONY: all unit check check-plain check-san check-tsan integration clean bench demo install uninstall
 
 all: pgcarrier
 
@@ -123,6 +126,42 @@ check:
 	echo; echo "== make check summary"; cat $(CHECK_SUMMARY); \
 	if grep -q FAILED $(CHECK_SUMMARY); then echo "make check: FAILED"; exit 1; fi; \
 	echo "make check: all parts passed"
+
+# ---- Install ----
+# PREFIX=/usr puts the configuration in /etc, as a distribution does; any
+# other prefix keeps it under PREFIX. The configuration and its auth file
+# are installed only where there are none yet (a DBA's file is never
+# replaced); the examples directory always gets the samples.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/pgcarrier
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+INSTALL    ?= install
+
+install: build/release/pgcarrier
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/pgcarrier
+	$(INSTALL) -m 0755 build/release/pgcarrier $(DESTDIR)$(BINDIR)/pgcarrier
+	$(INSTALL) -m 0644 man/pgcarrier.1 $(DESTDIR)$(MANDIR)/man1/pgcarrier.1
+	$(INSTALL) -m 0644 man/pgcarrier.ini.5 $(DESTDIR)$(MANDIR)/man5/pgcarrier.ini.5
+	$(INSTALL) -m 0644 etc/pgcarrier.ini etc/userlist.txt $(DESTDIR)$(DOCDIR)/examples/
+	$(INSTALL) -m 0644 docs/behaviour.md docs/migrating-from-pgbouncer.md $(DESTDIR)$(DOCDIR)/
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' etc/pgcarrier.service.in \
+	  > $(DESTDIR)$(UNITDIR)/pgcarrier.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/pgcarrier.service.tmp
+	mv -f $(DESTDIR)$(UNITDIR)/pgcarrier.service.tmp $(DESTDIR)$(UNITDIR)/pgcarrier.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/pgcarrier/pgcarrier.ini || \
+	  $(INSTALL) -m 0640 etc/pgcarrier.ini $(DESTDIR)$(SYSCONFDIR)/pgcarrier/pgcarrier.ini
+	test -e $(DESTDIR)$(SYSCONFDIR)/pgcarrier/userlist.txt || \
+	  $(INSTALL) -m 0600 etc/userlist.txt $(DESTDIR)$(SYSCONFDIR)/pgcarrier/userlist.txt
+
+# The configuration stays: it is the DBA's.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pgcarrier $(DESTDIR)$(MANDIR)/man1/pgcarrier.1 \
+	  $(DESTDIR)$(MANDIR)/man5/pgcarrier.ini.5 $(DESTDIR)$(UNITDIR)/pgcarrier.service
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 bench: pgcarrier
 	bash bench/run.sh

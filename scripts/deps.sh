@@ -17,6 +17,8 @@ set -euo pipefail
 #   python3 ...       the integration suite (pytest, psycopg, asyncpg)
 #   libpostgresql-jdbc-java openjdk-17-jdk-headless   the JDBC test
 #   iproute2 (ss) util-linux (runuser, setarch)       scripts and the test harness
+#   groff-base man-db  the man pages render (man -l) in the packaging test
+#   python3-matplotlib the benchmark's chart (bench/report.py)
 PKGS=(
     build-essential pkg-config
     libssl-dev openssl libcmocka-dev libpg-query-dev libtsan2
@@ -25,6 +27,7 @@ PKGS=(
     python3 python3-pytest python3-psycopg python3-asyncpg
     libpostgresql-jdbc-java openjdk-17-jdk-headless
     iproute2 util-linux
+    groff-base man-db python3-matplotlib
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -92,11 +92,14 @@ integration: $(BUILD)/pgcarrier
 # The tests that make check runs under ThreadSanitizer: those where worker
 # threads share pools, servers and caches (concurrency, limits, the guard at
 # scale), where the main thread reloads under load (lifecycle), and where
-# other threads do the work (auth_query's libpq thread, TLS handshakes).
+# other threads do the work (auth_query's libpq thread, TLS handshakes), and
+# PgBouncer's keys that act across threads (server checks, reloads under
+# server_fast_close, syslog from every worker).
 # About 4 minutes on 2 cores; the rest of the suite adds ~2 more and little
 # threading.
 TSAN_TESTS = $(addprefix tests/integration/,test_concurrency.py test_limits.py \
-	test_lifecycle.py test_auth_query.py test_guard_scale.py test_tls.py)
+	test_lifecycle.py test_auth_query.py test_guard_scale.py test_tls.py \
+	test_pgbouncer_compat.py)
 
 check-plain:
 	$(MAKE) -k SAN=0 unit integration

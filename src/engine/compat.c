@@ -119,6 +119,12 @@ pgc_compat_needs_check(const pgc_config *cfg, const pgc_server *s, double now)
 bool
 pgc_compat_server_stale(const pgc_server *s)
 {
-	return s->config_generation != s->pool->config_generation ||
-		s->reconnect_gen != atomic_load(&s->pool->reconnect_gen);
+	pgc_pool   *p = s->pool;
+	bool		stale;
+
+	/* A reload changes the pool's generation under its lock, from the main thread. */
+	pthread_mutex_lock(&p->lock);
+	stale = s->config_generation != p->config_generation;
+	pthread_mutex_unlock(&p->lock);
+	return stale || s->reconnect_gen != atomic_load(&p->reconnect_gen);
 }

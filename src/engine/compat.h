@@ -45,7 +45,7 @@ bool pgc_compat_needs_check(const pgc_config *cfg, const pgc_server *s, double n
 /*
  * Its pool's configuration or a RECONNECT has made s stale (a new login
  * would differ): server_fast_close ends a session-mode client between its
- * transactions rather than at its end.
+ * transactions rather than at its end. Takes s's pool lock.
  */
 bool pgc_compat_server_stale(const pgc_server *s);
 

@@ -89,8 +89,9 @@ COLOURS = {"direct": "#7f7f7f", "pgbouncer": "#d62728", "pgcarrier": "#1f77b4",
 
 def write_chart(path, title, selected, names, workloads, tps_of, cpu_rows, cpu_of):
     """Grouped bars: TPS per workload (top) and pooler CPU µs/txn (bottom),
-    one bar per target, the median of the repeats; a failed or missing
-    cell has no bar."""
+    one bar per target, the median of the repeats (tps_of and cpu_of give
+    the table's (value, text) cells); a failed cell says "fail", one not
+    run has no bar."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -98,7 +99,7 @@ def write_chart(path, title, selected, names, workloads, tps_of, cpu_rows, cpu_o
     except ImportError:
         print("report.py: python3-matplotlib is not installed: no chart", file=sys.stderr)
         return False
-    cpu_rows = [(w, l) for w, l in cpu_rows if any(cpu_of(t, w) is not None for t in selected)]
+    cpu_rows = [(w, l) for w, l in cpu_rows if any(cpu_of(t, w)[0] is not None for t in selected)]
     panels = 2 if cpu_rows else 1
     fig, axes = plt.subplots(panels, 1, figsize=(12, 4.2 * panels + 0.6), squeeze=False)
 
@@ -108,10 +109,15 @@ def write_chart(path, title, selected, names, workloads, tps_of, cpu_rows, cpu_o
         for i, t in enumerate(selected):
             xs, ys = [], []
             for j, (wl, _label) in enumerate(rows):
-                v = value(t, wl)
+                v, text = value(t, wl)
+                x = j - 0.4 + width * (i + 0.5)
                 if v is not None:
-                    xs.append(j - 0.4 + width * (i + 0.5))
+                    xs.append(x)
                     ys.append(v)
+                elif text == "fail":
+                    # a failed run is not a zero: say so where its bar would be
+                    ax.annotate("fail", (x, 0), ha="center", va="bottom", fontsize=8,
+                                color=COLOURS.get(t), xytext=(0, 3), textcoords="offset points")
             drawn = ax.bar(xs, ys, width, label=names[t], color=COLOURS.get(t))
             for rect, v in zip(drawn, ys):
                 ax.annotate(fmt(v), (rect.get_x() + rect.get_width() / 2, rect.get_height()),
@@ -356,9 +362,8 @@ def main():
     if chart:
         write_chart(chart, "pgcarrier benchmark, %s (median of %s run(s), -T %s)" % (
                         meta.get("date", "?"), meta.get("repeat", "?"), meta.get("duration", "?")),
-                    selected, names, workloads, lambda t, wl: tps_cell(t, wl)[0],
-                    [r for r in CPU_ROWS if any(w == r[0] for w, _ in workloads)],
-                    lambda t, wl: cpu_cell(t, wl)[0])
+                    selected, names, workloads, tps_cell,
+                    [r for r in CPU_ROWS if any(w == r[0] for w, _ in workloads)], cpu_cell)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@
 #                        under TSan; every part runs, each gets a summary
 #                        line at the end, and check fails if any part failed
 #   make check-plain | check-san | check-tsan    one of those parts
+#   make install [PREFIX=/usr/local] [DESTDIR=...]
+#                        the daemon, its man pages, a sample config and the
+#                        systemd unit (see "Install" below); make uninstall
 #
 # The engine (src/engine) is kept free of daemon-only code so that the
 # PostgreSQL extension (PGXS, later) can build the same files.
@@ -50,11 +53,11 @@ endif
 
 ENGINE_SRC = $(sort $(wildcard src/engine/*.c))
 ENGINE_OBJ = $(patsubst src/%.c,$(BUILD)/%.o,$(ENGINE_SRC))
-DAEMON_OBJ = $(BUILD)/daemon/main.o
+DAEMON_OBJ = $(patsubst src/%.c,$(BUILD)/%.o,$(sort $(wildcard src/daemon/*.c)))
 UNIT_SRC   = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all unit check check-plain check-san check-tsan integration clean bench demo
+.PHONY: all unit check check-plain check-san check-tsan integration clean bench demo install uninstall
 
 all: pgcarrier
 
@@ -68,7 +71,7 @@ endif
 $(BUILD)/pgcarrier: $(ENGINE_OBJ) $(DAEMON_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/%.o: src/%.c $(wildcard src/engine/*.h)
+$(BUILD)/%.o: src/%.c $(wildcard src/engine/*.h src/daemon/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -89,11 +92,14 @@ integration: $(BUILD)/pgcarrier
 # The tests that make check runs under ThreadSanitizer: those where worker
 # threads share pools, servers and caches (concurrency, limits, the guard at
 # scale), where the main thread reloads under load (lifecycle), and where
-# other threads do the work (auth_query's libpq thread, TLS handshakes).
+# other threads do the work (auth_query's libpq thread, TLS handshakes), and
+# PgBouncer's keys that act across threads (server checks, reloads under
+# server_fast_close, syslog from every worker).
 # About 4 minutes on 2 cores; the rest of the suite adds ~2 more and little
 # threading.
 TSAN_TESTS = $(addprefix tests/integration/,test_concurrency.py test_limits.py \
-	test_lifecycle.py test_auth_query.py test_guard_scale.py test_tls.py)
+	test_lifecycle.py test_auth_query.py test_guard_scale.py test_tls.py \
+	test_pgbouncer_compat.py)
 
 check-plain:
 	$(MAKE) -k SAN=0 unit integration
@@ -123,6 +129,42 @@ check:
 	echo; echo "== make check summary"; cat $(CHECK_SUMMARY); \
 	if grep -q FAILED $(CHECK_SUMMARY); then echo "make check: FAILED"; exit 1; fi; \
 	echo "make check: all parts passed"
+
+# ---- Install ----
+# PREFIX=/usr puts the configuration in /etc, as a distribution does; any
+# other prefix keeps it under PREFIX. The configuration and its auth file
+# are installed only where there are none yet (a DBA's file is never
+# replaced); the examples directory always gets the samples.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/pgcarrier
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+INSTALL    ?= install
+
+install: build/release/pgcarrier
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/pgcarrier
+	$(INSTALL) -m 0755 build/release/pgcarrier $(DESTDIR)$(BINDIR)/pgcarrier
+	$(INSTALL) -m 0644 man/pgcarrier.1 $(DESTDIR)$(MANDIR)/man1/pgcarrier.1
+	$(INSTALL) -m 0644 man/pgcarrier.ini.5 $(DESTDIR)$(MANDIR)/man5/pgcarrier.ini.5
+	$(INSTALL) -m 0644 etc/pgcarrier.ini etc/userlist.txt $(DESTDIR)$(DOCDIR)/examples/
+	$(INSTALL) -m 0644 docs/behaviour.md docs/migrating-from-pgbouncer.md $(DESTDIR)$(DOCDIR)/
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' etc/pgcarrier.service.in \
+	  > $(DESTDIR)$(UNITDIR)/pgcarrier.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/pgcarrier.service.tmp
+	mv -f $(DESTDIR)$(UNITDIR)/pgcarrier.service.tmp $(DESTDIR)$(UNITDIR)/pgcarrier.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/pgcarrier/pgcarrier.ini || \
+	  $(INSTALL) -m 0640 etc/pgcarrier.ini $(DESTDIR)$(SYSCONFDIR)/pgcarrier/pgcarrier.ini
+	test -e $(DESTDIR)$(SYSCONFDIR)/pgcarrier/userlist.txt || \
+	  $(INSTALL) -m 0600 etc/userlist.txt $(DESTDIR)$(SYSCONFDIR)/pgcarrier/userlist.txt
+
+# The configuration stays: it is the DBA's.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pgcarrier $(DESTDIR)$(MANDIR)/man1/pgcarrier.1 \
+	  $(DESTDIR)$(MANDIR)/man5/pgcarrier.ini.5 $(DESTDIR)$(UNITDIR)/pgcarrier.service
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 bench: pgcarrier
 	bash bench/run.sh

@@ -2,7 +2,11 @@
 """Turn the raw measurements of bench/run.sh into a Markdown table, and a
 "Targets" section: the session-state guard's goals, from the same run.
 
-usage: report.py RESULTS_DIR
+usage: report.py RESULTS_DIR [--chart FILE.png]
+
+With --chart it also draws the table as a PNG (python3-matplotlib): TPS of
+each workload with the peers side by side, and the poolers' CPU per
+transaction; without matplotlib it says so on stderr and draws nothing.
 
 RESULTS_DIR holds:
   meta       key=value lines (date, versions, duration, repeat, targets; for
@@ -78,8 +82,77 @@ def ratio(a, b):
     return "%.2f" % (a / b)
 
 
+# One colour per target, the same in both panels.
+COLOURS = {"direct": "#7f7f7f", "pgbouncer": "#d62728", "pgcarrier": "#1f77b4",
+           "pgcarrier_noguard": "#9ecae1"}
+
+
+def write_chart(path, title, selected, names, workloads, tps_of, cpu_rows, cpu_of):
+    """Grouped bars: TPS per workload (top) and pooler CPU µs/txn (bottom),
+    one bar per target, the median of the repeats (tps_of and cpu_of give
+    the table's (value, text) cells); a failed cell says "fail", one not
+    run has no bar."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("report.py: python3-matplotlib is not installed: no chart", file=sys.stderr)
+        return False
+    cpu_rows = [(w, l) for w, l in cpu_rows if any(cpu_of(t, w)[0] is not None for t in selected)]
+    panels = 2 if cpu_rows else 1
+    fig, axes = plt.subplots(panels, 1, figsize=(12, 4.2 * panels + 0.6), squeeze=False)
+
+    def bars(ax, rows, value, ylabel, fmt):
+        n = len(selected)
+        width = 0.8 / max(n, 1)
+        for i, t in enumerate(selected):
+            xs, ys = [], []
+            for j, (wl, _label) in enumerate(rows):
+                v, text = value(t, wl)
+                x = j - 0.4 + width * (i + 0.5)
+                if v is not None:
+                    xs.append(x)
+                    ys.append(v)
+                elif text == "fail":
+                    # a failed run is not a zero: say so where its bar would be
+                    ax.annotate("fail", (x, 0), ha="center", va="bottom", fontsize=8,
+                                color=COLOURS.get(t), xytext=(0, 3), textcoords="offset points")
+            drawn = ax.bar(xs, ys, width, label=names[t], color=COLOURS.get(t))
+            for rect, v in zip(drawn, ys):
+                ax.annotate(fmt(v), (rect.get_x() + rect.get_width() / 2, rect.get_height()),
+                            ha="center", va="bottom", fontsize=7, rotation=90,
+                            xytext=(0, 2), textcoords="offset points")
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels([label for _w, label in rows], fontsize=8, rotation=12, ha="right")
+        ax.set_ylabel(ylabel)
+        ax.margins(y=0.18)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8, ncol=len(selected))
+
+    bars(axes[0][0], workloads, tps_of, "TPS (higher is better)", lambda v: "{:,.0f}".format(v))
+    axes[0][0].set_title(title, fontsize=10)
+    if cpu_rows:
+        poolers = [t for t in selected if t != "direct"]
+        keep = selected[:]
+        selected[:] = poolers
+        bars(axes[1][0], [(w, l.replace("pooler CPU µs/txn, ", "")) for w, l in cpu_rows], cpu_of,
+             "pooler CPU µs per transaction (lower is better)", lambda v: "%.1f" % v)
+        selected[:] = keep
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def main():
-    d = sys.argv[1]
+    args = sys.argv[1:]
+    chart = None
+    if "--chart" in args:
+        i = args.index("--chart")
+        chart = args[i + 1]
+        del args[i:i + 2]
+    d = args[0]
     meta = {}
     if os.path.exists(os.path.join(d, "meta")):
         with open(os.path.join(d, "meta")) as f:
@@ -285,6 +358,12 @@ def main():
             out.append("Runs on this machine vary by up to ~20 %%: %d repeat(s) cannot settle a "
                        "3 %% goal; use BENCH_REPEAT=3 or more." % reps)
     print("\n".join(out))
+
+    if chart:
+        write_chart(chart, "pgcarrier benchmark, %s (median of %s run(s), -T %s)" % (
+                        meta.get("date", "?"), meta.get("repeat", "?"), meta.get("duration", "?")),
+                    selected, names, workloads, tps_cell,
+                    [r for r in CPU_ROWS if any(w == r[0] for w, _ in workloads)], cpu_cell)
 
 
 if __name__ == "__main__":

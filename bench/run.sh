@@ -55,7 +55,8 @@
 #   BENCH_WORKERS=0         pgcarrier workers
 #   BENCH_KEEP=1            keep the temporary directory (logs, pgbench output)
 #
-# Prints the table and writes it to bench/results/latest.md (and a dated copy).
+# Prints the table and writes it to bench/results/latest.md, and the same as
+# a chart to bench/results/latest.png (python3-matplotlib), with dated copies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -616,13 +617,17 @@ for rep in $(seq 1 "$REPEAT"); do
 done
 
 mkdir -p bench/results
-"$PY" bench/report.py "$OUT" >"$TMP/table.md"
+"$PY" bench/report.py "$OUT" --chart "$TMP/chart.png" >"$TMP/table.md"
 stamp=$(date -u +%Y%m%d-%H%M%S)
 cp "$TMP/table.md" bench/results/latest.md
 cp "$TMP/table.md" "bench/results/$stamp.md"
+if [ -f "$TMP/chart.png" ]; then
+    cp "$TMP/chart.png" bench/results/latest.png
+    cp "$TMP/chart.png" "bench/results/$stamp.png"
+fi
 cp "$OUT/runs.tsv" "bench/results/$stamp.runs.tsv"
 cp "$OUT/idle.tsv" "bench/results/$stamp.idle.tsv"
 echo
 cat "$TMP/table.md"
 echo
-log "written to bench/results/latest.md"
+log "written to bench/results/latest.md$([ -f bench/results/latest.png ] && echo " and bench/results/latest.png")"

@@ -17,6 +17,9 @@ set -euo pipefail
 #   python3 ...       the integration suite (pytest, psycopg, asyncpg)
 #   libpostgresql-jdbc-java openjdk-17-jdk-headless   the JDBC test
 #   iproute2 (ss) util-linux (runuser, setarch)       scripts and the test harness
+#   groff-base man-db  the man pages render (man -l) in the packaging test
+#   python3-matplotlib the benchmark's chart (bench/report.py)
+#   prometheus prometheus-pgbouncer-exporter   real tools against /metrics and the console (test_metrics.py)
 PKGS=(
     build-essential pkg-config
     libssl-dev openssl libcmocka-dev libpg-query-dev libtsan2
@@ -25,6 +28,8 @@ PKGS=(
     python3 python3-pytest python3-psycopg python3-asyncpg
     libpostgresql-jdbc-java openjdk-17-jdk-headless
     iproute2 util-linux
+    groff-base man-db python3-matplotlib
+    prometheus prometheus-pgbouncer-exporter
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -65,12 +70,14 @@ if command -v pg_lsclusters >/dev/null 2>&1; then
     done < <(pg_lsclusters -h 2>/dev/null || true)
 fi
 
-if [ -x /etc/init.d/pgbouncer ]; then
-    service pgbouncer stop >/dev/null 2>&1 || true
-    if command -v update-rc.d >/dev/null 2>&1; then
-        update-rc.d pgbouncer disable >/dev/null 2>&1 || true
+for svc in pgbouncer prometheus prometheus-pgbouncer-exporter prometheus-node-exporter; do
+    if [ -x "/etc/init.d/$svc" ]; then
+        service "$svc" stop >/dev/null 2>&1 || true
+        if command -v update-rc.d >/dev/null 2>&1; then
+            update-rc.d "$svc" disable >/dev/null 2>&1 || true
+        fi
     fi
-fi
+done
 
 # The PostgreSQL binaries live outside PATH on Debian; the scripts use full
 # paths, but say where they are for humans.

@@ -11,6 +11,11 @@
  * workers. With -d the launching process waits until the daemon is ready,
  * so that a start that fails (a port or socket in use, a live pidfile) fails
  * on the command line with exit status 1.
+ *
+ * Under systemd (Type=notify, notify.h) it says READY=1 once the listeners
+ * and workers are up, RELOADING=1 then READY=1 around a reload, and
+ * STOPPING=1 when it begins to stop. Logging goes to the log file (or
+ * stderr) and, with syslog = 1, to syslog as well.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +36,7 @@
 #include "engine.h"
 #include "log.h"
 #include "version.h"
+#include "notify.h"
 
 static void
 usage(FILE *out)
@@ -263,6 +269,24 @@ console_asks_reload(void)
 	kill(getpid(), SIGHUP);
 }
 
+/* ------------------------------------------------------------- warnings -- */
+
+/* What the load said about keys it accepted but cannot act on (config.h): to the log. */
+static void
+log_config_warnings(const pgc_config *cfg)
+{
+	for (int i = 0; i < cfg->n_warnings; i++)
+		pgc_log(PGC_WARNING, "%s", cfg->warnings[i]);
+}
+
+/* Logging settings of cfg: level and syslog. */
+static void
+apply_log_settings(const pgc_config *cfg)
+{
+	pgc_log_set_min_level(cfg->verbose ? PGC_DEBUG : PGC_LOG);
+	pgc_log_syslog(cfg->syslog, cfg->syslog_ident, cfg->syslog_facility, cfg->syslog_socket);
+}
+
 /* ----------------------------------------------------------------- start -- */
 
 /* Seconds between touches of the lock file (cleaners of /tmp remove files untouched for long). */
@@ -390,6 +414,8 @@ main(int argc, char **argv)
 	/* --check: everything a start would load has loaded; no log, pidfile or socket */
 	if (check_only)
 	{
+		for (int i = 0; i < cfg->n_warnings; i++)
+			fprintf(stderr, "warning: %s\n", cfg->warnings[i]);
 		printf("configuration file %s is valid\n", config_path);
 		pgc_config_free(cfg);
 		return 0;
@@ -413,7 +439,8 @@ main(int argc, char **argv)
 		pgc_config_free(cfg);
 		return 1;
 	}
-	pgc_log_set_min_level(cfg->verbose ? PGC_DEBUG : PGC_LOG);
+	apply_log_settings(cfg);
+	log_config_warnings(cfg);
 	if (cfg->pidfile && cfg->pidfile[0])
 		pidfile = strdup(cfg->pidfile);
 	signal(SIGPIPE, SIG_IGN);
@@ -434,6 +461,8 @@ main(int argc, char **argv)
 	free(new_logfile);
 	if (daemon_mode)
 		daemon_ready(ready_fd);
+	/* The listeners are open and the workers run: clients may come. */
+	pgc_notify("READY=1");
 
 	for (;;)
 	{
@@ -444,8 +473,10 @@ main(int argc, char **argv)
 		if (sig == SIGHUP)
 		{
 			const char *path = config_path;
-			pgc_config *next = pgc_config_load(path, err, sizeof(err));
+			pgc_config *next;
 
+			pgc_notify_reloading();
+			next = pgc_config_load(path, err, sizeof(err));
 			if (next == NULL)
 			{
 				pgc_log(PGC_WARNING, "configuration not reloaded, keeping the old one: %s", err);
@@ -456,18 +487,22 @@ main(int argc, char **argv)
 				warn_unreloadable(&ra, next);
 				if (next->logfile && pgc_log_open(next->logfile) < 0)
 					pgc_log(PGC_WARNING, "could not reopen logfile \"%s\"", next->logfile);
-				pgc_log_set_min_level(next->verbose ? PGC_DEBUG : PGC_LOG);
+				apply_log_settings(next);
+				log_config_warnings(next);
 				pgc_engine_reload(next);
 			}
+			pgc_notify("READY=1");
 		}
 		else if (sig == SIGINT)
 		{
 			pgc_log(PGC_LOG, "SIGINT: shutting down once running transactions are done");
+			pgc_notify("STOPPING=1");
 			pgc_engine_shutdown();
 		}
 		else if (sig == SIGTERM)
 		{
 			pgc_log(PGC_LOG, "SIGTERM: exiting now");
+			pgc_notify("STOPPING=1");
 			pgc_engine_unlink_socket();
 			if (pidfile)
 				pgc_lockfile_remove(pidfile);

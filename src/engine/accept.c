@@ -31,6 +31,7 @@
 #include "accept.h"
 #include "core.h"
 #include "log.h"
+#include "netopt.h"
 
 /* Connections taken per listener per event, so that one listener cannot starve the loop. */
 #define ACCEPT_BATCH            64
@@ -391,6 +392,7 @@ client_new(pgc_worker *w, int fd, const struct sockaddr_storage *ss, uint8_t ref
 		int one = 1;
 
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		pgc_netopt_tcp(fd, cfg);	/* tcp_keepalive, tcp_user_timeout, ... */
 		peer_host(ss, host, sizeof(host));
 		snprintf(c->addr, sizeof(c->addr), "%s:%d", host, peer_port(ss));
 	}

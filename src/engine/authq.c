@@ -30,6 +30,7 @@
 #include <openssl/crypto.h>
 
 #include "authq.h"
+#include "compat.h"
 #include "authwork.h"
 #include "log.h"
 #include "sauth.h"
@@ -296,16 +297,33 @@ pgc_authq_lookup(pgc_client *c, char **secret, pgc_authq_wait **waitp)
 	aq_job *j;
 	pgc_authq_wait *w;
 	bool fresh = false;
+	const pgc_database *adb;
+	const char *adbname = NULL;
 
 	*secret = NULL;
 	*waitp = NULL;
-	pthread_mutex_lock(&p->lock);
-	key = make_key(p->host, p->port, p->server_dbname, c->user);
-	tkey = make_key(p->host, p->port, p->server_dbname, NULL);
-	host = strdup(p->host);
-	dbname = strdup(p->server_dbname);
-	port = p->port;
-	pthread_mutex_unlock(&p->lock);
+	adb = pgc_compat_auth_db(cfg, c->dbname, &adbname);
+	if (adb)
+	{
+		/* auth_dbname: the query runs on that [databases] entry's server and database. */
+		const char *ahost = adb->host ? adb->host : "/var/run/postgresql";
+
+		key = make_key(ahost, adb->port, adbname, c->user);
+		tkey = make_key(ahost, adb->port, adbname, NULL);
+		host = strdup(ahost);
+		dbname = strdup(adbname);
+		port = adb->port;
+	}
+	else
+	{
+		pthread_mutex_lock(&p->lock);
+		key = make_key(p->host, p->port, p->server_dbname, c->user);
+		tkey = make_key(p->host, p->port, p->server_dbname, NULL);
+		host = strdup(p->host);
+		dbname = strdup(p->server_dbname);
+		port = p->port;
+		pthread_mutex_unlock(&p->lock);
+	}
 	w = calloc(1, sizeof(*w));
 	if (key == NULL || tkey == NULL || host == NULL || dbname == NULL || w == NULL)
 	{

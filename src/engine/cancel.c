@@ -99,13 +99,59 @@ cancel_conn_free(cancel_conn *cc)
 	free(cc);
 }
 
+/*
+ * Open a connection to the server at addr and send it a CancelRequest for
+ * (backend_pid, backend_key); client_fd (or -1) is closed once the server
+ * has closed ours.
+ */
+static void
+cancel_send(pgc_worker *w, const struct sockaddr_storage *addr, socklen_t addrlen, uint32_t backend_pid,
+			uint32_t backend_key, int client_fd)
+{
+	cancel_conn *cc = calloc(1, sizeof(*cc));
+
+	if (cc == NULL)
+	{
+		if (client_fd >= 0)
+			close(client_fd);
+		return;
+	}
+	cc->kind = PGC_KIND_CANCEL;
+	cc->worker = w;
+	cc->client_fd = client_fd;
+	cc->started = w->now;
+	pgc_put_u32(cc->packet, 16);
+	pgc_put_u32(cc->packet + 4, PGC_CANCEL_REQUEST_CODE);
+	pgc_put_u32(cc->packet + 8, backend_pid);
+	pgc_put_u32(cc->packet + 12, backend_key);
+	cc->fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (cc->fd < 0 || (connect(cc->fd, (const struct sockaddr *) addr, addrlen) < 0 && errno != EINPROGRESS))
+	{
+		pgc_log(PGC_WARNING, "could not forward cancel request: %s", strerror(errno));
+		if (cc->fd >= 0)
+			close(cc->fd);
+		if (client_fd >= 0)
+			close(client_fd);
+		free(cc);
+		return;
+	}
+	pgc_list_push_tail(&w->cancels, &cc->node);
+	pgc_worker_watch(w, cc->fd, cc, EPOLLOUT);
+}
+
+void
+pgc_cancel_backend(pgc_worker *w, const pgc_server *s)
+{
+	if (s->addrlen > 0 && s->backend_pid != 0)
+		cancel_send(w, &s->addr, s->addrlen, s->backend_pid, s->backend_key, -1);
+}
+
 void
 pgc_cancel_forward(pgc_worker *w, uint32_t pid, uint32_t key, int client_fd)
 {
 	struct sockaddr_storage addr;
 	socklen_t addrlen = 0;
 	uint32_t backend_pid = 0, backend_key = 0;
-	cancel_conn *cc;
 
 	pthread_mutex_lock(&registry_lock);
 	for (pgc_client *c = registry[pid % CANCEL_BUCKETS]; c; c = c->cancel_next)
@@ -132,32 +178,7 @@ pgc_cancel_forward(pgc_worker *w, uint32_t pid, uint32_t key, int client_fd)
 		close(client_fd);       /* unknown key, or nothing running: nothing to cancel */
 		return;
 	}
-	cc = calloc(1, sizeof(*cc));
-	if (cc == NULL)
-	{
-		close(client_fd);
-		return;
-	}
-	cc->kind = PGC_KIND_CANCEL;
-	cc->worker = w;
-	cc->client_fd = client_fd;
-	cc->started = w->now;
-	pgc_put_u32(cc->packet, 16);
-	pgc_put_u32(cc->packet + 4, PGC_CANCEL_REQUEST_CODE);
-	pgc_put_u32(cc->packet + 8, backend_pid);
-	pgc_put_u32(cc->packet + 12, backend_key);
-	cc->fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (cc->fd < 0 || (connect(cc->fd, (struct sockaddr *) &addr, addrlen) < 0 && errno != EINPROGRESS))
-	{
-		pgc_log(PGC_WARNING, "could not forward cancel request: %s", strerror(errno));
-		if (cc->fd >= 0)
-			close(cc->fd);
-		close(client_fd);
-		free(cc);
-		return;
-	}
-	pgc_list_push_tail(&w->cancels, &cc->node);
-	pgc_worker_watch(w, cc->fd, cc, EPOLLOUT);
+	cancel_send(w, &addr, addrlen, backend_pid, backend_key, client_fd);
 }
 
 void
@@ -189,13 +210,15 @@ void
 pgc_cancel_tick(pgc_worker *w, double now)
 {
 	pgc_link *n, *next;
+	double		limit = pgc_engine_config()->cancel_wait_timeout;
 
 	for (n = w->cancels.next; n != &w->cancels; n = next)
 	{
 		cancel_conn *cc = pgc_container_of(n, cancel_conn, node);
 
 		next = n->next;
-		if (now - cc->started > 10)
+		/* cancel_wait_timeout: a server that does not act on it in time is not waited for. */
+		if (limit > 0 && now - cc->started > limit)
 			cancel_conn_free(cc);
 	}
 }

@@ -383,6 +383,7 @@ pgc_cauth_begin(pgc_client *c)
 	switch (cfg->auth_type)
 	{
 		case PGC_AUTH_TRUST:
+		case PGC_AUTH_ANY:      /* PgBouncer's "any": trust; the database line's user= logs in */
 			return 1;
 		case PGC_AUTH_PASSWORD:
 			method = PGC_HBA_PASSWORD;

@@ -30,6 +30,7 @@ struct pgc_census {
 	int n;
 	pgc_census_slot *slots;
 	struct pgc_census_ask *asks;  /* one per worker */
+	pgc_engine *engine;
 	pgc_worker *home;             /* the requester's worker, or NULL */
 	void (*done)(void *arg);
 	void *arg;
@@ -37,6 +38,8 @@ struct pgc_census {
 	bool listed;                  /* on home->census_mine (home's thread only) */
 	pgc_census *next_mine;
 };
+
+static pgc_pool *pools_head(pgc_engine *e);
 
 static void
 census_free(pgc_census *c)
@@ -64,6 +67,11 @@ slot_done(pgc_census *c)
 {
 	if (atomic_fetch_sub_explicit(&c->pending, 1, memory_order_acq_rel) == 1)
 	{
+		/* Servers may change worker again; those that could not meanwhile go now. */
+		pgc_engine *e = c->engine;
+
+		if (atomic_fetch_sub(&e->census_freeze, 1) == 1)
+			pgc_pool_kick_waiters(e);
 		if (c->home)
 			pgc_worker_wake(c->home);   /* its own thread polls after this drain anyway */
 		else if (c->notify_fd >= 0)
@@ -95,6 +103,7 @@ pgc_census_start(pgc_engine *e, pgc_worker *home, void (*done)(void *arg), void 
 	}
 	atomic_init(&c->refs, n + 1);
 	atomic_init(&c->pending, n);
+	c->engine = e;
 	c->home = home;
 	c->done = done;
 	c->arg = arg;
@@ -105,6 +114,19 @@ pgc_census_start(pgc_engine *e, pgc_worker *home, void (*done)(void *arg), void 
 		c->next_mine = home->census_mine;
 		home->census_mine = c;
 		c->listed = true;
+	}
+	/*
+	 * From now on no server changes worker (pool.c, next_waiter). One that
+	 * a worker decided to move before is in its new worker's inbox once the
+	 * pool's lock is free (the move is made under it): taking each pool's
+	 * lock once makes sure that every such move is complete, and the
+	 * inboxes are listed too (fill_slot).
+	 */
+	atomic_fetch_add(&e->census_freeze, 1);
+	for (pgc_pool *p = pools_head(e); p; p = p->next)
+	{
+		pthread_mutex_lock(&p->lock);
+		pthread_mutex_unlock(&p->lock);
 	}
 	for (int i = 0; i < n; i++)
 	{
@@ -446,6 +468,7 @@ fill_slot(pgc_worker *w, pgc_census_slot *slot)
 {
 	struct timespec ts;
 	pgc_link *n;
+	int in_inbox_listed = 0;
 
 	for (n = w->clients.next; n != &w->clients; n = n->next)
 	{
@@ -483,6 +506,43 @@ fill_slot(pgc_worker *w, pgc_census_slot *slot)
 		}
 		fill_server(w, s, r, false);
 		slot->n_servers++;
+	}
+	/*
+	 * Servers handed to w's clients and not yet taken in (its inbox): w's
+	 * now. The sender wrote them before posting, under the inbox lock; only
+	 * w takes clients off its inbox, so they stay there while w lists them
+	 * (after the inbox lock is let go: the pool lock comes before it).
+	 */
+	for (;;)
+	{
+		pgc_server *batch[64];
+		int nb = 0, skip = 0;
+
+		pthread_mutex_lock(&w->inbox_lock);
+		for (pgc_client *cl = w->inbox; cl && nb < 64; cl = cl->inbox_next)
+		{
+			pgc_server *s = cl->server;
+
+			if (s == NULL || s->client != cl || s->state != SV_LINKED || skip++ < in_inbox_listed)
+				continue;
+			batch[nb++] = s;
+		}
+		pthread_mutex_unlock(&w->inbox_lock);
+		for (int b = 0; b < nb; b++)
+		{
+			pgc_census_server *r;
+
+			if ((r = grow_rows((void **) &slot->servers, slot->n_servers, sizeof(*r))) == NULL)
+			{
+				slot->incomplete = true;
+				break;
+			}
+			fill_server(w, batch[b], r, false);
+			slot->n_servers++;
+		}
+		in_inbox_listed += nb;
+		if (nb < 64 || slot->incomplete)
+			break;
 	}
 	for (pgc_pool *p = pools_head(w->engine); p; p = p->next)
 	{

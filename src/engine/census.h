@@ -16,10 +16,14 @@
  * write to an eventfd it polls.
  *
  * What it shows: each worker's part is exact at the moment it was filled,
- * and the parts are filled one after the other: a server passed from one
- * worker to a client of another at that moment (in transit in the inbox)
- * may be missing, never listed twice. A worker whose loop has ended
- * answers with nothing, at once.
+ * and the parts are filled one after the other. So that every server is
+ * listed exactly once, no server changes worker while a census is being
+ * filled (engine->census_freeze: a released server serves a waiter of its
+ * own worker or goes idle, and waiters elsewhere are served when the census
+ * is complete, pgc_pool_kick_waiters); a server already on its way to a
+ * client of w (in w's inbox) is listed by w. A server running
+ * server_check_query is not listed. A worker whose loop has ended answers
+ * with nothing, at once.
  *
  * Lifetime: reference counted (the requester and each worker that still
  * has to fill its slot). pgc_census_release drops the requester's

@@ -21,6 +21,7 @@
 #include "accept.h"
 #include "cauth.h"
 #include "console.h"
+#include "compat.h"
 #include "core.h"
 #include "guard.h"
 #include "log.h"
@@ -421,7 +422,7 @@ client_login(pgc_client *c, const pgc_startup *st)
 	{
 		const char *k = st->keys[i];
 
-		if (strcmp(k, "user") == 0 || strcmp(k, "database") == 0)
+		if (strcmp(k, "user") == 0 || strcmp(k, "database") == 0 || pgc_compat_ignored_param(cfg, k))
 			continue;
 		if (strncmp(k, "_pq_.", 5) == 0)
 		{
@@ -433,6 +434,7 @@ client_login(pgc_client *c, const pgc_startup *st)
 		else
 			pgc_params_set(&c->params, k, st->values[i]);
 	}
+	pgc_compat_startup_params(c, cfg);     /* ignore_startup_parameters, application_name_add_host */
 	pgc_params_copy(&c->startup, &c->params);
 	if (PGC_PROTO_MINOR(st->code) > 0 || n_unknown > 0)
 	{
@@ -916,6 +918,13 @@ pgc_client_handoff(pgc_client *c)
 	pgc_relay_link(c, s);
 }
 
+/* Has a query run (or waited) longer than query_timeout? */
+static bool
+query_timed_out(const pgc_config *cfg, double seconds)
+{
+	return cfg->query_timeout > 0 && seconds > cfg->query_timeout;
+}
+
 void
 pgc_client_tick(pgc_client *c, double now)
 {
@@ -961,6 +970,9 @@ pgc_client_tick(pgc_client *c, double now)
 		case CL_LOGIN:
 			if (atomic_load(&c->worker->engine->shutting_down))
 				pgc_client_fatal(c, "57P01", "terminating connection due to administrator command");
+			else if (c->state == CL_WAITING && query_timed_out(cfg, now - c->wait_since))
+				pgc_client_fatal(c, "57014", "canceling statement due to query_timeout: no server "
+								 "connection became free within %g s", cfg->query_timeout);
 			break;
 		case CL_LINKED:
 		{
@@ -968,6 +980,33 @@ pgc_client_tick(pgc_client *c, double now)
 
 			if (s == NULL)
 				break;
+			/*
+			 * query_timeout, PgBouncer's meaning: the server has worked on the
+			 * client's request for that long since the client last sent
+			 * anything. The backend's query is cancelled, and the server
+			 * connection and the client are closed.
+			 */
+			if (pgc_relay_in_flight(s) > 0 && query_timed_out(cfg, idle))
+			{
+				pgc_log(PGC_LOG, "client %s: query_timeout (%g s): cancelling its query and closing it",
+						c->addr, cfg->query_timeout);
+				pgc_cancel_backend(c->worker, s);
+				s->dirty_close = true;
+				pgc_client_fatal(c, "57014", "canceling statement due to query_timeout (%g s)",
+								 cfg->query_timeout);
+				break;
+			}
+			/* server_fast_close: a stale server ends its session-mode client between transactions. */
+			if (cfg->server_fast_close && pgc_pool_mode_of(c->pool) == PGC_POOL_SESSION &&
+				pgc_relay_idle(c, s) && pgc_compat_server_stale(s))
+			{
+				pgc_log(PGC_LOG, "client %s: its server connection is out of date (server_fast_close): "
+						"closing it", c->addr);
+				s->dirty_close = true;
+				pgc_client_fatal(c, "57P01", "terminating connection because the server connection's "
+								 "configuration changed (server_fast_close)");
+				break;
+			}
 			if (pgc_relay_in_flight(s) == 0 && !s->unsynced &&
 				(s->txn_status == PGC_TXN_BLOCK || s->txn_status == PGC_TXN_FAILED) &&
 				cfg->idle_transaction_timeout > 0 && idle > cfg->idle_transaction_timeout)

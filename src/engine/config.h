@@ -13,6 +13,21 @@
  *    "2s", "3min", "1h". Zero means "disabled" where PgBouncer says so.
  *  - Integer fields of pgc_database/pgc_user that are -1 mean "not set on
  *    this line: use the global default".
+ *  - Two dialects, chosen per load (docs/migrating-from-pgbouncer.md): a
+ *    configuration whose main section is [pgbouncer] (in the file or in a
+ *    file it includes) is read as PgBouncer reads it: ';' and '#' begin a
+ *    comment only at the start of a line, a [pgbouncer] value is the rest
+ *    of the line as it is, connection strings quote with '...' and ''
+ *    inside, and the defaults that change what clients get or how they
+ *    log in are PgBouncer's (pool_mode, auth_type, listen_addr,
+ *    server_tls_sslmode, auth_query). A [pgcarrier] file is read with
+ *    pgcarrier's rules (comments after a value, quoted values). Both may
+ *    "%include FILE" (relative to the including file's directory), and
+ *    both take either program's keys.
+ *  - A key pgcarrier knows but cannot act on is accepted and adds one
+ *    entry to warnings ("FILE:LINE: key: why"), once per key and load;
+ *    the caller logs them. Values that ask for something pgcarrier cannot
+ *    do safely (auth_type = pam or ldap, disable_pqexec = 1) are errors.
  */
 #ifndef PGC_CONFIG_H
 #define PGC_CONFIG_H
@@ -31,8 +46,15 @@ typedef enum pgc_auth_type {
 	PGC_AUTH_MD5,
 	PGC_AUTH_SCRAM,
 	PGC_AUTH_CERT,
-	PGC_AUTH_HBA
+	PGC_AUTH_HBA,
+	PGC_AUTH_ANY               /* PgBouncer's "any": trust, and the user name does not matter */
 } pgc_auth_type;
+
+/* How the file was read (see the contract above). */
+typedef enum pgc_dialect {
+	PGC_DIALECT_PGCARRIER = 0,
+	PGC_DIALECT_PGBOUNCER = 1
+} pgc_dialect;
 
 /* One line of [databases]. */
 typedef struct pgc_database {
@@ -47,6 +69,7 @@ typedef struct pgc_database {
 	int reserve_pool;          /* -1: reserve_pool_size */
 	int max_db_connections;    /* -1: max_db_connections */
 	int pool_mode;             /* -1: global pool_mode, else pgc_pool_mode */
+	char *auth_dbname;         /* auth_query runs on this [databases] entry's server; NULL: global */
 	int line;                  /* line number in the file, for messages */
 } pgc_database;
 
@@ -106,7 +129,7 @@ typedef struct pgc_config {
 	int log_connections;       /* bool, 1 */
 	int log_disconnections;    /* bool, 1 */
 	int log_pooler_errors;     /* bool, 1 */
-	int verbose;               /* 0 */
+	int verbose;               /* 0; 1 to 3 (PgBouncer's levels) log DEBUG records */
 	/* the session-state guard (transaction and statement modes) */
 	int session_guard;         /* bool, 1: track session state; 0: forward as is */
 	int max_prepared_statements; /* 200: per server connection, least recently used out */
@@ -136,6 +159,37 @@ typedef struct pgc_config {
 	int stats;                 /* bool, 1: count; 0 only to measure what counting costs (bench) */
 	char *stats_listen_addr;   /* the /metrics endpoint's address: "127.0.0.1" */
 	int stats_listen_port;     /* its port; 0 (default): no endpoint */
+	/* ---- PgBouncer's keys that need engine behaviour (compat.h, netopt.h) ---- */
+	char *ignore_startup_parameters;  /* comma-separated names the client may send and that are dropped */
+	char *track_extra_parameters;     /* accepted: pgcarrier tracks every parameter anyway */
+	int application_name_add_host;    /* bool 0: append " - addr:port" to the client's application_name */
+	double query_timeout;             /* 0 = off: a query running (or waiting) longer ends the client */
+	double cancel_wait_timeout;       /* 10 s: a cancel request forwarded longer ago is given up; 0 = never */
+	char *server_check_query;         /* NULL: no check; "": an empty query (PgBouncer's "<empty>") */
+	double server_check_delay;        /* 30 s: idle longer than this: checked before reuse */
+	int server_round_robin;           /* bool 0: idle servers reused oldest first instead of newest */
+	int server_reset_query_always;    /* bool 0: server_reset_query in every pool mode */
+	int server_fast_close;            /* bool 0: session mode: a stale server closes at the next transaction end */
+	char *auth_dbname;                /* auth_query runs on this [databases] entry's server; NULL: the client's */
+	/* listeners and sockets (engine.c, netopt.c) */
+	int listen_backlog;               /* 4096 */
+	int so_reuseport;                 /* bool 0: let other processes share our TCP port */
+	int tcp_defer_accept;             /* bool 0: TCP_DEFER_ACCEPT on listeners */
+	int tcp_socket_buffer;            /* bytes, 0 = the OS's: SO_SNDBUF and SO_RCVBUF */
+	int tcp_keepalive;                /* bool 1 */
+	int tcp_keepcnt, tcp_keepidle, tcp_keepintvl; /* 0 = the OS's */
+	int tcp_user_timeout;             /* ms, 0 = the OS's */
+	int unix_socket_mode;             /* 0777 */
+	char *unix_socket_group;          /* NULL: ours */
+	/* syslog (log.c) */
+	int syslog;                       /* bool 0 */
+	char *syslog_ident;               /* "pgcarrier" */
+	int syslog_facility;              /* LOG_DAEMON (a <syslog.h> facility value) */
+	char *syslog_socket;              /* "/dev/log": where syslog records are sent */
+	/* how the file was read, and what pgcarrier says about it */
+	int dialect;                      /* pgc_dialect */
+	char **warnings;                  /* "FILE:LINE: key: why", one per key */
+	int n_warnings;
 
 	pgc_database *databases;
 	int n_databases;

@@ -415,6 +415,11 @@ struct pgc_engine {
 	atomic_ulong pins_total;      /* clients pinned to a server by the guard, ever */
 	atomic_bool paused_all;       /* PAUSE or KILL of every database (control.c) */
 	atomic_bool draining;         /* SHUTDOWN WAIT_FOR_CLIENTS: no new clients, exit when none is left */
+	/*
+	 * Listings in progress (census.h): while non-zero, no server changes
+	 * worker (pool.c), so that each is listed by exactly one worker.
+	 */
+	atomic_int census_freeze;
 	/* counters keyed by name, never freed */
 	/*
 	 * Server connections per database and per user across pools, for
@@ -571,6 +576,12 @@ void pgc_server_tick(pgc_server *s, double now);
 void pgc_server_sync_params(pgc_server *s, pgc_client *c);
 /* Set the epoll interest of a linked server from its buffers. */
 void pgc_server_update_events(pgc_server *s);
+/*
+ * s, taken idle from its pool (slot kept), runs server_check_query on w
+ * first; the pool gets it back when the check has answered, or loses it
+ * if the check fails (server_check_delay, compat.h).
+ */
+void pgc_server_check(pgc_server *s, pgc_worker *w);
 
 /* ---- pool.c ---- */
 /* Find or create the pool for a client; NULL with a message when the database is unknown. */
@@ -589,6 +600,8 @@ void pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now);
 void pgc_pool_maintain_idle(pgc_engine *e, pgc_worker *w, double now, bool closing_all);
 /* Give our idle servers of the pools that asked to their waiters (runs on w). */
 void pgc_pool_donate(pgc_worker *w, pgc_pool *p);
+/* Servers may change worker again (a listing ended): ask donors for every pool's waiters. Any thread. */
+void pgc_pool_kick_waiters(pgc_engine *e);
 /* An idle server of ours said something or closed: drop it. */
 void pgc_pool_idle_event(pgc_server *s);
 /* The engine's counter of database name (made if new); caller holds engine->cfg_lock. */
@@ -614,6 +627,8 @@ void pgc_cancel_forward(pgc_worker *w, uint32_t pid, uint32_t key, int client_fd
 void pgc_cancel_tick(pgc_worker *w, double now);
 void pgc_cancel_event(void *conn, uint32_t events);
 void pgc_cancel_drop_all(pgc_worker *w);
+/* Send a CancelRequest for what s's backend runs now (query_timeout); nothing waits for it. */
+void pgc_cancel_backend(pgc_worker *w, const pgc_server *s);
 
 /* ---- engine.c ---- */
 extern pgc_engine *pgc_the_engine;

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <netdb.h>
 #include <signal.h>
@@ -33,6 +34,7 @@
 #include "metrics.h"
 #include "reload.h"
 #include "stats.h"
+#include "netopt.h"
 
 pgc_engine *pgc_the_engine;
 static atomic_int workers_running;
@@ -48,9 +50,7 @@ pgc_engine_config(void)
 /* Tries before giving up on a lock file that keeps being replaced under us. */
 #define LOCKFILE_TRIES          10
 #define LOCK_SUFFIX             ".lock"
-#define UNIX_SOCKET_MODE        0777        /* who may connect is the HBA file's business */
 #define UNIX_LOCK_MODE          0600        /* as PostgreSQL's: other users cannot read it, so leave it alone */
-#define LISTEN_BACKLOG          4096
 
 /* What lockfile_pid() found. */
 enum { LOCK_GONE = -2, LOCK_UNREADABLE = -1, LOCK_NO_PID = 0 };
@@ -295,7 +295,10 @@ tcp_socket(const struct addrinfo *ai, bool reuseport, bool listening)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (ai->ai_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || (listening && listen(fd, LISTEN_BACKLOG) < 0))
+	if (listening)
+		pgc_netopt_listener(fd, pgc_engine_config());
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+		(listening && listen(fd, pgc_engine_config()->listen_backlog) < 0))
 	{
 		int saved = errno;
 
@@ -361,7 +364,8 @@ open_tcp(pgc_engine *e, const char *host, int port, char *err, size_t errlen)
 	}
 	for (ai = res; ai; ai = ai->ai_next)
 	{
-		rc = tcp_check_free(ai, host, port, err, errlen);
+		/* so_reuseport: other processes may share the port on purpose (PgBouncer's meaning). */
+		rc = pgc_engine_config()->so_reuseport ? 0 : tcp_check_free(ai, host, port, err, errlen);
 		if (rc < 0)
 		{
 			freeaddrinfo(res);
@@ -479,6 +483,18 @@ unix_lock(pgc_engine *e, const pgc_config *cfg, const char *dir, int port, char 
 	return unix_path_claim(e->unix_path, err, errlen);
 }
 
+/* The group unix_socket_group names, or -1 (unset or unknown: the load checks nothing, open_unix says). */
+static gid_t
+unix_socket_group_id(const pgc_config *cfg)
+{
+	struct group *g;
+
+	if (cfg->unix_socket_group == NULL || cfg->unix_socket_group[0] == '\0')
+		return (gid_t) -1;
+	g = getgrnam(cfg->unix_socket_group);
+	return g ? g->gr_gid : (gid_t) -1;
+}
+
 static int
 open_unix(pgc_engine *e, const pgc_config *cfg, const char *dir, int port, char *err, size_t errlen)
 {
@@ -493,6 +509,11 @@ open_unix(pgc_engine *e, const pgc_config *cfg, const char *dir, int port, char 
 		return -1;
 	}
 	snprintf(e->unix_path, sizeof(e->unix_path), "%s", un.sun_path);
+	if (cfg->unix_socket_group && cfg->unix_socket_group[0] && unix_socket_group_id(cfg) == (gid_t) -1)
+	{
+		snprintf(err, errlen, "unix_socket_group = %s: no such group", cfg->unix_socket_group);
+		return -1;
+	}
 	if (unix_lock(e, cfg, dir, port, err, errlen) < 0)
 		return -1;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -501,7 +522,7 @@ open_unix(pgc_engine *e, const pgc_config *cfg, const char *dir, int port, char 
 		snprintf(err, errlen, "could not create Unix socket: %s", strerror(errno));
 		return -1;
 	}
-	if (bind(fd, (struct sockaddr *) &un, sizeof(un)) < 0 || listen(fd, LISTEN_BACKLOG) < 0)
+	if (bind(fd, (struct sockaddr *) &un, sizeof(un)) < 0 || listen(fd, cfg->listen_backlog) < 0)
 	{
 		snprintf(err, errlen, "could not listen on Unix socket \"%s\": %s", un.sun_path, strerror(errno));
 		close(fd);
@@ -513,7 +534,15 @@ open_unix(pgc_engine *e, const pgc_config *cfg, const char *dir, int port, char 
 		e->unix_dev = st.st_dev;
 		e->unix_ino = st.st_ino;
 	}
-	chmod(un.sun_path, UNIX_SOCKET_MODE);
+	/* unix_socket_mode and unix_socket_group: who may connect, besides the HBA file. */
+	chmod(un.sun_path, (mode_t) cfg->unix_socket_mode);
+	if (unix_socket_group_id(cfg) != (gid_t) -1 && chown(un.sun_path, (uid_t) -1, unix_socket_group_id(cfg)) < 0)
+	{
+		snprintf(err, errlen, "could not give Unix socket \"%s\" to group \"%s\": %s", un.sun_path,
+				 cfg->unix_socket_group, strerror(errno));
+		close(fd);
+		return -1;
+	}
 	e->unix_fd = fd;
 	for (int i = 0; i < e->n_workers; i++)
 		add_listen_fd(&e->workers[i], fd);
@@ -667,8 +696,10 @@ pgc_engine_give_files(uid_t uid, gid_t gid, char *err, size_t errlen)
 	pgc_engine *e = pgc_the_engine;
 	const char *paths[2] = {e->unix_path, e->unix_lock_held ? e->unix_lock_path : ""};
 
+	gid_t		sock_gid = unix_socket_group_id(pgc_engine_config());
+
 	for (int i = 0; i < 2; i++)
-		if (paths[i][0] && lchown(paths[i], uid, gid) < 0)
+		if (paths[i][0] && lchown(paths[i], uid, i == 0 && sock_gid != (gid_t) -1 ? sock_gid : gid) < 0)
 		{
 			snprintf(err, errlen, "could not change the owner of \"%s\": %s", paths[i], strerror(errno));
 			return -1;

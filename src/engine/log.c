@@ -7,14 +7,71 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/un.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
 static atomic_int log_fd = 2;
 static atomic_int min_level = PGC_LOG;
+
+/* syslog: the socket, where to and as whom; the lock keeps a reload from changing them under a sender. */
+static pthread_mutex_t syslog_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool syslog_on;
+static int syslog_fd = -1;
+static struct sockaddr_un syslog_addr;
+static char syslog_ident[64];
+static int syslog_facility = LOG_DAEMON;
+
+void
+pgc_log_syslog(int on, const char *ident, int facility, const char *socket_path)
+{
+	pthread_mutex_lock(&syslog_lock);
+	if (on && syslog_fd < 0)
+		syslog_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (on && syslog_fd >= 0)
+	{
+		memset(&syslog_addr, 0, sizeof(syslog_addr));
+		syslog_addr.sun_family = AF_UNIX;
+		snprintf(syslog_addr.sun_path, sizeof(syslog_addr.sun_path), "%s",
+				 socket_path && socket_path[0] ? socket_path : "/dev/log");
+		snprintf(syslog_ident, sizeof(syslog_ident), "%s", ident && ident[0] ? ident : "pgcarrier");
+		syslog_facility = facility;
+	}
+	atomic_store(&syslog_on, on && syslog_fd >= 0);
+	pthread_mutex_unlock(&syslog_lock);
+}
+
+/* One record to syslog; text is "LEVEL: message" without a newline. */
+static void
+send_syslog(int level, const char *text, size_t len)
+{
+	static const int severity[] = {LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERR, LOG_CRIT};
+	char		msg[2200];
+	time_t		now = time(NULL);
+	struct tm	tm;
+	int			n;
+
+	localtime_r(&now, &tm);
+	pthread_mutex_lock(&syslog_lock);
+	n = snprintf(msg, sizeof(msg), "<%d>", syslog_facility | severity[level]);
+	n += (int) strftime(msg + n, sizeof(msg) - (size_t) n, "%b %e %H:%M:%S ", &tm);
+	n += snprintf(msg + n, sizeof(msg) - (size_t) n, "%s[%d]: %.*s", syslog_ident, (int) getpid(),
+				  (int) len, text);
+	if (n > (int) sizeof(msg) - 1)
+		n = (int) sizeof(msg) - 1;
+	/* A syslog daemon that is down or slow loses the record; logging never blocks on it. */
+	if (sendto(syslog_fd, msg, (size_t) n, MSG_DONTWAIT | MSG_NOSIGNAL,
+			   (const struct sockaddr *) &syslog_addr, sizeof(syslog_addr)) < 0)
+		(void) errno;
+	pthread_mutex_unlock(&syslog_lock);
+}
 
 int
 pgc_log_open(const char *path)
@@ -119,6 +176,14 @@ log_va(int level, const char *suffix, const char *fmt, va_list ap)
 		len = snprintf(line + n, sizeof(line) - n - 1, "%s", suffix);
 		if (len > 0)
 			n += (size_t) len < sizeof(line) - n - 1 ? (size_t) len : sizeof(line) - n - 2;
+	}
+	if (atomic_load(&syslog_on))
+	{
+		/* Without the time stamp and pid: syslog records carry their own. */
+		const char *text = strstr(line, "] ");
+
+		text = text ? text + 2 : line;
+		send_syslog(level, text, n - (size_t) (text - line));
 	}
 	line[n++] = '\n';
 	/* One write per record keeps lines whole across threads. */

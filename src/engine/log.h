@@ -18,6 +18,17 @@ void pgc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 void pgc_log_close(void);
 
 /*
+ * syslog = 1: every record also goes, as one RFC 3164 datagram
+ * ("<PRI>Mmm dd hh:mm:ss IDENT[PID]: LEVEL: message"), to the datagram
+ * socket at socket_path (/dev/log normally; a test gives its own), with
+ * facility (a <syslog.h> LOG_* facility) and the record's level as its
+ * severity. It is sent with sendto() each time, so a syslog daemon that
+ * restarts loses nothing after it is back. on = false stops it. Call from
+ * one thread (start, reload); records from any thread.
+ */
+void pgc_log_syslog(int on, const char *ident, int facility, const char *socket_path);
+
+/*
  * Rate-limited logging for messages that a fault can repeat without end (a
  * server that refuses every login, accept() out of descriptors, a flood of
  * bad logins): per call site, at most PGC_LOG_BURST records per

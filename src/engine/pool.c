@@ -28,6 +28,7 @@
 
 #include <openssl/crypto.h>
 
+#include "compat.h"
 #include "core.h"
 #include "log.h"
 #include "stats.h"
@@ -451,6 +452,20 @@ idle_server_usable(pgc_server *s, const pgc_config *cfg, double now)
 	return true;
 }
 
+/* Start server_check_query on the servers chained on check (off every list, slots kept), on w. */
+static void
+start_checks(pgc_server *check, pgc_worker *w)
+{
+	while (check)
+	{
+		pgc_server *next = (pgc_server *) check->node.next;
+
+		check->node.next = check->node.prev = NULL;
+		pgc_server_check(check, w);
+		check = next;
+	}
+}
+
 /* Close servers that nobody else can see any more (off every list, slots given back), chained by node.next. */
 static void
 discard_chain(pgc_server *dead)
@@ -476,19 +491,30 @@ find_donor(pgc_pool *p, pgc_engine *e, pgc_worker *exclude)
 }
 
 /*
- * Take the most recently used usable idle server of worker w off p's list,
- * or NULL. Unusable ones met on the way give their slot back and are
- * chained on *dead, to be closed after the lock is let go. Caller holds
- * p->lock.
+ * Take the most recently used usable idle server of worker w off p's list
+ * (the least recently used with server_round_robin), or NULL. Unusable ones
+ * met on the way give their slot back and are chained on *dead, to be
+ * closed after the lock is let go. One that must run server_check_query
+ * first (compat.h) keeps its slot and goes on *check, for the caller to
+ * start the check after the lock is let go; the search stops there, as the
+ * check gives that server back to the waiters. Caller holds p->lock.
  */
 static pgc_server *
-take_idle(pgc_pool *p, pgc_worker *w, const pgc_config *cfg, double now, pgc_server **dead)
+take_idle(pgc_pool *p, pgc_worker *w, const pgc_config *cfg, double now, pgc_server **dead,
+		  pgc_server **check)
 {
 	while (!pgc_list_empty(&p->idle[w->id]))
 	{
-		pgc_server *s = pgc_container_of(p->idle[w->id].next, pgc_server, node);
+		pgc_link   *l = cfg->server_round_robin ? p->idle[w->id].prev : p->idle[w->id].next;
+		pgc_server *s = pgc_container_of(l, pgc_server, node);
 
 		pgc_list_remove(&s->node);
+		if (idle_server_usable(s, cfg, now) && pgc_compat_needs_check(cfg, s, now))
+		{
+			s->node.next = (pgc_link *) *check;
+			*check = s;
+			return NULL;
+		}
 		if (idle_server_usable(s, cfg, now))
 			return s;
 		pool_release_slot(p, false);
@@ -507,12 +533,13 @@ pgc_pool_request(pgc_client *c)
 	double now = w->now;
 	pgc_server *s = NULL;
 	pgc_server *dead = NULL;
+	pgc_server *check = NULL;
 	pgc_worker *donor = NULL;
 	bool launch = false;
 	int exhausted = 0, pool_size = 0;
 
 	pthread_mutex_lock(&p->lock);
-	s = take_idle(p, w, cfg, now, &dead);
+	s = take_idle(p, w, cfg, now, &dead, &check);
 	if (s)
 	{
 		s->state = SV_LINKED;
@@ -528,7 +555,8 @@ pgc_pool_request(pgc_client *c)
 		c->wait_since = now;
 		pgc_list_push_tail(&p->waiters, &c->wait_node);
 		p->n_waiters++;
-		if (p->n_waiters > p->connecting)
+		/* A server being checked comes back to the waiters: no new one for this client. */
+		if (check == NULL && p->n_waiters > p->connecting)
 		{
 			/* An idle server on another worker is cheaper than a new one. */
 			donor = find_donor(p, w->engine, w);
@@ -555,6 +583,7 @@ pgc_pool_request(pgc_client *c)
 	if (exhausted)
 		pgc_stats_pool_exhausted(p, exhausted, pool_size);
 	discard_chain(dead);
+	start_checks(check, w);
 	if (donor)
 		pgc_worker_ask_donation(donor, p);
 	if (launch)
@@ -617,6 +646,23 @@ next_waiter(pgc_pool *p, pgc_worker *w)
 	head = pgc_container_of(p->waiters.next, pgc_client, wait_node);
 	if (head->worker == w)
 		return head;
+	if (atomic_load(&w->engine->census_freeze) > 0)
+	{
+		/*
+		 * A listing is being collected: a server may not change worker
+		 * now, or it could be listed by neither (census.h). Only w's own
+		 * waiters; the others are served when the listing ends
+		 * (pgc_pool_kick_waiters).
+		 */
+		for (n = p->waiters.next; n != &p->waiters; n = n->next)
+		{
+			pgc_client *c = pgc_container_of(n, pgc_client, wait_node);
+
+			if (c->worker == w)
+				return c;
+		}
+		return NULL;
+	}
 	for (n = head->wait_node.next; n != &p->waiters && scanned < 16; n = n->next, scanned++)
 	{
 		pgc_client *c = pgc_container_of(n, pgc_client, wait_node);
@@ -742,19 +788,53 @@ pgc_pool_donate(pgc_worker *w, pgc_pool *p)
 {
 	const pgc_config *cfg = pgc_engine_config();
 	pgc_server *dead = NULL;
+	pgc_server *check = NULL;
 
 	pthread_mutex_lock(&p->lock);
 	p->donate_asked[w->id] = false;
 	while (p->n_waiters > 0)
 	{
-		pgc_server *s = take_idle(p, w, cfg, w->now, &dead);
+		pgc_server *s = take_idle(p, w, cfg, w->now, &dead, &check);
 
 		if (s == NULL)
 			break;
-		give_to_waiter(p, s, w);
+		if (!give_to_waiter(p, s, w))
+		{
+			/* Its waiters are on other workers, and a listing holds servers where they are. */
+			pgc_list_push_head(&p->idle[w->id], &s->node);
+			break;
+		}
 	}
 	pthread_mutex_unlock(&p->lock);
 	discard_chain(dead);
+	start_checks(check, w);     /* checked here, then given to a waiter wherever it is */
+}
+
+void
+pgc_pool_kick_waiters(pgc_engine *e)
+{
+	pgc_pool *p;
+
+	pthread_mutex_lock(&e->cfg_lock);
+	p = e->pools;               /* only ever prepended, never freed while the engine runs */
+	pthread_mutex_unlock(&e->cfg_lock);
+	for (; p; p = p->next)
+	{
+		pgc_worker *donor = NULL;
+
+		pthread_mutex_lock(&p->lock);
+		if (p->n_waiters > 0)
+		{
+			donor = find_donor(p, e, NULL);
+			if (donor && p->donate_asked[donor->id])
+				donor = NULL;   /* asked already */
+			else if (donor)
+				p->donate_asked[donor->id] = true;
+		}
+		pthread_mutex_unlock(&p->lock);
+		if (donor)
+			pgc_worker_ask_donation(donor, p);
+	}
 }
 
 void

@@ -23,6 +23,7 @@
 
 #include "core.h"
 #include "log.h"
+#include "netopt.h"
 #include "relay.h"
 #include "sauth.h"
 #include "stats.h"
@@ -318,6 +319,7 @@ server_connect(pgc_server *s, bool tls)
 		int one = 1;
 
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		pgc_netopt_tcp(fd, cfg);	/* tcp_keepalive, tcp_user_timeout, ... */
 	}
 	s->state = SV_CONNECTING;
 	if (connect(fd, (struct sockaddr *) &s->addr, s->addrlen) < 0 && errno != EINPROGRESS)
@@ -844,7 +846,9 @@ pgc_server_release(pgc_server *s)
 	}
 	pgc_server_adopt(s, s->worker);
 	need_rollback = s->txn_status != PGC_TXN_IDLE;
-	need_reset = (session && cfg->server_reset_query && cfg->server_reset_query[0]) || s->needs_discard;
+	/* server_reset_query_always: in transaction and statement mode too (PgBouncer's meaning). */
+	need_reset = ((session || cfg->server_reset_query_always) && cfg->server_reset_query &&
+				  cfg->server_reset_query[0]) || s->needs_discard;
 	s->reset_pending += draining;
 	if (!need_rollback && !need_reset && draining == 0)
 	{
@@ -894,6 +898,35 @@ pgc_server_release(pgc_server *s)
 	/* Answers already read (of a probe still being drained) are not announced again. */
 	if (s->in && s->in->start < s->in->end)
 		(void) server_consume(s);
+}
+
+void
+pgc_server_check(pgc_server *s, pgc_worker *w)
+{
+	const pgc_config *cfg = pgc_engine_config();
+	pgc_msgbuf *out = pgc_msgbuf_ensure(&s->out);
+
+	/*
+	 * It runs as a reset does: its answers are read and dropped, an error
+	 * or anything but an idle ReadyForQuery closes it, and the pool gets
+	 * it back (for the client waiting, most likely) when it has answered.
+	 */
+	pgc_server_adopt(s, w);
+	if (out == NULL)
+	{
+		pgc_server_close(s, "out of memory");
+		return;
+	}
+	pgc_msgbuf_query(out, cfg->server_check_query ? cfg->server_check_query : "");
+	s->reset_pending = 1;
+	s->state = SV_RESETTING;
+	s->state_since = w->now;
+	if (server_flush_out(s) < 0)
+	{
+		pgc_server_close(s, "server_check_query could not be sent");
+		return;
+	}
+	pgc_server_set_events(s, EPOLLIN | (out->len ? EPOLLOUT : 0));
 }
 
 static bool

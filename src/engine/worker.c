@@ -268,7 +268,6 @@ drain_inbox(pgc_worker *w)
 		pthread_mutex_unlock(&w->inbox_lock);
 		for (int i = 0; i < n_donate; i++)
 			pgc_pool_donate(w, donate[i]);
-		pgc_census_serve(w, asks);
 		if (list == NULL && n_donate == 0 && asks == NULL)
 			return;
 		while (list)
@@ -278,6 +277,8 @@ drain_inbox(pgc_worker *w)
 			list = c->inbox_next;
 			pgc_client_handoff(c);
 		}
+		/* After the handoffs: the servers they brought are listed as ours (census.h). */
+		pgc_census_serve(w, asks);
 	}
 }
 

@@ -26,7 +26,7 @@ import harness
 
 DOCS = ["README.md"] + sorted(os.path.relpath(p, harness.REPO) for p in
                               glob.glob(os.path.join(harness.REPO, "docs", "*.md")))
-CONFIG_SECTION = re.compile(r"^\[(pgcarrier|databases|users)\]", re.M | re.I)
+CONFIG_SECTION = re.compile(r"^\[(pgcarrier|pgbouncer|databases|users|peers)\]", re.M | re.I)
 
 
 def fenced_blocks(doc):

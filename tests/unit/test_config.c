@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "tls.h"
 
 static char err[512];
 
@@ -276,8 +277,8 @@ test_booleans(void **state)
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 	{
-		snprintf(text, sizeof(text), "\n[pgcarrier]\nverbose = %s\n", bad[i]);
-		expect_error(text, "t.ini:3: ", "for verbose: expected a boolean");
+		snprintf(text, sizeof(text), "\n[pgcarrier]\nlog_connections = %s\n", bad[i]);
+		expect_error(text, "t.ini:3: ", "for log_connections: expected a boolean");
 	}
 }
 
@@ -301,7 +302,8 @@ test_integers(void **state)
 	expect_error("[pgcarrier]\ndefault_pool_size = -1\n", "t.ini:2: ", "default_pool_size");
 	expect_error("[pgcarrier]\nmax_client_conn = 99999999999999999999\n", "t.ini:2: ",
 				 "max_client_conn");
-	expect_error("[pgcarrier]\nmax_packet_size = 1073741824\n", "t.ini:2: ", "max_packet_size");
+	expect_error("[pgcarrier]\nmax_packet_size = 4294967296\n", "t.ini:2: ", "max_packet_size");
+	expect_error("[pgcarrier]\nmax_packet_size = 0\n", "t.ini:2: ", "max_packet_size");
 	expect_error("[pgcarrier]\nmin_pool_size =\n", "t.ini:2: ", "\"\" for min_pool_size");
 }
 
@@ -453,7 +455,7 @@ test_sections_and_syntax_errors(void **state)
 				 "invalid value \"txn\" for pool_mode: expected session, transaction or statement");
 	expect_error("[pgcarrier]\nauth_type = kerberos\n", "t.ini:2: ",
 				 "invalid value \"kerberos\" for auth_type: expected trust, password, md5, "
-				 "scram-sha-256, cert or hba");
+				 "scram-sha-256, cert, hba or any");
 	expect_error("[pgcarrier]\nauth_type = cert\n", "t.ini:2: ", "needs TLS with clients");
 	expect_error("[pgcarrier]\nclient_tls_sslmode = maybe\n", "t.ini:2: ",
 				 "invalid value \"maybe\" for client_tls_sslmode: expected disable, allow, prefer, require, "
@@ -812,6 +814,265 @@ test_parse_auth_file_cwd(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* The warning that names key, or NULL. */
+static const char *
+warning_for(const pgc_config *cfg, const char *key)
+{
+	char		want[128];
+
+	snprintf(want, sizeof(want), ": %s: ", key);
+	for (int i = 0; i < cfg->n_warnings; i++)
+		if (strstr(cfg->warnings[i], want))
+			return cfg->warnings[i];
+	return NULL;
+}
+
+/* A [pgbouncer] file is read as PgBouncer reads it (config.h). */
+static void
+test_pgbouncer_dialect(void **state)
+{
+	pgc_config *cfg;
+
+	/* the [databases] section first, as PgBouncer's examples have it */
+	cfg = parse_ok("[databases]\n"
+				   "appdb = host=127.0.0.1 dbname=app password='it''s ; # x' user=u\n"
+				   "'odd name' = host=/tmp\n"
+				   "\"quoted \"\"db\"\"\" = host=/tmp\n"
+				   "\n"
+				   "[pgbouncer]\n"
+				   "  ; a comment line, after blanks\n"
+				   "# another\n"
+				   "logfile = /var/log/pgb ; not a comment.log\n"
+				   "server_reset_query = DISCARD ALL # still the query\n"
+				   "auth_query = SELECT 'x ; y'\n"
+				   "admin_users = \"quoted\"\n");
+	assert_int_equal(cfg->dialect, PGC_DIALECT_PGBOUNCER);
+	assert_string_equal(cfg->logfile, "/var/log/pgb ; not a comment.log");
+	assert_string_equal(cfg->server_reset_query, "DISCARD ALL # still the query");
+	assert_string_equal(cfg->auth_query, "SELECT 'x ; y'");
+	assert_string_equal(cfg->admin_users, "\"quoted\"");	/* PgBouncer keeps quotes as they are */
+	assert_int_equal(cfg->n_databases, 3);
+	assert_string_equal(cfg->databases[0].password, "it's ; # x");
+	assert_string_equal(cfg->databases[1].name, "odd name");
+	assert_string_equal(cfg->databases[2].name, "quoted \"db\"");
+	/* PgBouncer's defaults where they change what clients get or who logs in */
+	assert_int_equal(cfg->pool_mode, PGC_POOL_SESSION);
+	assert_int_equal(cfg->auth_type, PGC_AUTH_MD5);
+	assert_null(cfg->listen_addr);
+	assert_int_equal(cfg->server_tls_sslmode, PGC_SSLMODE_PREFER);
+	assert_non_null(strstr(cfg->auth_query, "x ; y"));
+	pgc_config_free(cfg);
+
+	cfg = parse_ok("[pgbouncer]\nlisten_port = 7000\n");
+	assert_non_null(strstr(cfg->auth_query, "valuntil"));	/* expired passwords give no secret */
+	assert_int_equal(cfg->n_warnings, 0);
+	pgc_config_free(cfg);
+
+	/* a backslash is an ordinary character in PgBouncer's connection strings */
+	cfg = parse_ok("[pgbouncer]\n[databases]\nd = password='a\\b' host=/tmp\n");
+	assert_string_equal(cfg->databases[0].password, "a\\b");
+	pgc_config_free(cfg);
+
+	/* a section header may be followed by a comment, without a blank */
+	cfg = parse_ok("[pgbouncer];main\n[databases]#dbs\nd = host=/tmp\n");
+	assert_int_equal(cfg->n_databases, 1);
+	pgc_config_free(cfg);
+
+	/* one main section per configuration */
+	expect_error("[pgcarrier]\nworkers = 1\n[pgbouncer]\n", "t.ini:3: ", "not both");
+	/* pgcarrier files keep pgcarrier's rules and defaults */
+	cfg = parse_ok("[pgcarrier]\nlogfile = /tmp/a.log ; comment\n");
+	assert_int_equal(cfg->dialect, PGC_DIALECT_PGCARRIER);
+	assert_string_equal(cfg->logfile, "/tmp/a.log");
+	assert_int_equal(cfg->pool_mode, PGC_POOL_TRANSACTION);
+	pgc_config_free(cfg);
+	expect_error("[pgbouncer]\n[databases]\nd = host=a,b\n", "t.ini:3: ", "a list of hosts is not supported");
+}
+
+static void
+test_compat_keys(void **state)
+{
+	pgc_config *cfg = parse_ok("[pgbouncer]\n"
+							   "ignore_startup_parameters = extra_float_digits, options\n"
+							   "track_extra_parameters = IntervalStyle\n"
+							   "application_name_add_host = 1\n"
+							   "query_timeout = 2.5\n"
+							   "cancel_wait_timeout = 3\n"
+							   "server_check_query = select 1\n"
+							   "server_check_delay = 0\n"
+							   "server_round_robin = 1\n"
+							   "server_reset_query_always = 1\n"
+							   "server_fast_close = 1\n"
+							   "listen_backlog = 77\n"
+							   "so_reuseport = 1\n"
+							   "tcp_defer_accept = 0\n"
+							   "tcp_socket_buffer = 65536\n"
+							   "tcp_keepalive = 0\n"
+							   "tcp_keepcnt = 3\n"
+							   "tcp_keepidle = 30\n"
+							   "tcp_keepintvl = 5\n"
+							   "tcp_user_timeout = 9000\n"
+							   "unix_socket_mode = 0770\n"
+							   "unix_socket_group = postgres\n"
+							   "syslog = 1\n"
+							   "syslog_ident = pgb\n"
+							   "syslog_facility = local3\n"
+							   "verbose = 2\n"
+							   "max_packet_size = 2147483647\n"
+							   "auth_type = any\n"
+							   "auth_dbname = authdb\n"
+							   "[databases]\n"
+							   "authdb = host=/tmp user=x\n"
+							   "d = host=/tmp auth_dbname=authdb reserve_pool_size=3 user=y\n");
+
+	assert_string_equal(cfg->ignore_startup_parameters, "extra_float_digits, options");
+	assert_string_equal(cfg->track_extra_parameters, "IntervalStyle");
+	assert_int_equal(cfg->application_name_add_host, 1);
+	assert_true(cfg->query_timeout == 2.5);
+	assert_true(cfg->cancel_wait_timeout == 3);
+	assert_string_equal(cfg->server_check_query, "select 1");
+	assert_true(cfg->server_check_delay == 0);
+	assert_int_equal(cfg->server_round_robin, 1);
+	assert_int_equal(cfg->server_reset_query_always, 1);
+	assert_int_equal(cfg->server_fast_close, 1);
+	assert_int_equal(cfg->listen_backlog, 77);
+	assert_int_equal(cfg->so_reuseport, 1);
+	assert_int_equal(cfg->tcp_socket_buffer, 65536);
+	assert_int_equal(cfg->tcp_keepalive, 0);
+	assert_int_equal(cfg->tcp_keepcnt, 3);
+	assert_int_equal(cfg->tcp_keepidle, 30);
+	assert_int_equal(cfg->tcp_keepintvl, 5);
+	assert_int_equal(cfg->tcp_user_timeout, 9000);
+	assert_int_equal(cfg->unix_socket_mode, 0770);
+	assert_string_equal(cfg->unix_socket_group, "postgres");
+	assert_int_equal(cfg->syslog, 1);
+	assert_string_equal(cfg->syslog_ident, "pgb");
+	assert_int_equal(cfg->syslog_facility, 19 << 3);	/* LOG_LOCAL3 */
+	assert_int_equal(cfg->verbose, 2);
+	assert_int_equal(cfg->max_packet_size, 1073741823);
+	assert_non_null(warning_for(cfg, "max_packet_size"));
+	assert_int_equal(cfg->auth_type, PGC_AUTH_ANY);
+	assert_string_equal(cfg->auth_dbname, "authdb");
+	assert_string_equal(cfg->databases[1].auth_dbname, "authdb");
+	assert_int_equal(cfg->databases[1].reserve_pool, 3);
+	assert_int_equal(cfg->n_warnings, 1);
+	pgc_config_free(cfg);
+
+	/* defaults */
+	cfg = parse_ok("");
+	assert_string_equal(cfg->server_check_query, "");	/* PgBouncer's <empty> */
+	assert_true(cfg->server_check_delay == 30);
+	assert_true(cfg->cancel_wait_timeout == 10);
+	assert_int_equal(cfg->tcp_keepalive, 1);
+	assert_int_equal(cfg->listen_backlog, 4096);
+	assert_int_equal(cfg->unix_socket_mode, 0777);
+	assert_string_equal(cfg->syslog_ident, "pgcarrier");
+	assert_string_equal(cfg->syslog_socket, "/dev/log");
+	pgc_config_free(cfg);
+
+	cfg = parse_ok("[pgcarrier]\nserver_check_query =\nunix_socket_mode = 511\n");
+	assert_null(cfg->server_check_query);		/* "" turns the check off */
+	assert_int_equal(cfg->unix_socket_mode, 0777);
+	pgc_config_free(cfg);
+	cfg = parse_ok("[pgbouncer]\nserver_check_query = <empty>\n");
+	assert_string_equal(cfg->server_check_query, "");
+	pgc_config_free(cfg);
+
+	expect_error("[pgcarrier]\nunix_socket_mode = 0778\n", "t.ini:2: ", "file mode");
+	expect_error("[pgcarrier]\nsyslog_facility = kern\n", "t.ini:2: ", "local0 to local7");
+	expect_error("[pgcarrier]\nverbose = 4\n", "t.ini:2: ", "level from 0 to 3");
+	expect_error("[pgbouncer]\nauth_type = pam\n", "t.ini:2: ", "auth_type = pam is not supported");
+	expect_error("[pgbouncer]\nauth_type = ldap\n", "t.ini:2: ", "auth_type = ldap is not supported");
+	expect_error("[pgbouncer]\ndisable_pqexec = 1\n", "t.ini:2: ", "disable_pqexec = 1 is not supported");
+	expect_error("[pgbouncer]\nauth_dbname = nope\n[databases]\nd = host=/tmp\n", "t.ini:2: ",
+				 "auth_dbname = nope: no such database");
+	expect_error("[pgbouncer]\n[databases]\nd = host=/tmp auth_dbname=nope\n", "t.ini: ",
+				 "auth_dbname=nope: no such database");
+}
+
+/* Keys with no meaning here: accepted, one warning each, naming the key. */
+static void
+test_ignored_keys_warn(void **state)
+{
+	pgc_config *cfg = parse_ok("[pgbouncer]\n"
+							   "pkt_buf = 8192\n"
+							   "peer_id = 0\n"
+							   "dns_max_ttl = 15\n"
+							   "disable_pqexec = 0\n"
+							   "max_prepared_statements = 0\n"
+							   "auth_type = any\n"
+							   "[databases]\n"
+							   "a = host=/tmp connect_query='SELECT 1' client_encoding=UTF8\n"
+							   "b = host=/tmp connect_query='SELECT 2'\n"
+							   "[users]\n"
+							   "u = pool_size=3 pool_mode=session\n"
+							   "[peers]\n"
+							   "1 = host=/tmp/p1\n");
+	static const char *const keys[] = {
+		"pkt_buf", "peer_id", "dns_max_ttl", "disable_pqexec", "max_prepared_statements",
+		"connect_query", "client_encoding", "pool_size", "[peers]", "auth_type"
+	};
+
+	assert_int_equal(cfg->n_warnings, (int) (sizeof(keys) / sizeof(keys[0])));
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (warning_for(cfg, keys[i]) == NULL)
+			fail_msg("no warning names %s", keys[i]);
+	assert_non_null(strstr(warning_for(cfg, "pkt_buf"), "t.ini:2: pkt_buf: has no effect"));
+	assert_non_null(strstr(warning_for(cfg, "connect_query"), "t.ini:9: "));	/* the first, once */
+	assert_int_equal(cfg->max_prepared_statements, 200);
+	assert_int_equal(cfg->users[0].pool_mode, PGC_POOL_SESSION);
+	pgc_config_free(cfg);
+}
+
+/* %include: in both dialects, relative to the including file, nested, never endless. */
+static void
+test_include(void **state)
+{
+	char		dir[] = "/tmp/pgc-include-XXXXXX";
+	char		path[256], sub[256];
+	pgc_config *cfg;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/conf.d", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	snprintf(path, sizeof(path), "%s/conf.d/dbs.ini", dir);
+	write_file(path, "appdb = host=/tmp dbname=app\n%include more.ini\n");
+	snprintf(path, sizeof(path), "%s/conf.d/more.ini", dir);
+	write_file(path, "[pgbouncer]\nlisten_port = 7001\n");
+	snprintf(path, sizeof(path), "%s/main.ini", dir);
+	write_file(path, "[databases]\nother = host=/tmp\n  %include conf.d/dbs.ini\n");
+	cfg = pgc_config_load(path, err, sizeof(err));
+	if (cfg == NULL)
+		fail_msg("%s", err);
+	/* [pgbouncer] in an included file makes it a PgBouncer configuration */
+	assert_int_equal(cfg->dialect, PGC_DIALECT_PGBOUNCER);
+	assert_int_equal(cfg->listen_port, 7001);
+	assert_int_equal(cfg->n_databases, 2);	/* the included lines went on in [databases] */
+	pgc_config_free(cfg);
+
+	/* an error in an included file names that file and line */
+	snprintf(path, sizeof(path), "%s/conf.d/more.ini", dir);
+	write_file(path, "[pgbouncer]\nlisten_port = x\n");
+	snprintf(path, sizeof(path), "%s/main.ini", dir);
+	cfg = pgc_config_load(path, err, sizeof(err));
+	assert_null(cfg);
+	assert_non_null(strstr(err, "conf.d/more.ini:2: invalid value \"x\" for listen_port"));
+
+	/* a file that includes itself */
+	write_file(path, "[pgcarrier]\n%include main.ini\n");
+	cfg = pgc_config_load(path, err, sizeof(err));
+	assert_null(cfg);
+	assert_non_null(strstr(err, "nested more than 10 deep"));
+	/* a missing one */
+	write_file(path, "[pgcarrier]\n%include nothere.ini\n");
+	cfg = pgc_config_load(path, err, sizeof(err));
+	assert_null(cfg);
+	assert_non_null(strstr(err, "main.ini:2: cannot read %include file"));
+
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	assert_int_equal(system(path), 0);
+}
+
 int
 main(void)
 {
@@ -837,6 +1098,10 @@ main(void)
 		cmocka_unit_test(test_small_err_buffer),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_parse_auth_file_cwd),
+		cmocka_unit_test(test_pgbouncer_dialect),
+		cmocka_unit_test(test_compat_keys),
+		cmocka_unit_test(test_ignored_keys_warn),
+		cmocka_unit_test(test_include),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -283,6 +283,7 @@ static const key_def main_keys[] = {
 	KBOOL(log_pooler_errors),
 	KBOOL(verbose),
 	KBOOL(session_guard),
+	KBOOL(server_session_report),
 	KINT(max_prepared_statements, 1, 100000),
 	{"session_pinning", K_PINNING, offsetof(pgc_config, session_pinning), 0, 0},
 	KSTR(auth_query),
@@ -867,6 +868,7 @@ config_new(void)
 	cfg->log_pooler_errors = 1;
 	cfg->verbose = 0;
 	cfg->session_guard = 1;
+	cfg->server_session_report = 0;
 	cfg->max_prepared_statements = 200;
 	cfg->session_pinning = PGC_PIN_ALLOW;
 	cfg->auth_query = strdup("SELECT usename, passwd FROM pg_shadow WHERE usename=$1");

@@ -297,6 +297,7 @@ static const key_def main_keys[] = {
 	KBOOL(log_pooler_errors),
 	KKIND(verbose, K_VERBOSE),
 	KBOOL(session_guard),
+	KBOOL(server_session_report),
 	KKIND(max_prepared_statements, K_PREPARED),
 	KKIND(session_pinning, K_PINNING),
 	KSTR(auth_query),
@@ -1459,6 +1460,7 @@ config_new(int dialect)
 	cfg->log_pooler_errors = 1;
 	cfg->verbose = 0;
 	cfg->session_guard = 1;
+	cfg->server_session_report = 0;
 	cfg->max_prepared_statements = 200;
 	cfg->session_pinning = PGC_PIN_ALLOW;
 	cfg->auth_query = strdup("SELECT usename, passwd FROM pg_shadow WHERE usename=$1");

@@ -132,6 +132,7 @@ typedef struct pgc_config {
 	int verbose;               /* 0; 1 to 3 (PgBouncer's levels) log DEBUG records */
 	/* the session-state guard (transaction and statement modes) */
 	int session_guard;         /* bool, 1: track session state; 0: forward as is */
+	int server_session_report; /* bool, 0: servers are asked for the pgcarrier extension's session reports (state.h) */
 	int max_prepared_statements; /* 200: per server connection, least recently used out */
 	int session_pinning;       /* PGC_PIN_ALLOW (default) or PGC_PIN_ERROR */
 	/* secrets from the server: auth_query run as auth_user, answers cached */

@@ -142,6 +142,7 @@ typedef struct pgc_guard {
 	bool txn_ddl;                 /* the transaction ran DDL: shared statements get a new epoch at its end */
 	bool seq_written;             /* may have set currval()/lastval() state on some server */
 	bool probing;                 /* the probe is in flight on the linked server */
+	bool probe_due;               /* the session state may have changed: look at the next boundary (state.h) */
 	bool probe_failed;
 	int probe_set;                /* which result set of the probe is arriving */
 	uint32_t probe_pinned;        /* pinned state the probe found */
@@ -255,6 +256,7 @@ struct pgc_server {
 	bool unsynced;                /* extended-protocol messages sent since the last Sync */
 	bool confused;                /* the message flow cannot be followed (a client broke COPY): never reuse */
 	bool report_pending;          /* params may hold reported values the client was not told (relay.c) */
+	bool reports;                 /* its backend reports its own session state (state.h) */
 	char txn_status;              /* last ReadyForQuery status: pgc_txn_status */
 	bool dirty_close;             /* must not be reused */
 	bool registered;              /* fd is in its worker's epoll set */

@@ -14,9 +14,8 @@
 #include "log.h"
 #include "sqlclass.h"
 #include "stats.h"
+#include "state.h"
 
-/* Flags after which the server is asked what session state it holds. */
-#define PROBE_FLAGS (PGC_SQL_PINNED | PGC_SQL_SETTING | PGC_SQL_DISCARD_ALL)
 /* State the classifier knows pins a client (what session_pinning = error refuses up front). */
 #define PIN_FLAGS (PGC_SQL_PINNED & ~PGC_SQL_UNKNOWN)
 /*
@@ -236,10 +235,12 @@ new_ddl_epoch(pgc_client *c)
 }
 
 static void
-note_flags(pgc_client *c, uint32_t flags, const char *kind)
+note_flags(pgc_client *c, pgc_server *s, uint32_t flags, const char *kind)
 {
 	pgc_guard *g = &c->guard;
 
+	if (pgc_state_source_of(s)->after_statement(c, flags))
+		g->probe_due = true;
 	if ((flags & ~PGC_SQL_INFO) && g->kind == NULL)
 		g->kind = kind;
 	g->flags |= flags;
@@ -678,7 +679,7 @@ statement_used(pgc_client *c, pgc_server *s, pgc_cursor *cur, const pgc_stmt *st
 	const char *kind = st->kind;
 	uint32_t flags = search_path_flags(c, st->flags, &kind);
 
-	note_flags(c, flags, kind);
+	note_flags(c, s, flags, kind);
 	return sequence_check(c, s, cur, flags);
 }
 
@@ -1072,7 +1073,7 @@ client_query(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	}
 	if (!cur->whole)
 	{
-		note_flags(c, PGC_SQL_UNKNOWN, "long query");
+		note_flags(c, s, PGC_SQL_UNKNOWN, "long query");
 		if ((res = sequence_check(c, s, cur, PGC_SQL_UNKNOWN)) != PGC_GUARD_PASS)
 			return res;
 		return forward_unit(c, s, cur);
@@ -1104,7 +1105,7 @@ client_query(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 		return refuse_on_server(c, s, cur, msg, pinning_hint);
 	}
 	flags = search_path_flags(c, flags, &kind);
-	note_flags(c, flags, kind);
+	note_flags(c, s, flags, kind);
 	if ((res = sequence_check(c, s, cur, flags)) != PGC_GUARD_PASS)
 		return res;
 	if (flags & PGC_SQL_SETTING)
@@ -1185,7 +1186,7 @@ pgc_guard_client_msg(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 		{
 			pgc_guard_result res;
 
-			note_flags(c, PGC_SQL_UNKNOWN, "function call message");
+			note_flags(c, s, PGC_SQL_UNKNOWN, "function call message");
 			if ((res = sequence_check(c, s, cur, PGC_SQL_UNKNOWN)) != PGC_GUARD_PASS)
 				return res;
 			return forward_unit(c, s, cur);
@@ -1493,6 +1494,36 @@ pgc_guard_entry_done(pgc_client *c, pgc_server *s, pgc_pending *p, bool failed)
 }
 
 void
+pgc_guard_backend_report(pgc_client *c, pgc_server *s, const char *value)
+{
+	pgc_guard *g = &c->guard;
+	const char *p = strchr(value, ' ');
+
+	if (!pgc_state_source_of(s)->after_report(c, value))
+		return;
+	g->probe_due = true;
+	if (g->kind == NULL)
+		g->kind = "reported by the server";
+	/* After the serial: names of custom settings the session set, which the probe must ask for by name. */
+	while (p && *p)
+	{
+		char name[128];
+		size_t n;
+
+		while (*p == ' ')
+			p++;
+		n = strcspn(p, " ");
+		if (n > 0 && n < sizeof(name) && g->custom.len < 16 * 1024)
+		{
+			memcpy(name, p, n);
+			name[n] = 0;
+			pgc_params_set(&g->custom, name, "");
+		}
+		p += n;
+	}
+}
+
+void
 pgc_guard_ready(pgc_client *c, pgc_server *s, char status)
 {
 	pgc_guard *g = &c->guard;
@@ -1527,6 +1558,7 @@ queue_probe(pgc_client *c, pgc_server *s)
 	pgc_pending *p;
 
 	g->flags = 0;
+	g->probe_due = false;
 	if (out == NULL)
 	{
 		/* Cannot look: treat as pinned, which is always safe. */
@@ -1575,7 +1607,7 @@ pgc_guard_keep_server(pgc_client *c, pgc_server *s)
 {
 	pgc_guard *g = &c->guard;
 
-	if ((g->flags & PROBE_FLAGS) || (g->pinned && (g->flags & ~PGC_SQL_INFO)))
+	if (g->probe_due)
 		return queue_probe(c, s);
 	g->flags = 0;
 	g->kind = NULL;
@@ -1607,10 +1639,11 @@ pgc_guard_detach(pgc_client *c, pgc_server *s)
 
 	if (!g->on)
 		return;
-	if (g->pinned || (g->flags & ~PGC_SQL_INFO) || g->probing || pgc_relay_in_flight(s))
+	if (g->pinned || (g->flags & ~PGC_SQL_INFO) || g->probe_due || g->probing || pgc_relay_in_flight(s))
 		s->needs_discard = true;
 	g->pinned = 0;
 	g->flags = 0;
+	g->probe_due = false;
 	g->kind = NULL;
 	g->drop_until_sync = false;
 	g->barrier = false;

@@ -68,6 +68,8 @@ pgc_guard_result pgc_guard_server_msg(pgc_client *c, pgc_server *s, pgc_pending 
 pgc_guard_result pgc_guard_pooler_msg(pgc_client *c, pgc_server *s, pgc_pending *p, pgc_cursor *cur);
 /* Entry p leaves the in-flight queue; failed: the server did not do it. */
 void pgc_guard_entry_done(pgc_client *c, pgc_server *s, pgc_pending *p, bool failed);
+/* The backend of s reported that its session state may have changed (state.h). */
+void pgc_guard_backend_report(pgc_client *c, pgc_server *s, const char *value);
 /* A ReadyForQuery with this status is about to reach the client. */
 void pgc_guard_ready(pgc_client *c, pgc_server *s, char status);
 

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "relay.h"
 #include "stats.h"
+#include "state.h"
 #include "tls.h"
 
 /*
@@ -448,8 +449,19 @@ parameter_status(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	nl = strnlen(name, blen);
 	if (nl + 1 < blen && strnlen(name + nl + 1, blen - nl - 1) < blen - nl - 1)
 	{
-		pgc_params_set(&s->params, name, name + nl + 1);
-		s->report_pending = true;
+		if (strcmp(name, PGC_STATE_PARAM) == 0)
+		{
+			/* The backend's report of its own session state: pgcarrier's, never the client's. */
+			if (c->guard.on)
+				pgc_guard_backend_report(c, s, name + nl + 1);
+		}
+		else if (strcmp(name, PGC_REPORTING_PARAM) == 0)
+			s->reports = strcmp(name + nl + 1, "on") == 0;
+		else
+		{
+			pgc_params_set(&s->params, name, name + nl + 1);
+			s->report_pending = true;
+		}
 	}
 	pgc_relay_drop(c, s, PGC_DIR_TO_CLIENT, cur);
 	return STEP_NEXT;

@@ -27,6 +27,7 @@
 #include "relay.h"
 #include "sauth.h"
 #include "stats.h"
+#include "state.h"
 #include "tls.h"
 
 static void
@@ -189,6 +190,12 @@ queue_startup(pgc_server *s, pgc_msgbuf *out)
 	pgc_msgbuf_str(out, s->pool->user);
 	pgc_msgbuf_str(out, "database");
 	pgc_msgbuf_str(out, s->pool->server_dbname);
+	if (pgc_engine_config()->server_session_report)
+	{
+		/* The pgcarrier extension in the backend reports session state changes (state.h). */
+		pgc_msgbuf_str(out, PGC_REPORT_REQUEST);
+		pgc_msgbuf_str(out, "on");
+	}
 	pgc_msgbuf_byte(out, 0);
 	pgc_msgbuf_end(out);
 }
@@ -451,6 +458,27 @@ record_param(pgc_params *params, const uint8_t *body, size_t len)
 	pgc_params_set(params, name, value);
 }
 
+/*
+ * A ParameterStatus at login: the server's value, or (pgcarrier.reporting)
+ * whether its backend reports its own session state, which is pgcarrier's
+ * to know and not a parameter any client is told.
+ */
+static void
+login_param(pgc_server *s, const uint8_t *body, size_t len)
+{
+	const char *name = (const char *) body;
+	size_t nl = strnlen(name, len);
+
+	if (nl + 1 < len && strcmp(name, PGC_REPORTING_PARAM) == 0)
+	{
+		const char *value = name + nl + 1;
+
+		s->reports = strnlen(value, len - nl - 1) == 2 && strcmp(value, "on") == 0;
+		return;
+	}
+	record_param(&s->params, body, len);
+}
+
 /* Handle one complete message during login. Returns false if s was closed. */
 static bool
 login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
@@ -585,7 +613,7 @@ login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 			return true;
 		}
 		case PGC_BE_PARAMETER_STATUS:
-			record_param(&s->params, body, len);
+			login_param(s, body, len);
 			return true;
 		case PGC_BE_BACKEND_KEY_DATA:
 			if (len >= 8)

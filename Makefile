@@ -13,8 +13,16 @@
 #                        line at the end, and check fails if any part failed
 #   make check-plain | check-san | check-tsan    one of those parts
 #
-# The engine (src/engine) is kept free of daemon-only code so that the
-# PostgreSQL extension (PGXS, later) can build the same files.
+#   make extension       the PostgreSQL extension (src/extension, PGXS)
+#   make install-extension [PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config]
+#                        install it into that PostgreSQL: the library, its
+#                        control and SQL files, and the daemon it runs, into
+#                        `pg_config --bindir` (see src/extension/Makefile)
+#
+# Layout: the engine (src/engine) is a static archive, libpgcarrier.a, that
+# the daemon (src/daemon) and the unit tests link. The extension links none
+# of it: it runs the installed daemon as a child process, because the engine
+# links libpg_query, whose symbols clash with the server's.
 
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
@@ -50,11 +58,13 @@ endif
 
 ENGINE_SRC = $(sort $(wildcard src/engine/*.c))
 ENGINE_OBJ = $(patsubst src/%.c,$(BUILD)/%.o,$(ENGINE_SRC))
+ENGINE_LIB = $(BUILD)/libpgcarrier.a
 DAEMON_OBJ = $(BUILD)/daemon/main.o
 UNIT_SRC   = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all unit check check-plain check-san check-tsan integration clean bench demo
+.PHONY: all unit check check-plain check-san check-tsan integration clean bench demo \
+	extension install-extension
 
 all: pgcarrier
 
@@ -65,16 +75,20 @@ pgcarrier: $(BUILD)/pgcarrier
 	cp $< $@.tmp && mv -f $@.tmp $@
 endif
 
-$(BUILD)/pgcarrier: $(ENGINE_OBJ) $(DAEMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(ENGINE_LIB): $(ENGINE_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/pgcarrier: $(DAEMON_OBJ) $(ENGINE_LIB)
+	$(CC) $(LDFLAGS) -o $@ $(DAEMON_OBJ) $(ENGINE_LIB) $(LDLIBS)
 
 $(BUILD)/%.o: src/%.c $(wildcard src/engine/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(ENGINE_OBJ)
+$(BUILD)/tests/%: tests/unit/%.c $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(ENGINE_OBJ) -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(ENGINE_LIB) -lcmocka $(LDLIBS)
 
 # Every unit test program runs, even after one has failed.
 unit: $(UNIT_BIN)

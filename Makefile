@@ -16,8 +16,11 @@
 #                        the daemon, its man pages, a sample config and the
 #                        systemd unit (see "Install" below); make uninstall
 #
-# The engine (src/engine) is kept free of daemon-only code so that the
-# PostgreSQL extension (PGXS, later) can build the same files.
+# Layout: the engine (src/engine) is a static archive, libpgcarrier.a, that
+# the daemon (src/daemon) and the unit tests link. The PostgreSQL extension
+# (src/extension) will link none of it: it runs the daemon as a child
+# process, because the engine links libpg_query, whose symbols clash with
+# the server's.
 
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
@@ -53,6 +56,7 @@ endif
 
 ENGINE_SRC = $(sort $(wildcard src/engine/*.c))
 ENGINE_OBJ = $(patsubst src/%.c,$(BUILD)/%.o,$(ENGINE_SRC))
+ENGINE_LIB = $(BUILD)/libpgcarrier.a
 DAEMON_OBJ = $(patsubst src/%.c,$(BUILD)/%.o,$(sort $(wildcard src/daemon/*.c)))
 UNIT_SRC   = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
@@ -68,16 +72,20 @@ pgcarrier: $(BUILD)/pgcarrier
 	cp $< $@.tmp && mv -f $@.tmp $@
 endif
 
-$(BUILD)/pgcarrier: $(ENGINE_OBJ) $(DAEMON_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(ENGINE_LIB): $(ENGINE_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/pgcarrier: $(DAEMON_OBJ) $(ENGINE_LIB)
+	$(CC) $(LDFLAGS) -o $@ $(DAEMON_OBJ) $(ENGINE_LIB) $(LDLIBS)
 
 $(BUILD)/%.o: src/%.c $(wildcard src/engine/*.h src/daemon/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(ENGINE_OBJ)
+$(BUILD)/tests/%: tests/unit/%.c $(ENGINE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(ENGINE_OBJ) -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(ENGINE_LIB) -lcmocka $(LDLIBS)
 
 # Every unit test program runs, even after one has failed.
 unit: $(UNIT_BIN)

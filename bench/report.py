@@ -19,8 +19,8 @@ import statistics
 import sys
 
 TARGETS = [("direct", "direct"), ("pgbouncer", "PgBouncer"), ("pgcarrier", "pgcarrier"),
-           ("pgcarrier_noguard", "pgcarrier, guard off")]
-DEFAULT_TARGETS = "direct,pgbouncer,pgcarrier,pgcarrier_noguard"
+           ("pgcarrier_noguard", "pgcarrier, guard off"), ("pgcarrier_nostats", "pgcarrier, stats off")]
+DEFAULT_TARGETS = "direct,pgbouncer,pgcarrier,pgcarrier_noguard,pgcarrier_nostats"
 WORKLOADS = [
     ("S8", "-S, 8 clients"),
     ("S100", "-S, 100 clients"),
@@ -47,6 +47,7 @@ CLIENT_CPU_ROWS = [("C8", "pgbench CPU µs/txn, -S -C 8"),
 # pgcarrier's own simple protocol; the guard costs -M simple at most 3 %.
 PREPARED_GOAL = 1.25
 GUARD_COST_GOAL = 0.03
+STATS_COST_GOAL = 0.02
 # The client TLS issue's goal: TLS connection churn (T8C) at least 1.5 x
 # PgBouncer's TPS.
 TLS_CHURN_GOAL = 1.5
@@ -84,7 +85,7 @@ def ratio(a, b):
 
 # One colour per target, the same in both panels.
 COLOURS = {"direct": "#7f7f7f", "pgbouncer": "#d62728", "pgcarrier": "#1f77b4",
-           "pgcarrier_noguard": "#9ecae1"}
+           "pgcarrier_noguard": "#9ecae1", "pgcarrier_nostats": "#c6dbef"}
 
 
 def write_chart(path, title, selected, names, workloads, tps_of, cpu_rows, cpu_of):
@@ -256,6 +257,9 @@ def main():
     if "pgcarrier_noguard" in selected:
         out.append("pgcarrier, guard off: the same binary and settings with session_guard = off; "
                    "it runs the simple-protocol workloads only (— elsewhere).")
+    if "pgcarrier_nostats" in selected:
+        out.append("pgcarrier, stats off: the same binary and settings with stats = 0 (nothing "
+                   "counted on the forwarding path); it runs -S at 100 clients only.")
     out.append("")
     out.extend(lines)
     out.append("")
@@ -321,6 +325,21 @@ def main():
                 spread(vals, reps, lambda x: "%.1f %%" % (x * 100)))
             trows.append([label, goal, text, "met" if v <= GUARD_COST_GOAL and len(vals) == reps else "missed"])
 
+    if "pgcarrier" in selected and "pgcarrier_nostats" in selected:
+        s_ = "S100"
+        label = "statistics cost on -S, 100 clients: 1 − on/off"
+        goal = "< %.0f %%" % (STATS_COST_GOAL * 100)
+        v, vals, text = paired(("pgcarrier", s_), ("pgcarrier_nostats", s_), lambda x, y: 1 - x / y)
+        if v is None:
+            trows.append([label, goal, text, "—" if text == "not run" else "missed"])
+        else:
+            con, coff = cpu_cell("pgcarrier", s_)[0], cpu_cell("pgcarrier_nostats", s_)[0]
+            cpu = "; CPU %s vs %s µs/txn" % tuple("%.1f" % c if c is not None else "—" for c in (con, coff))
+            text = "%.1f %% (%s vs %s TPS%s%s)" % (
+                v * 100, tps_text("pgcarrier", s_), tps_text("pgcarrier_nostats", s_), cpu,
+                spread(vals, reps, lambda x: "%.1f %%" % (x * 100)))
+            trows.append([label, goal, text, "met" if v < STATS_COST_GOAL and len(vals) == reps else "missed"])
+
     if "pgcarrier" in selected and "pgbouncer" in selected:
         for wl, label, goal in (("T8C", "pgcarrier / PgBouncer, TLS -S -C, 8 clients", TLS_CHURN_GOAL),
                                 ("T100", "pgcarrier / PgBouncer, TLS -S, 100 clients", None)):
@@ -354,7 +373,7 @@ def main():
                    "TLS: pgcarrier vs PgBouncer). "
                    "Guard on and off run back to back against the same PostgreSQL; PgBouncer and "
                    "pgcarrier run one after the other in the same round.")
-        if reps < 3 and "pgcarrier_noguard" in selected:
+        if reps < 3 and ("pgcarrier_noguard" in selected or "pgcarrier_nostats" in selected):
             out.append("Runs on this machine vary by up to ~20 %%: %d repeat(s) cannot settle a "
                        "3 %% goal; use BENCH_REPEAT=3 or more." % reps)
     print("\n".join(out))

@@ -31,7 +31,12 @@
 #   threads) before/after. Memory per idle client: 5000 clients connect, run
 #   SELECT 1 and stay idle; pooler VmRSS before/after.
 #
-# Targets: direct, pgbouncer, pgcarrier, and pgcarrier_noguard: the same
+# Targets: direct, pgbouncer, pgcarrier, pgcarrier_noguard and
+# pgcarrier_nostats. pgcarrier_nostats is pgcarrier with stats = 0 (no
+# counting on the forwarding path): it runs S100 only, paired with pgcarrier
+# like the guard-off one, so that report.py prices the statistics,
+# 1 - TPS(stats on) / TPS(stats off) (goal < 2 %).
+# pgcarrier_noguard: the same
 # pgcarrier binary with a second ini, identical but for session_guard = off
 # (and its port, log and pid file). pgcarrier_noguard is there to price the
 # session-state guard: it runs only the simple-protocol workloads S8, S100
@@ -48,7 +53,7 @@
 #   BENCH_DURATION=20       seconds per pgbench run (1000 clients: x 45/20)
 #   BENCH_DURATION_1000=    override the 1000-client duration
 #   BENCH_REPEAT=1          repeats; the table shows the median
-#   BENCH_ONLY=direct,pgbouncer,pgcarrier,pgcarrier_noguard   targets to run
+#   BENCH_ONLY=direct,pgbouncer,pgcarrier,pgcarrier_noguard,pgcarrier_nostats   targets to run
 #   BENCH_WORKLOADS=S8,S100,S1000,P100,P1000,E100,C8,T8C,T100   workloads to run
 #   BENCH_TLS_KEY=ec-p256   certificate key for T8C/T100: ec-p256 or rsa2048
 #   BENCH_IDLE_CLIENTS=5000 idle clients for the memory test (0: skip it)
@@ -64,7 +69,7 @@ ROOT=$PWD
 DURATION=${BENCH_DURATION:-20}
 DURATION_1000=${BENCH_DURATION_1000:-$(( (DURATION * 45 + 19) / 20 ))}
 REPEAT=${BENCH_REPEAT:-1}
-ONLY=${BENCH_ONLY:-direct,pgbouncer,pgcarrier,pgcarrier_noguard}
+ONLY=${BENCH_ONLY:-direct,pgbouncer,pgcarrier,pgcarrier_noguard,pgcarrier_nostats}
 WORKLOADS=${BENCH_WORKLOADS:-S8,S100,S1000,P100,P1000,E100,C8,T8C,T100}
 TLS_KEY=${BENCH_TLS_KEY:-ec-p256}
 IDLE_CLIENTS=${BENCH_IDLE_CLIENTS:-5000}
@@ -86,12 +91,13 @@ has() { case ",$1," in *",$2,"*) return 0 ;; esac; return 1; }
 takes() {
     case $1 in
         pgcarrier_noguard) case $2 in S8|S100|S1000) return 0 ;; esac; return 1 ;;
+        pgcarrier_nostats) case $2 in S100) return 0 ;; esac; return 1 ;;
     esac
     return 0
 }
 
 for t in ${ONLY//,/ }; do
-    case $t in direct|pgbouncer|pgcarrier|pgcarrier_noguard) ;;
+    case $t in direct|pgbouncer|pgcarrier|pgcarrier_noguard|pgcarrier_nostats) ;;
         *) echo "bench: unknown target '$t' in BENCH_ONLY" >&2; exit 1 ;; esac
 done
 for w in ${WORKLOADS//,/ }; do
@@ -123,7 +129,7 @@ fi
 
 CARRIER_OK=1
 WANT_CARRIER=0
-if has "$ONLY" pgcarrier || has "$ONLY" pgcarrier_noguard; then
+if has "$ONLY" pgcarrier || has "$ONLY" pgcarrier_noguard || has "$ONLY" pgcarrier_nostats; then
     WANT_CARRIER=1
     log "building pgcarrier (make)"
     make >/dev/null || CARRIER_OK=0
@@ -165,7 +171,7 @@ cleanup() {
     fi
     if [ "$rc" -ne 0 ] && [ -d "$TMP" ]; then
         for f in "$TMP"/postgres.log "$TMP"/pgbouncer.log "$TMP"/pgcarrier.log \
-                 "$TMP"/pgcarrier_noguard.log "$TMP"/*.out; do
+                 "$TMP"/pgcarrier_noguard.log "$TMP"/pgcarrier_nostats.log "$TMP"/*.out; do
             [ -f "$f" ] && { echo "--- $f (last lines)" >&2; tail -n 15 "$f" >&2; }
         done
     fi
@@ -214,6 +220,7 @@ log "pgbench -i -s 10"
 BOUNCER_PORT=$(free_port)
 CARRIER_PORT=$(free_port)
 NOGUARD_PORT=$(free_port)
+NOSTATS_PORT=$(free_port)
 MAX_CLIENTS=$(( IDLE_CLIENTS + 1100 ))
 
 # TLS with clients, the same lines for PgBouncer and pgcarrier.
@@ -256,8 +263,8 @@ tls_settings >>"$TMP/pgbouncer_tls.ini"
 # in port, log and pid file, so that both can run at once); both spell
 # session_guard out rather than lean on the default. pgcarrier_tls.ini is
 # pgcarrier.ini plus TLS with clients, for the TLS phase.
-carrier_ini() { # name port on|off [file]
-    cat >"$TMP/${4:-$1}.ini" <<EOF
+carrier_ini() { # name port guard(on|off) stats(1|0) [file]
+    cat >"$TMP/${5:-$1}.ini" <<EOF
 [pgcarrier]
 listen_addr = 127.0.0.1
 listen_port = $2
@@ -272,15 +279,17 @@ pidfile = $TMP/$1.pid
 log_connections = 0
 log_disconnections = 0
 session_guard = $3
-$( [ -n "${4:-}" ] && tls_settings )
+stats = $4
+$( [ -n "${5:-}" ] && tls_settings )
 
 [databases]
 $DB = host=$TMP port=$PGPORT dbname=$DB
 EOF
 }
-carrier_ini pgcarrier "$CARRIER_PORT" on
-carrier_ini pgcarrier_noguard "$NOGUARD_PORT" off
-carrier_ini pgcarrier "$CARRIER_PORT" on pgcarrier_tls
+carrier_ini pgcarrier "$CARRIER_PORT" on 1
+carrier_ini pgcarrier_noguard "$NOGUARD_PORT" off 1
+carrier_ini pgcarrier_nostats "$NOSTATS_PORT" on 0
+carrier_ini pgcarrier "$CARRIER_PORT" on 1 pgcarrier_tls
 # One copy of the binary serves both targets, taken once: ./pgcarrier may be
 # rebuilt while the benchmark runs.
 if [ "$CARRIER_OK" = 1 ] && [ "$WANT_CARRIER" = 1 ]; then
@@ -294,6 +303,7 @@ port_of() {
         pgbouncer) echo "$BOUNCER_PORT" ;;
         pgcarrier) echo "$CARRIER_PORT" ;;
         pgcarrier_noguard) echo "$NOGUARD_PORT" ;;
+        pgcarrier_nostats) echo "$NOSTATS_PORT" ;;
     esac
 }
 
@@ -316,7 +326,7 @@ start_pooler() {
     port=$(port_of "$t")
     case $t in
         pgbouncer) set -- /usr/sbin/pgbouncer "$(ini_of "$t")" ;;
-        pgcarrier|pgcarrier_noguard)
+        pgcarrier|pgcarrier_noguard|pgcarrier_nostats)
             [ "$CARRIER_OK" = 1 ] || return 1
             set -- "$TMP/pgcarrier" -c "$(ini_of "$t")" ;;
     esac
@@ -533,14 +543,14 @@ idle_test() { # target rep, on a freshly started pooler
 # two pgcarriers, both up at once, each workload run on one and then on the
 # other.
 for rep in $(seq 1 "$REPEAT"); do
-    for group in direct pgbouncer "pgcarrier pgcarrier_noguard"; do
+    for group in direct pgbouncer "pgcarrier pgcarrier_noguard pgcarrier_nostats"; do
         members=()
         for t in $group; do has "$ONLY" "$t" && members+=("$t"); done
         [ "${#members[@]}" -gt 0 ] || continue
         # Alternate who goes first in a pair, so that neither always runs on
         # what the other leaves behind.
-        if [ "${#members[@]}" = 2 ] && [ $(( rep % 2 )) = 0 ]; then
-            members=("${members[1]}" "${members[0]}")
+        if [ "${#members[@]}" -ge 2 ] && [ $(( rep % 2 )) = 0 ]; then
+            members=("${members[@]:1}" "${members[0]}")
         fi
         # Two phases: the plain workloads, then the TLS ones with every
         # target of the group restarted (or, for direct, reloaded) with TLS.
@@ -609,7 +619,8 @@ for rep in $(seq 1 "$REPEAT"); do
         done
         TLS_PHASE=0
         for t in "${members[@]}"; do
-            if [ "$t" != direct ] && [ "$t" != pgcarrier_noguard ] && [ "$IDLE_CLIENTS" -gt 0 ]; then
+            if [ "$t" != direct ] && [ "$t" != pgcarrier_noguard ] && [ "$t" != pgcarrier_nostats ] &&
+               [ "$IDLE_CLIENTS" -gt 0 ]; then
                 idle_test "$t" "$rep"
             fi
         done

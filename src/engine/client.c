@@ -962,7 +962,8 @@ pgc_client_tick(pgc_client *c, double now)
 		case CL_IDLE:
 			if (atomic_load(&c->worker->engine->shutting_down))
 				pgc_client_fatal(c, "57P01", "terminating connection due to administrator command");
-			else if (cfg->client_idle_timeout > 0 && idle > cfg->client_idle_timeout)
+			else if (cfg->client_idle_timeout > 0 && idle > cfg->client_idle_timeout &&
+					 !pgc_console_waiting(c))
 				pgc_client_fatal(c, "57P05", "terminating connection due to idle-session timeout "
 								 "(client_idle_timeout)");
 			break;

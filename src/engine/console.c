@@ -32,7 +32,7 @@ enum wait {
 	WAIT_NONE = 0,
 	WAIT_CENSUS,                  /* a SHOW's listing (census.h) */
 	WAIT_PAUSE,                   /* PAUSE: no server connection left */
-	WAIT_CLOSE,                   /* WAIT_CLOSE: none older than the last RECONNECT left */
+	WAIT_CLOSE,                   /* WAIT_CLOSE: no server with close_needed left (a census per tick) */
 	WAIT_RELOAD                   /* RELOAD or SET: the embedding program reloaded */
 };
 
@@ -71,6 +71,12 @@ static pgc_pool console_pool = {
 	.db_count = &console_counter,
 	.user_count = &console_counter,
 };
+
+bool
+pgc_console_waiting(const pgc_client *c)
+{
+	return c->console && c->console->wait != WAIT_NONE;
+}
 
 bool
 pgc_console_db(const char *dbname)
@@ -319,13 +325,15 @@ syntax_error(pgc_client *c, const char *cmd, const char *usage)
 
 /* Error from a control.h function: an unknown database is 3D000, as a client would get for it. */
 static enum run
-control_error(pgc_client *c, const char *err)
+control_error(pgc_client *c, int rc, const char *err)
 {
-	send_error(c, strncmp(err, "no such database", 16) == 0 ? "3D000" : "22023", err, NULL, NULL);
+	send_error(c, rc == PGC_CONTROL_WRONG_STATE ? "55000" :
+			   strncmp(err, "no such database", 16) == 0 ? "3D000" : "22023", err, NULL, NULL);
 	return RUN_ERROR;
 }
 
 static void census_done(void *arg);
+static bool wait_close_look(pgc_client *c);
 
 static enum run
 run_show(pgc_client *c, const tok *t, int n)
@@ -416,7 +424,7 @@ run_db_command(pgc_client *c, const char *cmd, const tok *t, int n, bool needs_d
 		}
 	}
 	if (rc < 0)
-		return control_error(c, err);
+		return control_error(c, rc, err);
 	if (strcmp(cmd, "PAUSE") == 0 || strcmp(cmd, "WAIT_CLOSE") == 0)
 	{
 		/* Done when the connections are gone: polled on each tick. */
@@ -424,6 +432,12 @@ run_db_command(pgc_client *c, const char *cmd, const tok *t, int n, bool needs_d
 		snprintf(k->db, sizeof(k->db), "%s", dbp ? dbp : "");
 		k->tag = strcmp(cmd, "PAUSE") == 0 ? "PAUSE" : "WAIT_CLOSE";
 		k->since = c->worker->now;
+		if (k->wait == WAIT_CLOSE && !wait_close_look(c))
+		{
+			k->wait = WAIT_NONE;
+			send_error(c, "53200", "out of memory", NULL, NULL);
+			return RUN_ERROR;
+		}
 		return RUN_WAIT;
 	}
 	send_complete(c, cmd);
@@ -925,6 +939,47 @@ census_done(void *arg)
 	(void) wait_over(c, NULL);
 }
 
+/*
+ * WAIT_CLOSE: a census counts the servers of the database that are to be
+ * closed when released (SHOW SERVERS' close_needed: made before the last
+ * RECONNECT, by a database line a reload changed, or after a fault); done
+ * when there is none. Servers are owned by their workers, so only a census
+ * can look at them; one per tick while the DBA waits.
+ */
+static void
+wait_close_counted(void *arg)
+{
+	pgc_client *c = arg;
+	pgc_console *k = c->console;
+	pgc_census *census = k->census;
+	int left = 0;
+
+	k->census = NULL;
+	for (int i = 0; i < pgc_census_workers(census); i++)
+	{
+		const pgc_census_slot *sl = pgc_census_part(census, i);
+
+		for (int j = 0; j < sl->n_servers; j++)
+			if (sl->servers[j].close_needed &&
+				(k->db[0] == '\0' || strcmp(sl->servers[j].pool->dbname, k->db) == 0))
+				left++;
+	}
+	pgc_census_release(census);
+	if (left == 0)
+		(void) wait_over(c, k->tag);
+}
+
+/* Start WAIT_CLOSE's census unless one is under way; false when out of memory. */
+static bool
+wait_close_look(pgc_client *c)
+{
+	pgc_console *k = c->console;
+
+	if (k->census == NULL)
+		k->census = pgc_census_start(c->worker->engine, c->worker, wait_close_counted, c, -1);
+	return k->census != NULL;
+}
+
 bool
 pgc_console_tick(pgc_client *c, double now)
 {
@@ -941,8 +996,7 @@ pgc_console_tick(pgc_client *c, double now)
 				return !wait_over(c, k->tag);
 			break;
 		case WAIT_CLOSE:
-			if (pgc_control_wait_close_done(e, db))
-				return !wait_over(c, k->tag);
+			(void) wait_close_look(c);  /* out of memory: tried again at the next tick */
 			break;
 		case WAIT_RELOAD:
 			rc = pgc_reload_status(k->ticket, err, sizeof(err));

@@ -45,6 +45,8 @@ void pgc_console_welcome(pgc_client *c);
 void pgc_console_input(pgc_client *c);
 /* c's worker's tick: what waits (PAUSE, WAIT_CLOSE, RELOAD, SET). True when c was closed. */
 bool pgc_console_tick(pgc_client *c, double now);
+/* c is a console client waiting for its own command to be done (not idle: client_idle_timeout spares it). */
+bool pgc_console_waiting(const pgc_client *c);
 void pgc_console_free(pgc_client *c);
 
 #endif

@@ -107,7 +107,20 @@ pgc_control_pause(pgc_engine *e, const char *db, char *err, size_t errlen)
 int
 pgc_control_resume(pgc_engine *e, const char *db, char *err, size_t errlen)
 {
-	int rc = set_flag(e, db, set_paused, false, &e->paused_all, err, errlen);
+	int rc;
+
+	/*
+	 * PAUSE without a database holds every database, those to come too: one
+	 * of them cannot be let go alone (PgBouncer refuses it as well). Saying
+	 * RESUME and doing nothing would leave its clients waiting.
+	 */
+	if (db && atomic_load(&e->paused_all))
+	{
+		snprintf(err, errlen, "database \"%s\" cannot be resumed alone: every database is paused "
+				 "(PAUSE without a database); RESUME without a database resumes them all", db);
+		return PGC_CONTROL_WRONG_STATE;
+	}
+	rc = set_flag(e, db, set_paused, false, &e->paused_all, err, errlen);
 
 	if (rc == 0)
 	{
@@ -160,7 +173,6 @@ pool_reconnect(pgc_pool *p, void *arg)
 {
 	(void) arg;
 	atomic_fetch_add(&p->reconnect_gen, 1);
-	atomic_store(&p->old_servers, p->total);
 }
 
 int
@@ -180,29 +192,12 @@ pool_count_servers(pgc_pool *p, void *arg)
 	*(int *) arg += p->total;
 }
 
-static void
-pool_count_old(pgc_pool *p, void *arg)
-{
-	int n = atomic_load(&p->old_servers);
-
-	*(int *) arg += n > 0 ? n : 0;
-}
-
 bool
 pgc_control_pause_done(pgc_engine *e, const char *db)
 {
 	int n = 0;
 
 	each_pool(e, db, pool_count_servers, &n);
-	return n == 0;
-}
-
-bool
-pgc_control_wait_close_done(pgc_engine *e, const char *db)
-{
-	int n = 0;
-
-	each_pool(e, db, pool_count_old, &n);
 	return n == 0;
 }
 

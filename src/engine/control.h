@@ -13,12 +13,15 @@
  *  - db is a client-visible database name, or NULL for every database.
  *    Functions that take one return -1 with a message in err (e.g.
  *    `no such database: "x"`) when it names no database of the config,
- *    else 0.
+ *    PGC_CONTROL_WRONG_STATE (with a message) when the command cannot
+ *    apply in the present state, else 0.
  *  - The state is per database and survives a reload; a database removed
  *    from the config loses it.
  */
 #ifndef PGC_CONTROL_H
 #define PGC_CONTROL_H
+
+#define PGC_CONTROL_WRONG_STATE (-2)
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -36,7 +39,10 @@ struct pgc_engine;
 int pgc_control_pause(struct pgc_engine *e, const char *db, char *err, size_t errlen);
 /* PAUSE is complete: no server connection of those databases is left. */
 bool pgc_control_pause_done(struct pgc_engine *e, const char *db);
-/* RESUME: waiting and new requests are served again (after PAUSE, KILL or SUSPEND). */
+/*
+ * RESUME: waiting and new requests are served again (after PAUSE or KILL).
+ * RESUME db while every database is paused is PGC_CONTROL_WRONG_STATE.
+ */
 int pgc_control_resume(struct pgc_engine *e, const char *db, char *err, size_t errlen);
 
 /* DISABLE: new client connections to db are refused (FATAL); connected ones go on. ENABLE undoes it. */
@@ -46,12 +52,11 @@ int pgc_control_enable(struct pgc_engine *e, const char *db, char *err, size_t e
 /*
  * RECONNECT: every server connection of db is closed as soon as it is idle
  * (none in a transaction is touched), and new ones replace them as needed;
- * no client notices. WAIT_CLOSE is complete when none of the connections
- * that were open at the last RECONNECT (or reload that changed the
- * database) remains.
+ * no client notices. WAIT_CLOSE (console.c) is complete when no server of
+ * db is to be closed when released: none of those open at the last
+ * RECONNECT, or made by a database line a reload changed, remains.
  */
 int pgc_control_reconnect(struct pgc_engine *e, const char *db, char *err, size_t errlen);
-bool pgc_control_wait_close_done(struct pgc_engine *e, const char *db);
 
 /*
  * KILL: every client and server connection of db is dropped at once

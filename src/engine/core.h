@@ -305,7 +305,6 @@ struct pgc_pool {
 	uint64_t config_generation;
 	/* RECONNECT (control.c): servers made before the last one are replaced when idle (lock). */
 	atomic_ullong reconnect_gen;
-	atomic_int old_servers;       /* servers of an older reconnect_gen still open */
 	/* State (lock). */
 	int total;                    /* all server connections: connecting + idle + linked + resetting */
 	int connecting;

@@ -96,9 +96,6 @@ server_unwatch(pgc_server *s)
 void
 pgc_server_destroy(pgc_server *s)
 {
-	/* WAIT_CLOSE counts the servers made before the last RECONNECT. */
-	if (s->reconnect_gen != atomic_load(&s->pool->reconnect_gen))
-		atomic_fetch_sub(&s->pool->old_servers, 1);
 	if (s->worker)
 		server_unwatch(s);
 	pgc_tls_free(s->tls);

@@ -282,3 +282,84 @@ def test_shutdown_wait_for_clients(pg, admin_carrier):
     assert c.running
     stay.close()
     assert c.wait(30) == 0
+
+
+def test_resume_one_database_while_all_are_paused_is_refused(pg, admin_carrier):
+    """PAUSE without a database holds them all: RESUME app alone would
+    answer and leave app paused, so it is refused (55000), as PgBouncer
+    does; RESUME without a database lets them all go."""
+    c = admin_carrier()
+    adm = console(c)
+    adm.execute("PAUSE")
+    with pytest.raises(psycopg.Error) as ei:
+        adm.execute("RESUME app")
+    assert ei.value.sqlstate == "55000"
+    assert "RESUME without a database" in str(ei.value)
+    adm.execute("RESUME")
+    conn = c.connect()
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+    conn.close()
+    adm.close()
+
+
+def test_wait_close_waits_for_servers_a_reload_made_stale(pg, admin_carrier):
+    """A reload that changes where app's servers log in makes the open ones
+    stale (SHOW SERVERS' close_needed); WAIT_CLOSE answers only once the
+    last of them is closed, here when its transaction ends."""
+    c = admin_carrier(pool_size=2)
+    adm = console(c)
+    busy = c.connect()
+    busy.execute("BEGIN")
+    busy.execute("SELECT 1")            # busy holds its server until COMMIT
+    dbs = dict(c.databases)
+    dbs["app"] = dict(dbs["app"], host="127.0.0.1")
+    c.reload(databases=dbs)
+    wait_until(lambda: any(r["close_needed"] == 1 for r in app_servers(adm)), what="a stale server")
+    done = threading.Event()
+
+    def wait_close():
+        a = console(c)
+        a.execute("WAIT_CLOSE app")
+        done.set()
+        a.close()
+
+    t = threading.Thread(target=wait_close, daemon=True)
+    t.start()
+    assert not done.wait(1.0)
+    busy.execute("COMMIT")
+    assert done.wait(30)
+    t.join(10)
+    assert not any(r["close_needed"] for r in app_servers(adm))
+    assert busy.execute("SELECT 2").fetchone() == (2,)   # on a new server, at the new address
+    busy.close()
+    adm.close()
+
+
+def test_client_idle_timeout_spares_a_console_client_waiting_for_its_command(pg, admin_carrier):
+    """A console client whose PAUSE waits for a running query is not idle:
+    client_idle_timeout does not end it meanwhile."""
+    c = admin_carrier(client_idle_timeout=1)
+    busy = c.connect(autocommit=True)
+    q = threading.Thread(target=lambda: busy.execute("SELECT pg_sleep(3)"), daemon=True)
+    q.start()
+    wait_until(lambda: (pool_row(console(c)) or {}).get("sv_active") == 1, what="the query running")
+    adm = console(c)
+    result = []
+
+    def pause():
+        try:
+            adm.execute("PAUSE app")
+            result.append("PAUSE")
+        except Exception as e:  # noqa: BLE001
+            result.append(e)
+
+    t = threading.Thread(target=pause, daemon=True)
+    t.start()
+    t.join(30)
+    q.join(30)
+    assert result == ["PAUSE"]
+    adm.close()
+    adm2 = console(c)
+    adm2.execute("RESUME app")
+    adm2.close()
+    busy.close()

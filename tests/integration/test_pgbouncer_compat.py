@@ -311,7 +311,9 @@ def test_pgbouncer_ini_loads_and_serves(pg, pgc_bin, bouncers):
     for _file, _line, key in warnings:
         assert key in PGBOUNCER_KEYS, key
     named = {key for _f, _l, key in warnings}
-    assert {"pkt_buf", "max_packet_size", "dns_max_ttl", "stats_period"} <= named
+    assert {"pkt_buf", "max_packet_size", "dns_max_ttl", "sbuf_loopcnt"} <= named
+    # the console's and the statistics' keys are honoured: no warning
+    assert not named & {"stats_users", "stats_period", "log_stats"}
     # one warning per key
     assert len(named) == len(warnings)
     # and no other warning at all

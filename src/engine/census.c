@@ -39,8 +39,6 @@ struct pgc_census {
 	pgc_census *next_mine;
 };
 
-static pgc_pool *pools_head(pgc_engine *e);
-
 static void
 census_free(pgc_census *c)
 {
@@ -123,7 +121,7 @@ pgc_census_start(pgc_engine *e, pgc_worker *home, void (*done)(void *arg), void 
 	 * inboxes are listed too (fill_slot).
 	 */
 	atomic_fetch_add(&e->census_freeze, 1);
-	for (pgc_pool *p = pools_head(e); p; p = p->next)
+	for (pgc_pool *p = pgc_pool_first(e); p; p = p->next)
 	{
 		pthread_mutex_lock(&p->lock);
 		pthread_mutex_unlock(&p->lock);
@@ -451,17 +449,6 @@ fill_server(pgc_worker *w, pgc_server *s, pgc_census_server *r, bool pool_locked
 	r->worker = w->id;
 }
 
-static pgc_pool *
-pools_head(pgc_engine *e)
-{
-	pgc_pool *p;
-
-	/* Pools are only ever prepended and never freed while the engine runs. */
-	pthread_mutex_lock(&e->cfg_lock);
-	p = e->pools;
-	pthread_mutex_unlock(&e->cfg_lock);
-	return p;
-}
 
 static void
 fill_slot(pgc_worker *w, pgc_census_slot *slot)
@@ -544,7 +531,7 @@ fill_slot(pgc_worker *w, pgc_census_slot *slot)
 		if (nb < 64 || slot->incomplete)
 			break;
 	}
-	for (pgc_pool *p = pools_head(w->engine); p; p = p->next)
+	for (pgc_pool *p = pgc_pool_first(w->engine); p; p = p->next)
 	{
 		pthread_mutex_lock(&p->lock);
 		for (n = p->idle[w->id].next; n != &p->idle[w->id]; n = n->next)

@@ -601,6 +601,8 @@ void pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now);
 void pgc_pool_maintain_idle(pgc_engine *e, pgc_worker *w, double now, bool closing_all);
 /* Give our idle servers of the pools that asked to their waiters (runs on w). */
 void pgc_pool_donate(pgc_worker *w, pgc_pool *p);
+/* The newest pool; ->next walks them all (pools are only prepended, never freed while the engine runs). Any thread. */
+pgc_pool *pgc_pool_first(pgc_engine *e);
 /* Servers may change worker again (a listing ended): ask donors for every pool's waiters. Any thread. */
 void pgc_pool_kick_waiters(pgc_engine *e);
 /* An idle server of ours said something or closed: drop it. */

@@ -277,6 +277,35 @@ render_pools(pgc_msgbuf *b, pgc_engine *e, const pgc_census *census)
 }
 
 /* Totals over the census: clients and servers by state, pinned clients by reason, per worker. */
+
+/* What a per-worker family shows of worker w. */
+enum worker_value
+{
+	WV_CLIENTS, WV_SERVERS, WV_CPU, WV_EVENTS, WV_LOOPS
+};
+
+static double
+worker_value(pgc_engine *e, const pgc_census *census, int w, enum worker_value what)
+{
+	const pgc_census_slot *sl = pgc_census_part(census, w);
+	uint64_t loops, events;
+
+	switch (what)
+	{
+		case WV_CLIENTS:
+			return sl->n_clients + sl->login_clients;
+		case WV_SERVERS:
+			return sl->n_servers;
+		case WV_CPU:
+			return sl->cpu_seconds;
+		case WV_EVENTS:
+		case WV_LOOPS:
+			pgc_stats_worker(e, w, &loops, &events);
+			return (double) (what == WV_EVENTS ? events : loops);
+	}
+	return 0;
+}
+
 static void
 render_census(pgc_msgbuf *b, pgc_engine *e, const pgc_census *census)
 {
@@ -347,55 +376,29 @@ render_census(pgc_msgbuf *b, pgc_engine *e, const pgc_census *census)
 		}
 	}
 
-	family(b, "pgcarrier_worker_clients", "gauge", "Client connections of a worker thread (logged in or not).");
-	for (int w = 0; w < pgc_census_workers(census); w++)
+	static const struct
 	{
-		const pgc_census_slot *sl = pgc_census_part(census, w);
-		char id[16];
-		const char *labels[] = {"worker", id, NULL};
+		enum worker_value what;
+		const char *name, *type, *help;
+	}			per_worker[] = {
+		{WV_CLIENTS, "pgcarrier_worker_clients", "gauge", "Client connections of a worker thread (logged in or not)."},
+		{WV_SERVERS, "pgcarrier_worker_servers", "gauge", "Server connections a worker thread owns or keeps idle."},
+		{WV_CPU, "pgcarrier_worker_cpu_seconds_total", "counter", "CPU time of a worker thread."},
+		{WV_EVENTS, "pgcarrier_worker_events_total", "counter", "Events a worker thread's loop handled."},
+		{WV_LOOPS, "pgcarrier_worker_loops_total", "counter", "Times a worker thread's loop woke up."},
+	};
 
-		snprintf(id, sizeof(id), "%d", w);
-		sample(b, "pgcarrier_worker_clients", labels, sl->n_clients + sl->login_clients);
-	}
-	family(b, "pgcarrier_worker_servers", "gauge", "Server connections a worker thread owns or keeps idle.");
-	for (int w = 0; w < pgc_census_workers(census); w++)
+	for (size_t f = 0; f < sizeof(per_worker) / sizeof(per_worker[0]); f++)
 	{
-		char id[16];
-		const char *labels[] = {"worker", id, NULL};
+		family(b, per_worker[f].name, per_worker[f].type, per_worker[f].help);
+		for (int w = 0; w < pgc_census_workers(census); w++)
+		{
+			char id[16];
+			const char *labels[] = {"worker", id, NULL};
 
-		snprintf(id, sizeof(id), "%d", w);
-		sample(b, "pgcarrier_worker_servers", labels, pgc_census_part(census, w)->n_servers);
-	}
-	family(b, "pgcarrier_worker_cpu_seconds_total", "counter", "CPU time of a worker thread.");
-	for (int w = 0; w < pgc_census_workers(census); w++)
-	{
-		char id[16];
-		const char *labels[] = {"worker", id, NULL};
-
-		snprintf(id, sizeof(id), "%d", w);
-		sample(b, "pgcarrier_worker_cpu_seconds_total", labels, pgc_census_part(census, w)->cpu_seconds);
-	}
-	family(b, "pgcarrier_worker_events_total", "counter", "Events a worker thread's loop handled.");
-	for (int w = 0; w < pgc_census_workers(census); w++)
-	{
-		uint64_t loops, events;
-		char id[16];
-		const char *labels[] = {"worker", id, NULL};
-
-		snprintf(id, sizeof(id), "%d", w);
-		pgc_stats_worker(e, w, &loops, &events);
-		sample(b, "pgcarrier_worker_events_total", labels, (double) events);
-	}
-	family(b, "pgcarrier_worker_loops_total", "counter", "Times a worker thread's loop woke up.");
-	for (int w = 0; w < pgc_census_workers(census); w++)
-	{
-		uint64_t loops, events;
-		char id[16];
-		const char *labels[] = {"worker", id, NULL};
-
-		snprintf(id, sizeof(id), "%d", w);
-		pgc_stats_worker(e, w, &loops, &events);
-		sample(b, "pgcarrier_worker_loops_total", labels, (double) loops);
+			snprintf(id, sizeof(id), "%d", w);
+			sample(b, per_worker[f].name, labels, worker_value(e, census, w, per_worker[f].what));
+		}
 	}
 }
 

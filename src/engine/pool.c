@@ -815,10 +815,7 @@ pgc_pool_kick_waiters(pgc_engine *e)
 {
 	pgc_pool *p;
 
-	pthread_mutex_lock(&e->cfg_lock);
-	p = e->pools;               /* only ever prepended, never freed while the engine runs */
-	pthread_mutex_unlock(&e->cfg_lock);
-	for (; p; p = p->next)
+	for (p = pgc_pool_first(e); p; p = p->next)
 	{
 		pgc_worker *donor = NULL;
 
@@ -921,8 +918,8 @@ fail_waiter(pgc_pool *p, pgc_client *c, const char *sqlstate, const char *msg)
 	pgc_msgbuf_free(&err);
 }
 
-static pgc_pool *
-pools_head(pgc_engine *e)
+pgc_pool *
+pgc_pool_first(pgc_engine *e)
 {
 	pgc_pool *p;
 
@@ -938,7 +935,7 @@ pgc_pool_maintain_idle(pgc_engine *e, pgc_worker *w, double now, bool closing_al
 {
 	const pgc_config *cfg = pgc_engine_config();
 
-	for (pgc_pool *p = pools_head(e); p; p = p->next)
+	for (pgc_pool *p = pgc_pool_first(e); p; p = p->next)
 	{
 		pgc_server *dead = NULL;
 		pgc_link *list = &p->idle[w->id];
@@ -973,7 +970,7 @@ pgc_pool_maintain(pgc_engine *e, pgc_worker *w, double now)
 
 	/* Two passes: pools without any server first, so that a limit shared by pools cannot starve one. */
 	for (int pass = 0; pass < 2; pass++)
-	for (pgc_pool *p = pools_head(e); p; p = p->next)
+	for (pgc_pool *p = pgc_pool_first(e); p; p = p->next)
 	{
 		int launches = 0;
 		pgc_worker *donor = NULL;

@@ -247,6 +247,9 @@ pgc_census_pools(pgc_engine *e, const pgc_census *census, pgc_census_pool **out)
 {
 	int n = 0, i = 0;
 	pgc_census_pool *rows;
+	const pgc_config *cfg = pgc_engine_config();
+	bool check = cfg->server_check_query != NULL;
+	double now = pgc_now();
 
 	pthread_mutex_lock(&e->cfg_lock);
 	for (pgc_pool *p = e->pools; p; p = p->next)
@@ -300,6 +303,8 @@ pgc_census_pools(pgc_engine *e, const pgc_census *census, pgc_census_pool **out)
 			r->sv_rows++;
 			if (s->state == SV_LINKED)
 				r->sv_active++;
+			else if (s->state == SV_IDLE && check && now - s->request_at >= cfg->server_check_delay)
+				r->sv_used++;       /* server_check_query runs before it serves again (compat.h) */
 			else if (s->state == SV_IDLE)
 				r->sv_idle++;
 			else if (s->state == SV_RESETTING)

@@ -123,7 +123,7 @@ void pgc_census_release(pgc_census *c);
 typedef struct pgc_census_pool {
 	pgc_pool *p;
 	int cl_active, cl_waiting, cl_pinned;
-	int sv_active, sv_idle, sv_tested, sv_login, sv_rows;
+	int sv_active, sv_idle, sv_used, sv_tested, sv_login, sv_rows;  /* sv_used: idle, due for server_check_query */
 	double oldest_wait;           /* monotonic: since when the longest waiter waits; 0 none */
 	/* Under the pool lock, copied. */
 	int total, pool_size, mode;

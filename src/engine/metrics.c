@@ -242,7 +242,7 @@ render_pools(pgc_msgbuf *b, pgc_engine *e, const pgc_census *census)
 	for (int i = 0; i < n; i++)
 	{
 		static const char *const states[] = {"active", "idle", "used", "tested", "login"};
-		int v[] = {pools[i].sv_active, pools[i].sv_idle, 0, pools[i].sv_tested, pools[i].sv_login};
+		int v[] = {pools[i].sv_active, pools[i].sv_idle, pools[i].sv_used, pools[i].sv_tested, pools[i].sv_login};
 
 		for (int k = 0; k < 5; k++)
 		{

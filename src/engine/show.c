@@ -325,7 +325,7 @@ show_pools(pgc_engine *e, const pgc_census *census, result *r)
 		res_int(r, 0);
 		res_int(r, 0);
 		res_int(r, p->sv_idle);
-		res_int(r, 0);              /* no server_check_query: an idle server is never "used" */
+		res_int(r, p->sv_used);
 		res_int(r, p->sv_tested);
 		res_int(r, p->sv_login);
 		res_int(r, (long long) wait);

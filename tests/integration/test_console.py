@@ -458,3 +458,23 @@ def test_console_with_many_statements_and_a_slow_reader(pg, admin_carrier):
         assert n == 300
     for conn in conns:
         conn.close()
+
+
+def test_sv_used_counts_idle_servers_due_for_the_check_query(pg, carrier):
+    """An idle server older than server_check_delay is sv_used (PgBouncer's
+    meaning: server_check_query runs on it before it serves again), not
+    sv_idle; once checked and used it is active, then idle again."""
+    settings = dict(CONSOLE_SETTINGS)
+    c = carrier(server_check_delay=1, **settings)
+    adm = console(c)
+    conn = c.connect()
+    conn.execute("SELECT 1")
+    row = pool_row(adm)
+    assert (row["sv_idle"], row["sv_used"]) == (1, 0)
+    wait_until(lambda: pool_row(adm)["sv_used"] == 1, what="the idle server due for its check")
+    assert pool_row(adm)["sv_idle"] == 0
+    assert conn.execute("SELECT 2").fetchone() == (2,)   # checked, then served
+    row = pool_row(adm)
+    assert (row["sv_idle"], row["sv_used"]) == (1, 0)
+    conn.close()
+    adm.close()

@@ -1,0 +1,350 @@
+"""Built-in mode (docs/builtin.md): a PostgreSQL 15 cluster with
+shared_preload_libraries = 'pgcarrier', whose supervisor background worker
+runs the installed daemon (make install-extension).
+
+Each test that stops, breaks or reconfigures its server gets one of its own;
+the others share one (``builtin``)."""
+
+import os
+import re
+import socket
+import subprocess
+import time
+
+import psycopg
+import pytest
+
+import harness
+
+PG_BIN = harness.PG_BINDIR
+CRASH_SIGNS = ("terminating any other active server processes",
+               "database system was interrupted",
+               "automatic recovery in progress",
+               "all server processes terminated; reinitializing")
+
+
+def installed_daemon():
+    r = subprocess.run([os.path.join(PG_BIN, "pg_config"), "--bindir"],
+                       stdout=subprocess.PIPE, text=True, check=True)
+    return os.path.join(r.stdout.strip(), "pgcarrier")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _installed():
+    lib = subprocess.run([os.path.join(PG_BIN, "pg_config"), "--pkglibdir"],
+                         stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
+    if not os.path.exists(os.path.join(lib, "pgcarrier.so")) or \
+            not os.access(installed_daemon(), os.X_OK):
+        pytest.fail("the extension is not installed: run make install-extension "
+                    "(make integration does)", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def builtin():
+    srv = harness.BuiltinPgServer("builtin")
+    try:
+        yield srv
+    finally:
+        srv.cleanup()
+
+
+@pytest.fixture
+def fresh_builtin(request):
+    made = []
+
+    def make(**kw):
+        srv = harness.BuiltinPgServer("builtin1", **kw)
+        made.append(srv)
+        return srv
+
+    yield make
+    for srv in made:
+        srv.cleanup()
+
+
+def port_free(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def wait_for(cond, timeout=10, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+def no_crash_in(log):
+    for sign in CRASH_SIGNS:
+        assert sign not in log, "server log shows a crash: %r" % sign
+
+
+def psql(srv, sql, port=None, host="127.0.0.1", user="app", db="app", password=None):
+    env = dict(os.environ, PGCONNECT_TIMEOUT="10")
+    if password is not None:
+        env["PGPASSWORD"] = password
+    return subprocess.run([os.path.join(PG_BIN, "psql"), "-X", "-A", "-t", "-w",
+                           "-h", host, "-p", str(port or srv.pooler_port),
+                           "-U", user, "-d", db, "-c", sql],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env, timeout=60)
+
+
+# ---------------------------------------------------------------- clients --
+
+def test_psql_through_the_pooler(builtin):
+    r = psql(builtin, "SELECT current_user, count(*) FROM items")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "app|100"
+    # on the pooler's Unix socket, in the server's socket directory
+    r = psql(builtin, "SELECT 42", host=builtin.sockdir)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "42"
+
+
+def test_psycopg_through_the_pooler_and_backends_report(builtin):
+    with builtin.pooler_connect() as conn:
+        assert conn.execute("SELECT sum(qty) FROM items").fetchone()[0] == 50500
+        # the server connection under it asked for the backend's reports
+        who = conn.execute("SELECT current_setting('pgcarrier.report'), "
+                           "current_user, session_user").fetchone()
+        assert who == ("on", "app", "app")
+        with conn.transaction():
+            conn.execute("INSERT INTO kv VALUES ('builtin-psycopg', 'x') "
+                         "ON CONFLICT (k) DO UPDATE SET v = 'x'")
+    with builtin.connect() as direct:
+        # a direct connection does not report
+        assert direct.execute("SHOW pgcarrier.report").fetchone()[0] == "off"
+        assert direct.execute("SELECT v FROM kv WHERE k = 'builtin-psycopg'").fetchone()[0] == "x"
+
+
+@pytest.mark.timeout(120)
+def test_pgbench_select_only_through_the_pooler(builtin):
+    env = dict(os.environ, PGCONNECT_TIMEOUT="10")
+    init = subprocess.run([os.path.join(PG_BIN, "pgbench"), "-i", "-q", "-s", "1",
+                           "-h", "127.0.0.1", "-p", str(builtin.port), "-U", "app", "app"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    assert init.returncode == 0, init.stdout
+    run = subprocess.run([os.path.join(PG_BIN, "pgbench"), "-S", "-n", "-c", "20", "-j", "2",
+                          "-T", "4", "-h", "127.0.0.1", "-p", str(builtin.pooler_port),
+                          "-U", "app", "app"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                         timeout=90)
+    assert run.returncode == 0, run.stdout
+    m = re.search(r"number of transactions actually processed: (\d+)", run.stdout)
+    assert m and int(m.group(1)) > 1000, run.stdout
+    assert "number of failed transactions: 0" in run.stdout, run.stdout
+
+
+def test_reload_changes_the_pool_size(fresh_builtin):
+    import threading
+
+    srv = fresh_builtin(conf="pgcarrier.default_pool_size = 2")
+
+    def burst(n=8):
+        errors = []
+
+        def one():
+            try:
+                with srv.pooler_connect() as c:
+                    c.execute("SELECT pg_sleep(0.4)")
+            except Exception as e:
+                errors.append(e)
+
+        ths = [threading.Thread(target=one) for _ in range(n)]
+        with harness.BackendMonitor(srv, db="app", user="app") as mon:
+            for t in ths:
+                t.start()
+            for t in ths:
+                t.join(30)
+        assert not errors, errors
+        return mon.max
+
+    assert burst() == 2
+    srv.sql("ALTER SYSTEM SET pgcarrier.default_pool_size = 5")
+    srv.reload()
+    wait_for(lambda: "default_pool_size = 5" in open(os.path.join(srv.datadir, "pgcarrier.ini")).read(),
+             what="pgcarrier.ini rewritten")
+    time.sleep(0.5)
+    assert burst() == 5
+    assert srv.sql("SHOW pgcarrier.default_pool_size") == "5"
+    assert len(srv.pooler_pids()) == 1   # reloaded, not restarted
+
+
+# ------------------------------------------------------------ supervision --
+
+@pytest.mark.timeout(60)
+def test_daemon_killed_comes_back_without_crash_recovery(fresh_builtin):
+    srv = fresh_builtin()
+    direct = srv.connect()
+    direct.execute("SELECT 1")
+    with srv.pooler_connect() as c:
+        c.execute("SELECT 1")
+    [old] = srv.pooler_pids()
+    os.kill(old, 9)
+    wait_for(lambda: srv.pooler_pids() and srv.pooler_pids() != [old], 10, "a new daemon")
+    srv.wait_pooler(10)
+    with srv.pooler_connect() as c:
+        assert c.execute("SELECT 7").fetchone()[0] == 7
+    # the direct client never noticed
+    assert direct.execute("SELECT 8").fetchone()[0] == 8
+    direct.close()
+    log = srv.log()
+    assert "was terminated by signal 9" in log
+    assert "starting the pooler again in 1 s" in log
+    no_crash_in(log)
+
+
+def test_daemon_exits_when_its_parent_end_of_the_pipe_closes(pgc_bin):
+    c = harness.Pgcarrier(pgc_bin, settings={"auth_type": "trust"},
+                          databases={"*": {"host": "127.0.0.1", "port": 1}})
+    try:
+        c.write_config()
+        r, w = os.pipe()
+        log = open(c.logfile, "ab")
+        proc = subprocess.Popen([pgc_bin, "-c", c.config_path, "--parent-fd=%d" % r],
+                                pass_fds=[r], stdout=log, stderr=subprocess.STDOUT)
+        os.close(r)
+        wait_for(lambda: harness._port_open("127.0.0.1", c.port), 10, "the daemon to listen")
+        t0 = time.monotonic()
+        os.close(w)
+        proc.wait(5)
+        assert time.monotonic() - t0 < 1.0
+        assert "the parent process (the supervisor) is gone" in c.log()
+        assert port_free(c.port)
+    finally:
+        c.cleanup(check=False)
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("mode", ["smart", "fast", "immediate"])
+def test_server_stops_in_every_mode_with_pooled_clients(fresh_builtin, mode):
+    srv = fresh_builtin()
+    clients = [srv.pooler_connect() for _ in range(5)]
+    for c in clients:
+        c.execute("SELECT 1")
+    session = srv.pooler_connect()      # one with session state: pinned to its server
+    session.execute("CREATE TEMP TABLE t(x int)")
+    daemons = srv.pooler_pids()
+    assert len(daemons) == 1
+    t0 = time.monotonic()
+    assert srv.stop(mode) == 0, srv.log()[-3000:]
+    took = time.monotonic() - t0
+    assert took < 15, "pg_ctl stop -m %s took %.1f s" % (mode, took)
+    wait_for(lambda: not srv.pooler_pids(), 2, "no daemon left")
+    assert port_free(srv.pooler_port)
+    for c in clients + [session]:
+        c.close()
+    # and the server starts again, with its pooler
+    srv.start()
+    srv.wait_pooler()
+    with srv.pooler_connect() as c:
+        assert c.execute("SELECT 1").fetchone()[0] == 1
+
+
+@pytest.mark.timeout(240)
+def test_ten_start_stop_cycles_leave_nothing_behind(fresh_builtin):
+    srv = fresh_builtin()
+    for i in range(10):
+        mode = ("fast", "smart", "immediate")[i % 3]
+        assert srv.stop(mode) == 0
+        wait_for(lambda: not srv.pooler_pids(), 2, "no daemon after stop %d" % i)
+        assert port_free(srv.pooler_port), "port held after stop %d" % i
+        srv.start()
+        srv.wait_pooler()
+        assert len(srv.pooler_pids()) == 1
+    assert srv.stop("fast") == 0
+    wait_for(lambda: not srv.pooler_pids(), 2, "no daemon at the end")
+    assert port_free(srv.pooler_port)
+
+
+# -------------------------------------------------------------- bad input --
+
+def test_bad_values_at_start_are_refused_and_the_server_runs(fresh_builtin):
+    srv = fresh_builtin(conf="pgcarrier.default_pool_size = 'many'\n", wait=False)
+    assert srv.sql("SELECT 1") == "1"
+    log = srv.log()
+    assert 'invalid value for parameter "pgcarrier.default_pool_size": "many"' in log
+    assert "the pooler will not start" in log
+    time.sleep(1)
+    assert not srv.pooler_pids() and not srv.pooler_open()
+    # fixed by a reload
+    srv.add_conf("pgcarrier.default_pool_size = 4")
+    srv.reload()
+    srv.wait_pooler()
+    with srv.pooler_connect() as c:
+        assert c.execute("SELECT 1").fetchone()[0] == 1
+
+
+def test_bad_values_at_reload_are_refused_and_the_pooler_keeps_going(fresh_builtin):
+    srv = fresh_builtin()
+    [pid] = srv.pooler_pids()
+    srv.add_conf("pgcarrier.pool_mode = 'sometimes'\npgcarrier.max_client_conn = -3\n"
+                 "pgcarrier.query_wait_timeout = '3 parsecs'")
+    srv.reload()
+    wait_for(lambda: 'invalid value for parameter "pgcarrier.pool_mode": "sometimes"' in srv.log(),
+             5, "the reload's message")
+    log = srv.log()
+    assert "pgcarrier.max_client_conn" in log and "outside the valid range" in log
+    assert 'invalid value for parameter "pgcarrier.query_wait_timeout"' in log
+    assert srv.sql("SHOW pgcarrier.pool_mode") == "transaction"
+    assert srv.pooler_pids() == [pid]
+    with srv.pooler_connect() as c:
+        assert c.execute("SELECT 1").fetchone()[0] == 1
+    # a setting that needs a restart says so, as PostgreSQL's own
+    srv.add_conf("pgcarrier.port = %d" % harness.free_port())
+    srv.reload()
+    wait_for(lambda: 'parameter "pgcarrier.port" cannot be changed without restarting the server'
+             in srv.log(), 5, "the restart message")
+
+
+def test_missing_daemon_binary_is_logged_and_the_server_runs(fresh_builtin):
+    srv = fresh_builtin(conf="pgcarrier.daemon_path = '/nonexistent/pgcarrier'", wait=False)
+    assert srv.sql("SELECT 1") == "1"
+    wait_for(lambda: 'could not start the pooler: program "/nonexistent/pgcarrier"' in srv.log(),
+             5, "the message")
+    assert "No such file or directory" in srv.log()
+    assert not srv.pooler_open()
+    # installed later (here: pointed at): a reload tries again at once
+    srv.add_conf("pgcarrier.daemon_path = ''")
+    srv.reload()
+    srv.wait_pooler()
+
+
+@pytest.mark.timeout(60)
+def test_port_in_use_is_logged_and_the_server_runs(fresh_builtin):
+    port = harness.free_port()
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    squatter.bind(("127.0.0.1", port))
+    squatter.listen(1)
+    try:
+        srv = fresh_builtin(conf="pgcarrier.port = %d" % port, wait=False)
+        srv.pooler_port = port
+        assert srv.sql("SELECT 1") == "1"
+        wait_for(lambda: "could not listen on 127.0.0.1 port %d: it is in use" % port in srv.log(),
+                 10, "the daemon's message")
+        wait_for(lambda: "exited with exit code 1" in srv.log(), 10, "the supervisor's message")
+        assert srv.sql("SELECT 2") == "2"
+        no_crash_in(srv.log())
+    finally:
+        squatter.close()
+    # the port is free again: the next attempt (back-off) serves
+    srv.wait_pooler(20)
+    with srv.pooler_connect() as c:
+        assert c.execute("SELECT 3").fetchone()[0] == 3
+
+
+def test_create_extension_and_its_settings_view(builtin):
+    r = psql(builtin, "LOAD 'pgcarrier'", port=builtin.port, user="postgres")
+    assert r.returncode == 0, r.stderr
+    r = psql(builtin, "CREATE EXTENSION IF NOT EXISTS pgcarrier; "
+             "SELECT setting FROM pgcarrier.settings WHERE name = 'pgcarrier.port'",
+             port=builtin.port, user="postgres")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == str(builtin.pooler_port)

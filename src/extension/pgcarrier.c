@@ -180,6 +180,14 @@ define_settings(void)
 							   "Role the pooler reads role secrets (pg_authid) as; empty: the server's OS user name.",
 							   NULL, &pgc_set.auth_user, "", PGC_SIGHUP, 0,
 							   check_one_line, NULL, NULL);
+	define_int("pgcarrier.auth_query_cache_lifetime",
+			   "How long the pooler reuses a role's secret read from pg_authid; 0: read it at each login.",
+			   &pgc_set.auth_query_cache_lifetime, 15 * 1000, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS);
+	DefineCustomStringVariable("pgcarrier.server_host",
+							   "Where the pooler logs in to the server: an address, or a Unix socket directory; "
+							   "empty: the loopback address the server listens on, else its Unix socket.",
+							   NULL, &pgc_set.server_host, "", PGC_SIGHUP, 0,
+							   check_one_line, NULL, NULL);
 	DefineCustomStringVariable("pgcarrier.daemon_path",
 							   "The pooler's program; empty: pgcarrier in the server's bin directory.",
 							   NULL, &pgc_set.daemon_path, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY,

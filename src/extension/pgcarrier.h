@@ -52,6 +52,8 @@ typedef struct pgc_settings
 	int			stats_listen_port;
 	char	   *databases;		/* "": every database */
 	char	   *auth_user;		/* "": the server's OS user name */
+	int			auth_query_cache_lifetime;	/* ms */
+	char	   *server_host;	/* where backend logins go; "": loopback TCP if the server listens there */
 	char	   *daemon_path;	/* "": pgcarrier in the server's bindir */
 	bool		log_connections;
 } pgc_settings;

@@ -152,6 +152,50 @@ server_socket_dir(void)
 	return first;
 }
 
+/*
+ * Where backend logins go (pgcarrier.server_host, else automatic). By
+ * default over TCP to a loopback address the server listens on: then the
+ * server's `host ... 127.0.0.1/32` lines decide the pooler's backend
+ * logins, and with Debian's default pg_hba.conf (scram-sha-256 there, peer
+ * on `local` lines, which would refuse every role but the daemon's own OS
+ * user) the client's SCRAM keys log in. A server without TCP: its socket.
+ */
+static const char *
+backend_host(const char *sockdir)
+{
+	char	   *raw;
+	List	   *addrs;
+	ListCell   *lc;
+	const char *v4 = NULL,
+			   *v6 = NULL,
+			   *first = NULL;
+
+	if (pgc_set.server_host[0])
+		return pgc_set.server_host;
+	if (ListenAddresses && ListenAddresses[0])
+	{
+		raw = pstrdup(ListenAddresses);
+		if (SplitGUCList(raw, ',', &addrs))
+		{
+			foreach(lc, addrs)
+			{
+				const char *a = (const char *) lfirst(lc);
+
+				if (strcmp(a, "*") == 0 || strcmp(a, "0.0.0.0") == 0 || strcmp(a, "localhost") == 0 ||
+					strcmp(a, "127.0.0.1") == 0)
+					v4 = "127.0.0.1";
+				else if (strcmp(a, "::") == 0 || strcmp(a, "::1") == 0)
+					v6 = "::1";
+				else if (first == NULL)
+					first = pstrdup(a);
+			}
+		}
+		if (v4 || v6 || first)
+			return v4 ? v4 : v6 ? v6 : first;
+	}
+	return sockdir ? sockdir : "localhost";
+}
+
 /* The account the server runs as: Debian's and initdb's default name of the bootstrap superuser. */
 static const char *
 server_os_user(void)
@@ -172,6 +216,9 @@ static const char *const pool_mode_names[] = {"session", "transaction", "stateme
 	"SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END " \
 	"FROM pg_catalog.pg_authid WHERE rolname = $1 AND rolcanlogin"
 
+/* The [databases] entry auth_query runs on: the database postgres, on the Unix socket. */
+#define AUTH_DB_ENTRY "pgcarrier_auth"
+
 static char *
 config_text(void)
 {
@@ -180,7 +227,9 @@ config_text(void)
 	const char *listen = pgc_set.listen_addresses[0] ? pgc_set.listen_addresses : ListenAddresses;
 	const char *own_dir = pgc_set.unix_socket_directories[0] ? pgc_set.unix_socket_directories : sockdir;
 	const char *auth_user = pgc_set.auth_user[0] ? pgc_set.auth_user : server_os_user();
-	const char *server_host = sockdir ? sockdir : "localhost";
+	const char *server_host = backend_host(sockdir);
+	/* auth_query runs as auth_user on the Unix socket (peer or trust for the server's own account) */
+	const char *auth_host = sockdir ? sockdir : server_host;
 
 	initStringInfo(&b);
 	appendStringInfoString(&b,
@@ -212,7 +261,12 @@ config_text(void)
 	append_quoted(&b, "auth_hba_file", HbaFileName);
 	append_quoted(&b, "auth_user", auth_user);
 	append_quoted(&b, "auth_query", AUTH_QUERY);
+	append_quoted(&b, "auth_dbname", AUTH_DB_ENTRY);
+	appendStringInfo(&b, "auth_query_cache_lifetime = %dms\n", pgc_set.auth_query_cache_lifetime);
 	appendStringInfoString(&b, "\n[databases]\n");
+	appendStringInfoString(&b, AUTH_DB_ENTRY " =");
+	append_conn_value(&b, "host", auth_host);
+	appendStringInfo(&b, " port=%d dbname=postgres\n", PostPortNumber);
 	if (pgc_set.databases[0] == '\0')
 	{
 		appendStringInfoString(&b, "* =");

@@ -348,3 +348,181 @@ def test_create_extension_and_its_settings_view(builtin):
              port=builtin.port, user="postgres")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == str(builtin.pooler_port)
+
+
+# --------------------------------------------------------- authentication --
+
+# Debian's default pg_hba.conf, unchanged, below two lines of the test's own.
+DEBIAN_HBA = """\
+host    all             rejected        127.0.0.1/32            reject
+host    all             bob             127.0.0.1/32            md5
+# Debian's default:
+local   all             postgres                                peer
+local   all             all                                     peer
+host    all             all             127.0.0.1/32            scram-sha-256
+host    all             all             ::1/128                 scram-sha-256
+local   replication     all                                     peer
+host    replication     all             127.0.0.1/32            scram-sha-256
+host    replication     all             ::1/128                 scram-sha-256
+"""
+
+AUTH_SETUP = """
+SET password_encryption = 'scram-sha-256';
+CREATE ROLE alice LOGIN PASSWORD 'alice-pw';
+CREATE ROLE carol LOGIN PASSWORD 'carol-pw';
+CREATE ROLE rejected LOGIN PASSWORD 'rejected-pw';
+CREATE ROLE nologin NOLOGIN PASSWORD 'nologin-pw';
+CREATE ROLE expired LOGIN PASSWORD 'expired-pw' VALID UNTIL '2001-01-01';
+SET password_encryption = 'md5';
+CREATE ROLE bob LOGIN PASSWORD 'bob-pw';
+"""
+
+RLS_SETUP = """
+CREATE TABLE notes(owner name, body text);
+INSERT INTO notes VALUES ('alice', 'for alice'), ('carol', 'for carol');
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own ON notes USING (owner = current_user);
+GRANT SELECT ON notes TO PUBLIC;
+"""
+
+
+@pytest.fixture(scope="module")
+def hba_server():
+    srv = harness.BuiltinPgServer("builtin-hba", hba=DEBIAN_HBA)
+    try:
+        srv.sql(AUTH_SETUP)
+        srv.sql(RLS_SETUP, db="app")
+        yield srv
+    finally:
+        srv.cleanup()
+
+
+def pooled(srv, user, password, db="app"):
+    return psycopg.connect(srv.pooler_dsn(db, user, password=password), autocommit=True)
+
+
+def refused(srv, user, password, db="app"):
+    with pytest.raises(psycopg.OperationalError) as ei:
+        pooled(srv, user, password, db).close()
+    return str(ei.value)
+
+
+def test_auth_scram_role_logs_in_as_itself(hba_server):
+    srv = hba_server
+    with pooled(srv, "alice", "alice-pw") as c:
+        row = c.execute("SELECT current_user, session_user, usename, client_addr::text "
+                        "FROM pg_stat_activity WHERE pid = pg_backend_pid()").fetchone()
+        assert row == ("alice", "alice", "alice", "127.0.0.1/32")
+        # row-level security sees the client's own role
+        assert c.execute("SELECT body FROM notes").fetchall() == [("for alice",)]
+    with pooled(srv, "carol", "carol-pw") as c:
+        assert c.execute("SELECT body FROM notes").fetchall() == [("for carol",)]
+        assert c.execute("SELECT current_setting('pgcarrier.report')").fetchone()[0] == "on"
+
+
+def test_auth_wrong_password(hba_server):
+    msg = refused(hba_server, "alice", "not-her-password")
+    assert 'password authentication failed for user "alice"' in msg
+
+
+def test_auth_reject_line(hba_server):
+    msg = refused(hba_server, "rejected", "rejected-pw")
+    assert 'pg_hba.conf rejects connection for host "127.0.0.1", user "rejected"' in msg
+
+
+def test_auth_nologin_role(hba_server):
+    msg = refused(hba_server, "nologin", "nologin-pw")
+    assert 'password authentication failed for user "nologin"' in msg
+
+
+def test_auth_valid_until_in_the_past(hba_server):
+    msg = refused(hba_server, "expired", "expired-pw")
+    assert 'password authentication failed for user "expired"' in msg
+    # and directly, the same
+    with pytest.raises(psycopg.OperationalError) as ei:
+        psycopg.connect(hba_server.dsn("app", "expired", password="expired-pw")).close()
+    assert 'password authentication failed for user "expired"' in str(ei.value)
+
+
+def test_auth_md5_role(hba_server):
+    with pooled(hba_server, "bob", "bob-pw") as c:
+        assert c.execute("SELECT current_user, session_user").fetchone() == ("bob", "bob")
+    assert 'password authentication failed for user "bob"' in refused(hba_server, "bob", "nope")
+
+
+def test_auth_transaction_pooling_keeps_each_role(hba_server):
+    """Two roles, many clients each, few backends: nobody ever runs as another."""
+    import threading
+    errors = []
+
+    def client(user, pw):
+        try:
+            with pooled(hba_server, user, pw) as c:
+                for _ in range(20):
+                    got = c.execute("SELECT current_user, session_user, "
+                                    "(SELECT count(*) FROM notes)").fetchone()
+                    if got != (user, user, 1):
+                        errors.append((user, got))
+        except Exception as e:
+            errors.append((user, e))
+
+    ths = [threading.Thread(target=client, args=a)
+           for a in [("alice", "alice-pw"), ("carol", "carol-pw")] * 6]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join(60)
+    assert not errors, errors[:5]
+
+
+def test_auth_hba_reload_applies(hba_server):
+    srv = hba_server
+    hba = os.path.join(srv.datadir, "pg_hba.conf")
+    with open(hba) as f:
+        before = f.read()
+    try:
+        with open(hba, "w") as f:
+            f.write("host all carol 127.0.0.1/32 reject\n" + before)
+        srv.reload()
+        wait_for(lambda: "pg_hba.conf rejects" in (lambda m: m)(_try_refused(srv)), 5,
+                 "the new line applied")
+    finally:
+        with open(hba, "w") as f:
+            f.write(before)
+        srv.reload()
+    wait_for(lambda: _try_ok(srv), 5, "the old file applied again")
+
+
+def _try_refused(srv):
+    try:
+        pooled(srv, "carol", "carol-pw").close()
+        return ""
+    except psycopg.OperationalError as e:
+        return str(e)
+
+
+def _try_ok(srv):
+    return _try_refused(srv) == ""
+
+
+def test_auth_password_changed_while_the_pooler_runs(hba_server):
+    srv = hba_server
+    srv.sql("ALTER SYSTEM SET pgcarrier.auth_query_cache_lifetime = 0")
+    srv.reload()
+    try:
+        wait_for(lambda: "auth_query_cache_lifetime = 0ms" in
+                 open(os.path.join(srv.datadir, "pgcarrier.ini")).read(), 5, "the reload")
+        time.sleep(0.3)
+        srv.sql("CREATE ROLE dave LOGIN PASSWORD 'dave-old'")
+        with pooled(srv, "dave", "dave-old") as c:
+            assert c.execute("SELECT current_user").fetchone()[0] == "dave"
+        srv.sql("ALTER ROLE dave PASSWORD 'dave-new'")
+        assert 'password authentication failed for user "dave"' in refused(srv, "dave", "dave-old")
+        with pooled(srv, "dave", "dave-new") as c:
+            # a new server login too, with the new keys
+            c.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE usename = 'dave' AND pid <> pg_backend_pid()")
+            assert c.execute("SELECT session_user").fetchone()[0] == "dave"
+    finally:
+        srv.sql("ALTER SYSTEM RESET pgcarrier.auth_query_cache_lifetime")
+        srv.reload()

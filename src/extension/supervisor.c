@@ -266,7 +266,7 @@ config_text(void)
 	appendStringInfoString(&b, "\n[databases]\n");
 	appendStringInfoString(&b, AUTH_DB_ENTRY " =");
 	append_conn_value(&b, "host", auth_host);
-	appendStringInfo(&b, " port=%d dbname=postgres\n", PostPortNumber);
+	appendStringInfo(&b, " port=%d dbname=postgres auth_only=1\n", PostPortNumber);
 	if (pgc_set.databases[0] == '\0')
 	{
 		appendStringInfoString(&b, "* =");

@@ -526,3 +526,10 @@ def test_auth_password_changed_while_the_pooler_runs(hba_server):
     finally:
         srv.sql("ALTER SYSTEM RESET pgcarrier.auth_query_cache_lifetime")
         srv.reload()
+
+
+def test_auth_entry_is_no_database_for_clients(hba_server):
+    """auth_query's own [databases] entry (pgcarrier_auth, on the Unix socket)
+    is no way around the server's rules for TCP clients."""
+    msg = refused(hba_server, "alice", "alice-pw", db="pgcarrier_auth")
+    assert 'database "pgcarrier_auth" does not exist' in msg

@@ -50,6 +50,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 #include "utils/wait_event.h"
@@ -302,8 +303,27 @@ config_path(void)
 }
 
 /* Write the file (atomically, mode 0600). false, with a LOG message, on failure. */
+static bool write_config_in(void);
+
+/* In a memory context of its own, emptied after each write: reloads do not grow the worker. */
 static bool
 write_config(void)
+{
+	static MemoryContext cxt = NULL;
+	MemoryContext old;
+	bool		ok;
+
+	if (cxt == NULL)
+		cxt = AllocSetContextCreate(TopMemoryContext, "pgcarrier config", ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	ok = write_config_in();
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(cxt);
+	return ok;
+}
+
+static bool
+write_config_in(void)
 {
 	char	   *path = config_path();
 	char	   *tmp = psprintf("%s.tmp", path);

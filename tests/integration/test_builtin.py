@@ -177,6 +177,40 @@ def test_reload_changes_the_pool_size(fresh_builtin):
     assert len(srv.pooler_pids()) == 1   # reloaded, not restarted
 
 
+def test_databases_setting_restricts_what_is_pooled(fresh_builtin):
+    srv = fresh_builtin(conf="pgcarrier.databases = 'app'")
+    with srv.pooler_connect(db="app") as c:
+        assert c.execute("SELECT current_database()").fetchone()[0] == "app"
+    with pytest.raises(psycopg.OperationalError) as ei:
+        srv.pooler_connect(db="postgres").close()
+    assert 'database "postgres" does not exist' in str(ei.value)
+    # a reload opens it
+    srv.sql("ALTER SYSTEM SET pgcarrier.databases = 'app, postgres'")
+    srv.reload()
+    wait_for(lambda: _connects(srv, "postgres"), 5, "postgres pooled after the reload")
+
+
+def _connects(srv, db):
+    try:
+        srv.pooler_connect(db=db).close()
+        return True
+    except psycopg.OperationalError:
+        return False
+
+
+def test_enabled_off_stops_the_pooler_and_on_starts_it(fresh_builtin):
+    srv = fresh_builtin()
+    srv.sql("ALTER SYSTEM SET pgcarrier.enabled = off")
+    srv.reload()
+    wait_for(lambda: not srv.pooler_pids(), 10, "the pooler stopped")
+    assert port_free(srv.pooler_port)
+    assert srv.sql("SELECT 1") == "1"
+    srv.sql("ALTER SYSTEM SET pgcarrier.enabled = on")
+    srv.reload()
+    srv.wait_pooler(10)
+    assert "pgcarrier: stopping the pooler" in srv.log()
+
+
 # ------------------------------------------------------------ supervision --
 
 @pytest.mark.timeout(60)

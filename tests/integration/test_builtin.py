@@ -567,3 +567,17 @@ def test_auth_entry_is_no_database_for_clients(hba_server):
     is no way around the server's rules for TCP clients."""
     msg = refused(hba_server, "alice", "alice-pw", db="pgcarrier_auth")
     assert 'database "pgcarrier_auth" does not exist' in msg
+
+
+def test_auth_peer_client_of_the_pooler_gets_a_clear_error(hba_server):
+    """Documented limitation (docs/builtin.md): the pooler admits a peer client
+    on its Unix socket as the server would, but its backend login over TCP
+    has nothing to prove: a clear error, and a line in the log."""
+    srv = hba_server
+    r = subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(PG_BIN, "psql"), "-X",
+                        "-h", srv.sockdir, "-p", str(srv.pooler_port), "-U", "postgres",
+                        "-d", "postgres", "-c", "SELECT 1"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+    assert r.returncode != 0
+    assert 'pgcarrier has no password to log in to the server as user "postgres"' in r.stderr
+    wait_for(lambda: "could not log in to server for postgres/postgres" in srv.log(), 5, "the log line")

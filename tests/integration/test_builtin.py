@@ -124,6 +124,29 @@ def test_psycopg_through_the_pooler_and_backends_report(builtin):
         assert direct.execute("SELECT v FROM kv WHERE k = 'builtin-psycopg'").fetchone()[0] == "x"
 
 
+def test_asyncpg_through_the_pooler_with_its_statement_cache(builtin):
+    import asyncio
+    import asyncpg
+
+    async def run():
+        conns = [await asyncpg.connect(host="127.0.0.1", port=builtin.pooler_port, database="app",
+                                       user="app", timeout=30) for _ in range(4)]
+        try:
+            for i in range(30):
+                c = conns[i % 4]
+                # prepared by asyncpg once per connection, on whatever server it lands
+                assert await c.fetchval("SELECT qty FROM items WHERE id = $1", i + 1) == (i + 1) * 10
+            async with conns[0].transaction():
+                await conns[0].execute("INSERT INTO kv VALUES ('builtin-asyncpg', 'y') "
+                                       "ON CONFLICT (k) DO UPDATE SET v = 'y'")
+            assert await conns[1].fetchval("SELECT v FROM kv WHERE k = 'builtin-asyncpg'") == "y"
+        finally:
+            for c in conns:
+                await c.close()
+
+    asyncio.run(run())
+
+
 @pytest.mark.timeout(120)
 def test_pgbench_select_only_through_the_pooler(builtin):
     env = dict(os.environ, PGCONNECT_TIMEOUT="10")
@@ -282,10 +305,10 @@ def test_server_stops_in_every_mode_with_pooled_clients(fresh_builtin, mode):
         assert c.execute("SELECT 1").fetchone()[0] == 1
 
 
-@pytest.mark.timeout(240)
-def test_ten_start_stop_cycles_leave_nothing_behind(fresh_builtin):
+@pytest.mark.timeout(300)
+def test_twenty_start_stop_cycles_leave_nothing_behind(fresh_builtin):
     srv = fresh_builtin()
-    for i in range(10):
+    for i in range(20):
         mode = ("fast", "smart", "immediate")[i % 3]
         assert srv.stop(mode) == 0
         wait_for(lambda: not srv.pooler_pids(), 2, "no daemon after stop %d" % i)

@@ -36,6 +36,13 @@ static const struct config_enum_entry pinning_options[] = {
 	{NULL, 0, false}
 };
 
+static const struct config_enum_entry sslmode_options[] = {
+	{"disable", PGC_EXT_SSL_DISABLE, false},
+	{"prefer", PGC_EXT_SSL_PREFER, false},
+	{"require", PGC_EXT_SSL_REQUIRE, false},
+	{NULL, 0, false}
+};
+
 /* Names of pgcarrier.* settings whose postgresql.conf value PostgreSQL refused at start. */
 #define MAX_REFUSED 32
 static char *refused[MAX_REFUSED];
@@ -188,6 +195,23 @@ define_settings(void)
 							   "empty: the loopback address the server listens on, else its Unix socket.",
 							   NULL, &pgc_set.server_host, "", PGC_SIGHUP, 0,
 							   check_one_line, NULL, NULL);
+	DefineCustomStringVariable("pgcarrier.ssl_cert_file",
+							   "Certificate the pooler offers TLS clients; empty: the server's ssl_cert_file when ssl is on.",
+							   NULL, &pgc_set.ssl_cert_file, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   check_one_line, NULL, NULL);
+	DefineCustomStringVariable("pgcarrier.ssl_key_file",
+							   "Private key of pgcarrier.ssl_cert_file; empty: the server's ssl_key_file when ssl is on.",
+							   NULL, &pgc_set.ssl_key_file, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   check_one_line, NULL, NULL);
+	DefineCustomStringVariable("pgcarrier.ssl_ca_file",
+							   "CA certificates that client certificates must verify against; empty: the server's ssl_ca_file.",
+							   NULL, &pgc_set.ssl_ca_file, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   check_one_line, NULL, NULL);
+	DefineCustomEnumVariable("pgcarrier.server_sslmode",
+							 "TLS on the pooler's own connections to the server: disable, prefer or require.",
+							 "Needed only when pg_hba.conf admits the pooler's backend logins by hostssl lines alone.",
+							 &pgc_set.server_sslmode, PGC_EXT_SSL_DISABLE, sslmode_options,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("pgcarrier.daemon_path",
 							   "The pooler's program; empty: pgcarrier in the server's bin directory.",
 							   NULL, &pgc_set.daemon_path, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY,

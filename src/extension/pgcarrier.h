@@ -26,6 +26,12 @@ enum
 };
 enum
 {
+	PGC_EXT_SSL_DISABLE = 0,
+	PGC_EXT_SSL_PREFER = 1,
+	PGC_EXT_SSL_REQUIRE = 2
+};
+enum
+{
 	PGC_EXT_PIN_ALLOW = 0,
 	PGC_EXT_PIN_ERROR = 1
 };
@@ -54,6 +60,10 @@ typedef struct pgc_settings
 	char	   *auth_user;		/* "": the server's OS user name */
 	int			auth_query_cache_lifetime;	/* ms */
 	char	   *server_host;	/* where backend logins go; "": loopback TCP if the server listens there */
+	char	   *ssl_cert_file;	/* TLS with clients; "": the server's when ssl = on */
+	char	   *ssl_key_file;
+	char	   *ssl_ca_file;	/* client certificates; "": the server's ssl_ca_file */
+	int			server_sslmode;	/* the pooler's backend connections: disable, prefer, require */
 	char	   *daemon_path;	/* "": pgcarrier in the server's bindir */
 	bool		log_connections;
 } pgc_settings;

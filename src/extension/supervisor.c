@@ -217,6 +217,52 @@ static const char *const pool_mode_names[] = {"session", "transaction", "stateme
 	"SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END " \
 	"FROM pg_catalog.pg_authid WHERE rolname = $1 AND rolcanlogin"
 
+/*
+ * The server's TLS files (libpq/libpq.h declares them, but includes
+ * libpq-be.h, which needs the GSSAPI headers: a build dependency for three
+ * names).
+ */
+extern PGDLLIMPORT char *ssl_cert_file;
+extern PGDLLIMPORT char *ssl_key_file;
+extern PGDLLIMPORT char *ssl_ca_file;
+
+/* A file setting of the server: relative names are relative to the data directory. */
+static const char *
+server_file(const char *name)
+{
+	if (name == NULL || name[0] == '\0')
+		return NULL;
+	if (is_absolute_path(name))
+		return name;
+	return psprintf("%s/%s", DataDir, name);
+}
+
+/*
+ * TLS with clients: pgcarrier.ssl_* files, else the server's own when
+ * ssl = on. "prefer": TLS for the clients that ask, as the server does;
+ * hostssl/hostnossl lines of pg_hba.conf then decide, as for the server.
+ */
+static void
+append_tls(StringInfo b)
+{
+	const char *cert = pgc_set.ssl_cert_file[0] ? pgc_set.ssl_cert_file : EnableSSL ? server_file(ssl_cert_file) : NULL;
+	const char *key = pgc_set.ssl_key_file[0] ? pgc_set.ssl_key_file : EnableSSL ? server_file(ssl_key_file) : NULL;
+	const char *ca = pgc_set.ssl_ca_file[0] ? pgc_set.ssl_ca_file : server_file(ssl_ca_file);
+	static const char *const modes[] = {"disable", "prefer", "require"};
+
+	appendStringInfo(b, "server_tls_sslmode = %s\n", modes[pgc_set.server_sslmode]);
+	if (cert == NULL || key == NULL)
+	{
+		appendStringInfoString(b, "client_tls_sslmode = disable\n");
+		return;
+	}
+	appendStringInfoString(b, "client_tls_sslmode = prefer\n");
+	append_quoted(b, "client_tls_cert_file", cert);
+	append_quoted(b, "client_tls_key_file", key);
+	if (ca)
+		append_quoted(b, "client_tls_ca_file", ca);
+}
+
 /* The [databases] entry auth_query runs on: the database postgres, on the Unix socket. */
 #define AUTH_DB_ENTRY "pgcarrier_auth"
 
@@ -255,6 +301,7 @@ config_text(void)
 	appendStringInfo(&b, "stats_listen_port = %d\n", pgc_set.stats_listen_port);
 	appendStringInfo(&b, "log_connections = %d\n", pgc_set.log_connections ? 1 : 0);
 	appendStringInfo(&b, "log_disconnections = %d\n", pgc_set.log_connections ? 1 : 0);
+	append_tls(&b);
 	/* the backends report their own session state (report.c) */
 	appendStringInfoString(&b, "server_session_report = 1\n");
 	/* the server's own rules and secrets */

@@ -426,14 +426,16 @@ class BuiltinPgServer(PgServer):
     (docs/builtin.md). Needs ``make install-extension`` (the integration
     target runs it). ``pooler_port`` is pgcarrier.port; ``conf`` is added
     to postgresql.conf; ``hba``, when given, replaces pg_hba.conf (its
-    first line must keep the harness's local postgres login: trust).
+    first line must keep the harness's local postgres login: trust);
+    ``before_start(server)`` runs after initdb, before the first start.
     The supervisor's LOG lines reach the server log (in log_min_messages'
     order, LOG is above WARNING)."""
 
-    def __init__(self, name="builtin", conf="", hba=None, wait=True):
+    def __init__(self, name="builtin", conf="", hba=None, wait=True, before_start=None):
         self.pooler_port = free_port()
         self.extra_conf = conf
         self.extra_hba = hba
+        self.before_start = before_start
         PgServer.__init__(self, name)
         if wait:
             self.wait_pooler()
@@ -452,6 +454,8 @@ class BuiltinPgServer(PgServer):
         if self.extra_hba is not None:
             with open(os.path.join(self.datadir, "pg_hba.conf"), "w") as f:
                 f.write(self.extra_hba)
+        if self.before_start is not None:
+            self.before_start(self)
 
     def add_conf(self, text):
         with open(self.conf_path, "a") as f:

@@ -310,12 +310,13 @@ def test_twenty_start_stop_cycles_leave_nothing_behind(fresh_builtin):
     srv = fresh_builtin()
     for i in range(20):
         mode = ("fast", "smart", "immediate")[i % 3]
-        assert srv.stop(mode) == 0
-        wait_for(lambda: not srv.pooler_pids(), 2, "no daemon after stop %d" % i)
-        assert port_free(srv.pooler_port), "port held after stop %d" % i
+        assert srv.stop(mode) == 0, "stop %d (%s)\n%s" % (i, mode, srv.log()[-3000:])
+        wait_for(lambda: not srv.pooler_pids(), 2, "no daemon after stop %d (%s)" % (i, mode))
+        assert port_free(srv.pooler_port), "port held after stop %d (%s)" % (i, mode)
         srv.start()
         srv.wait_pooler()
-        assert len(srv.pooler_pids()) == 1
+        pids = srv.pooler_pids()
+        assert len(pids) == 1, "after start %d: %r\n%s" % (i, pids, srv.log()[-3000:])
     assert srv.stop("fast") == 0
     wait_for(lambda: not srv.pooler_pids(), 2, "no daemon at the end")
     assert port_free(srv.pooler_port)
@@ -604,3 +605,44 @@ def test_auth_peer_client_of_the_pooler_gets_a_clear_error(hba_server):
     assert r.returncode != 0
     assert 'pgcarrier has no password to log in to the server as user "postgres"' in r.stderr
     wait_for(lambda: "could not log in to server for postgres/postgres" in srv.log(), 5, "the log line")
+
+
+# -------------------------------------------------------------------- TLS --
+
+TLS_HBA = """\
+local   all   all                      trust
+hostssl all   tlsonly   127.0.0.1/32   trust
+host    all   tlsonly   127.0.0.1/32   reject
+host    all   all       127.0.0.1/32   trust
+"""
+
+
+def _server_certificate(srv):
+    import pwd
+    key = os.path.join(srv.datadir, "server.key")
+    crt = os.path.join(srv.datadir, "server.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", crt, "-days", "2", "-subj", "/CN=localhost"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pw = pwd.getpwnam("postgres")
+    for p in (key, crt):
+        os.chown(p, pw.pw_uid, pw.pw_gid)
+    os.chmod(key, 0o600)
+
+
+def test_tls_with_the_servers_own_certificate_and_hostssl_lines(fresh_builtin):
+    srv = fresh_builtin(conf="ssl = on\npgcarrier.server_sslmode = prefer", hba=TLS_HBA,
+                        before_start=_server_certificate)
+    srv.sql("CREATE ROLE tlsonly LOGIN")
+    with psycopg.connect(srv.pooler_dsn(sslmode="require"), autocommit=True) as c:
+        assert c.pgconn.ssl_in_use
+        # the pooler's own backend connection uses TLS too (server_sslmode = prefer)
+        assert c.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()[0]
+    with psycopg.connect(srv.pooler_dsn(sslmode="disable"), autocommit=True) as c:
+        assert not c.pgconn.ssl_in_use
+    # hostssl: admitted with TLS, rejected without, by the pooler and by the server
+    with psycopg.connect(srv.pooler_dsn(user="tlsonly", sslmode="require"), autocommit=True) as c:
+        assert c.execute("SELECT current_user").fetchone()[0] == "tlsonly"
+    with pytest.raises(psycopg.OperationalError) as ei:
+        psycopg.connect(srv.pooler_dsn(user="tlsonly", sslmode="disable")).close()
+    assert "pg_hba.conf rejects connection" in str(ei.value)

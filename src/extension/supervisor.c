@@ -443,6 +443,11 @@ exec_daemon(const char *prog, const char *conf, int pipe_read, pid_t supervisor)
 			(void) signal(s, SIG_DFL);
 	sigemptyset(&none);
 	(void) sigprocmask(SIG_SETMASK, &none, NULL);
+	/*
+	 * A process group of its own: the postmaster signals each child's
+	 * whole group (SIGINT for a cancel, SIGQUIT, ...), and those are the
+	 * supervisor's to act on, not the daemon's.
+	 */
 	(void) setsid();
 	if (dup2(pipe_read, CHILD_PARENT_FD) < 0)
 		_exit(1);

@@ -12,15 +12,20 @@
 #                        under TSan; every part runs, each gets a summary
 #                        line at the end, and check fails if any part failed
 #   make check-plain | check-san | check-tsan    one of those parts
+#   make extension [PG_CONFIG=...]   the PostgreSQL extension (src/extension, PGXS)
+#   make install-extension [PG_CONFIG=...] [DESTDIR=...]
+#                        its library, control and SQL files, and the daemon
+#                        it runs (as `pg_config --bindir`/pgcarrier);
+#                        PG_CONFIG defaults to PostgreSQL 15's (docs/builtin.md)
 #   make install [PREFIX=/usr/local] [DESTDIR=...]
 #                        the daemon, its man pages, a sample config and the
 #                        systemd unit (see "Install" below); make uninstall
 #
 # Layout: the engine (src/engine) is a static archive, libpgcarrier.a, that
 # the daemon (src/daemon) and the unit tests link. The PostgreSQL extension
-# (src/extension) will link none of it: it runs the daemon as a child
-# process, because the engine links libpg_query, whose symbols clash with
-# the server's.
+# (src/extension) links none of it: it runs the daemon as a child process,
+# because the engine links libpg_query, whose symbols clash with the
+# server's.
 
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
@@ -61,7 +66,8 @@ DAEMON_OBJ = $(patsubst src/%.c,$(BUILD)/%.o,$(sort $(wildcard src/daemon/*.c)))
 UNIT_SRC   = $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN   = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all unit check check-plain check-san check-tsan integration clean bench demo install uninstall
+.PHONY: all unit check check-plain check-san check-tsan integration clean bench demo install uninstall \
+	extension install-extension uninstall-extension integration-install
 
 all: pgcarrier
 
@@ -93,7 +99,11 @@ unit: $(UNIT_BIN)
 	if [ -n "$$failed" ]; then echo "unit tests FAILED:$$failed"; exit 1; fi
 
 # PYTEST_ARGS that name test files or directories (tests/...) run just those.
-integration: $(BUILD)/pgcarrier
+# The built-in mode's tests (test_builtin.py) need the extension installed
+# into the PostgreSQL that the harness runs: installed first (as root; a
+# user who cannot install still runs the rest, and test_builtin.py says why
+# it fails).
+integration: $(BUILD)/pgcarrier integration-install
 	PGCARRIER_BIN=$(abspath $(BUILD)/pgcarrier) PGCARRIER_SAN=$(SAN) $(TSAN_ENV) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider $(if $(findstring tests/,$(PYTEST_ARGS)),,tests/integration) $(PYTEST_ARGS)
 
@@ -174,6 +184,28 @@ uninstall:
 	  $(DESTDIR)$(MANDIR)/man5/pgcarrier.ini.5 $(DESTDIR)$(UNITDIR)/pgcarrier.service
 	rm -rf $(DESTDIR)$(DOCDIR)
 
+# ---- The PostgreSQL extension (built-in mode, docs/builtin.md) ----
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+
+extension:
+	$(MAKE) -C src/extension PG_CONFIG=$(PG_CONFIG)
+
+# The daemon installed is always the release build (the supervisor runs it).
+install-extension: extension
+	$(MAKE) SAN=0 build/release/pgcarrier
+	$(MAKE) -C src/extension PG_CONFIG=$(PG_CONFIG) install
+	$(INSTALL) -d $(DESTDIR)$$($(PG_CONFIG) --bindir)
+	$(INSTALL) -m 0755 build/release/pgcarrier $(DESTDIR)$$($(PG_CONFIG) --bindir)/pgcarrier.tmp
+	mv -f $(DESTDIR)$$($(PG_CONFIG) --bindir)/pgcarrier.tmp $(DESTDIR)$$($(PG_CONFIG) --bindir)/pgcarrier
+
+integration-install:
+	@$(MAKE) --no-print-directory install-extension || \
+	  echo "make: could not install the extension; tests/integration/test_builtin.py will fail (run make install-extension as root)"
+
+uninstall-extension:
+	$(MAKE) -C src/extension PG_CONFIG=$(PG_CONFIG) uninstall
+	rm -f $(DESTDIR)$$($(PG_CONFIG) --bindir)/pgcarrier
+
 bench: pgcarrier
 	bash bench/run.sh
 
@@ -182,3 +214,4 @@ demo: pgcarrier
 
 clean:
 	rm -rf build pgcarrier
+	$(MAKE) -C src/extension PG_CONFIG=$(PG_CONFIG) clean

@@ -13,6 +13,7 @@ set -euo pipefail
 #   libcmocka-dev     unit tests
 #   openssl           certificates for the TLS tests and the benchmark
 #   postgresql-15 postgresql-client-15   servers, psql and pgbench for tests, demo, bench
+#   postgresql-server-dev-15   PGXS, to build the extension (built-in mode, src/extension)
 #   pgbouncer         the benchmark's reference pooler
 #   python3 ...       the integration suite (pytest, psycopg, asyncpg)
 #   libpostgresql-jdbc-java openjdk-17-jdk-headless   the JDBC test
@@ -23,7 +24,7 @@ set -euo pipefail
 PKGS=(
     build-essential pkg-config
     libssl-dev openssl libcmocka-dev libpg-query-dev libtsan2
-    postgresql-15 postgresql-client-15 libpq-dev
+    postgresql-15 postgresql-client-15 libpq-dev postgresql-server-dev-15
     pgbouncer
     python3 python3-pytest python3-psycopg python3-asyncpg
     libpostgresql-jdbc-java openjdk-17-jdk-headless

@@ -22,11 +22,13 @@
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -49,6 +51,8 @@ usage(FILE *out)
 			"  -c, --config=FILE  configuration file (INI, PgBouncer-style sections)\n"
 			"  -d, --daemon       run in the background (log to logfile, write pidfile)\n"
 			"  -t, --check        load and check the configuration (auth, HBA, TLS files too), then exit\n"
+			"      --parent-fd=N  exit at once when descriptor N (the read end of a pipe from the\n"
+			"                     parent) reports hang-up, or when the parent dies\n"
 			"  -V, --version      print the version and exit\n"
 			"  -h, --help         print this help and exit\n\n"
 			"Signals: SIGHUP reloads the configuration, SIGINT shuts down gracefully,\n"
@@ -128,6 +132,52 @@ daemon_ready(int ready_fd)
 	if (write(ready_fd, &ok, 1) != 1)
 		(void) errno;           /* the launcher was killed: nobody to tell */
 	close(ready_fd);
+}
+
+/* ---------------------------------------------------------------- parent -- */
+
+/*
+ * --parent-fd: the read end of a pipe whose write end only the parent holds
+ * (the pgcarrier extension's supervisor). When the parent dies, for any
+ * reason, the write end closes and the pipe reports hang-up: the daemon
+ * exits as on SIGTERM, so that it never outlives its supervisor (nor holds
+ * the pooler's port against the next one). PR_SET_PDEATHSIG is a second,
+ * independent way: SIGTERM when the parent dies.
+ */
+static int parent_fd = -1;
+
+static int
+parent_watch_start(const char *arg)
+{
+	char *end;
+	long fd;
+
+	errno = 0;
+	fd = strtol(arg, &end, 10);
+	if (errno || *end != '\0' || fd < 0 || fd > INT_MAX || fcntl((int) fd, F_GETFD) < 0)
+		return -1;
+	parent_fd = (int) fd;
+	/* No program the daemon might run gets it. */
+	(void) fcntl(parent_fd, F_SETFD, FD_CLOEXEC);
+	(void) prctl(PR_SET_PDEATHSIG, SIGTERM);
+	return 0;
+}
+
+/* Whether the parent is gone: its end of the pipe is closed (or the pipe broke). */
+static bool
+parent_gone(void)
+{
+	struct pollfd pfd = {.fd = parent_fd, .events = POLLIN};
+	char buf[64];
+
+	if (parent_fd < 0)
+		return false;
+	if (poll(&pfd, 1, 0) <= 0)
+		return false;
+	if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))
+		return true;
+	/* The parent writes nothing; drain whatever it did, and EOF is gone too. */
+	return (pfd.revents & POLLIN) && read(parent_fd, buf, sizeof(buf)) == 0;
 }
 
 /* --------------------------------------------------------------- pidfile -- */
@@ -359,6 +409,7 @@ main(int argc, char **argv)
 		{"check", no_argument, NULL, 't'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
+		{"parent-fd", required_argument, NULL, 'P'},
 		{NULL, 0, NULL, 0}
 	};
 	const char *config_path = NULL;
@@ -392,6 +443,13 @@ main(int argc, char **argv)
 			case 'h':
 				usage(stdout);
 				return 0;
+			case 'P':
+				if (parent_watch_start(optarg) < 0)
+				{
+					fprintf(stderr, "pgcarrier: --parent-fd=%s: not an open descriptor\n", optarg);
+					return 2;
+				}
+				break;
 			default:
 				usage(stderr);
 				return 2;
@@ -470,6 +528,11 @@ main(int argc, char **argv)
 		int sig = sigtimedwait(&sigs, NULL, &ts);
 
 		touch_files_now_and_then();
+		if (sig < 0 && parent_gone())
+		{
+			pgc_log(PGC_LOG, "the parent process (the supervisor) is gone: exiting now");
+			sig = SIGTERM;
+		}
 		if (sig == SIGHUP)
 		{
 			const char *path = config_path;

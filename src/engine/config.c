@@ -846,7 +846,7 @@ next_pair(const char **pp, char **key, char **val, const char **why, int dialect
 static const char *const db_keys[] = {
 	"host", "port", "dbname", "user", "password", "pool_size",
 	"min_pool_size", "reserve_pool", "max_db_connections", "pool_mode",
-	"auth_dbname", "reserve_pool_size"
+	"auth_dbname", "reserve_pool_size", "auth_only"
 };
 static const char *const user_keys[] = {"pool_mode", "max_user_connections"};
 
@@ -937,6 +937,8 @@ apply_pair(pgc_database *db, pgc_user *u, const char *key, const char *val,
 		ifield = &db->reserve_pool;     /* PgBouncer's name, and its older one */
 	else if (strcmp(key, "max_db_connections") == 0)
 		ifield = &db->max_db_connections;
+	else if (strcmp(key, "auth_only") == 0)
+		ifield = &db->auth_only, max = 1;
 	else
 		ifield = &u->max_user_connections;
 	snprintf(expected, explen, "an integer from %ld to %ld", min, max);

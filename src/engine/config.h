@@ -70,6 +70,7 @@ typedef struct pgc_database {
 	int max_db_connections;    /* -1: max_db_connections */
 	int pool_mode;             /* -1: global pool_mode, else pgc_pool_mode */
 	char *auth_dbname;         /* auth_query runs on this [databases] entry's server; NULL: global */
+	int auth_only;             /* 1: only for auth_query (auth_dbname); no client may connect to it */
 	int line;                  /* line number in the file, for messages */
 } pgc_database;
 

@@ -229,7 +229,8 @@ pgc_pool_get(pgc_engine *e, const char *dbname, const char *user, char *err, siz
 	pthread_mutex_lock(&e->cfg_lock);
 	cfg = atomic_load(&e->cfg);
 	db = pgc_config_find_db(cfg, dbname);
-	if (db == NULL)
+	/* an auth_only entry serves auth_query alone: to clients it does not exist */
+	if (db == NULL || db->auth_only)
 	{
 		pthread_mutex_unlock(&e->cfg_lock);
 		snprintf(err, errlen, "database \"%s\" does not exist", dbname);

@@ -421,6 +421,92 @@ host all all 127.0.0.1/32 trust
             return ""
 
 
+class BuiltinPgServer(PgServer):
+    """A PgServer with the pgcarrier extension preloaded: built-in mode
+    (docs/builtin.md). Needs ``make install-extension`` (the integration
+    target runs it). ``pooler_port`` is pgcarrier.port; ``conf`` is added
+    to postgresql.conf; ``hba``, when given, replaces pg_hba.conf (its
+    first line must keep the harness's local postgres login: trust);
+    ``before_start(server)`` runs after initdb, before the first start.
+    The supervisor's LOG lines reach the server log (in log_min_messages'
+    order, LOG is above WARNING)."""
+
+    def __init__(self, name="builtin", conf="", hba=None, wait=True, before_start=None):
+        self.pooler_port = free_port()
+        self.extra_conf = conf
+        self.extra_hba = hba
+        self.before_start = before_start
+        PgServer.__init__(self, name)
+        if wait:
+            self.wait_pooler()
+
+    @property
+    def conf_path(self):
+        return os.path.join(self.datadir, "postgresql.conf")
+
+    def _initdb(self):
+        PgServer._initdb(self)
+        with open(self.conf_path, "a") as f:
+            f.write("shared_preload_libraries = 'pgcarrier'\n"
+                    "pgcarrier.port = %d\n"
+                    "pgcarrier.workers = 2\n%s\n"
+                    % (self.pooler_port, self.extra_conf))
+        if self.extra_hba is not None:
+            with open(os.path.join(self.datadir, "pg_hba.conf"), "w") as f:
+                f.write(self.extra_hba)
+        if self.before_start is not None:
+            self.before_start(self)
+
+    def add_conf(self, text):
+        with open(self.conf_path, "a") as f:
+            f.write(text + "\n")
+
+    def reload(self):
+        self.sql("SELECT pg_reload_conf()")
+
+    def pooler_open(self):
+        return _port_open("127.0.0.1", self.pooler_port, timeout=0.2)
+
+    def wait_pooler(self, timeout=15):
+        deadline = time.monotonic() + timeout
+        while not self.pooler_open():
+            if time.monotonic() > deadline:
+                raise HarnessError("the built-in pooler does not accept on port %d "
+                                   "within %ss\n--- log ---\n%s"
+                                   % (self.pooler_port, timeout, self.log()[-4000:]))
+            time.sleep(0.05)
+
+    def pooler_pids(self):
+        """The daemons run for this data directory (by their command line)."""
+        conf = os.path.join(self.datadir, "pgcarrier.ini")
+        pids = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    args = f.read().split(b"\0")
+            except OSError:
+                continue
+            if conf.encode() in args:
+                pids.append(int(d))
+        return pids
+
+    def supervisor_pids(self):
+        r = self.sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'pgcarrier supervisor'")
+        return [int(x) for x in r.split()] if r else []
+
+    def pooler_dsn(self, db="app", user="app", **kw):
+        kw.setdefault("application_name", "pgc-pooled")
+        kw.setdefault("connect_timeout", 10)
+        return _dsn(host="127.0.0.1", port=self.pooler_port, dbname=db, user=user, **kw)
+
+    def pooler_connect(self, db="app", user="app", **kw):
+        import psycopg
+        kw.setdefault("autocommit", True)
+        return psycopg.connect(self.pooler_dsn(db, user), **kw)
+
+
 def _server_backends_query(db=None, user=None):
     q = ("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
          " AND pid <> pg_backend_pid()"

@@ -143,6 +143,7 @@ typedef struct pgc_guard {
 	bool seq_written;             /* may have set currval()/lastval() state on some server */
 	bool probing;                 /* the probe is in flight on the linked server */
 	bool probe_due;               /* the session state may have changed: look at the next boundary (state.h) */
+	uint64_t unsure_parses;       /* Parses made while the session state was not known (statement_context) */
 	bool probe_failed;
 	int probe_set;                /* which result set of the probe is arriving */
 	uint32_t probe_pinned;        /* pinned state the probe found */

@@ -371,18 +371,56 @@ client_private(const pgc_client *c)
 	return g->pinned || (g->flags & PRIVATE_FLAGS) || temp_in_path(c);
 }
 
+/*
+ * A search_path as it goes into a statement's context: itself when short,
+ * else a 64-bit FNV-1a hash of it, so that a long path is never cut to
+ * look like another.
+ */
 static void
-statement_context(const pgc_client *c, char *buf, size_t len)
+path_in_context(const char *sp, char *buf, size_t len)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	if (strlen(sp) < 64)
+	{
+		snprintf(buf, len, "%s", sp);
+		return;
+	}
+	for (const unsigned char *p = (const unsigned char *) sp; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	snprintf(buf, len, "#%016llx", (unsigned long long) h);
+}
+
+/*
+ * What decides what a text means, and who may share it: the role and the
+ * search_path always (the same client parsing the same text under another
+ * path needs another statement, as on a direct connection), and either the
+ * database's DDL epoch (shared by the pool's clients) or the client itself.
+ * While the session state may have changed and the probe has not said how
+ * (a SET just before, in the same pipeline or with its answer still on the
+ * way), the role and path known here may be stale: the statement is then
+ * the client's alone and matches no other Parse.
+ */
+static void
+statement_context(pgc_client *c, char *buf, size_t len)
 {
 	const char *role = pgc_params_get(&c->params, "role");
 	const char *sp = pgc_params_get(&c->params, "search_path");
+	char path[80];
 
+	if (c->guard.probe_due || c->guard.probing)
+	{
+		snprintf(buf, len, PGC_STMT_OWN_PREFIX "%llu unsure %llu", (unsigned long long) c->serial,
+				 (unsigned long long) ++c->guard.unsure_parses);
+		return;
+	}
+	path_in_context(sp ? sp : "", path, sizeof(path));
 	if (client_private(c))
-		snprintf(buf, len, PGC_STMT_OWN_PREFIX "%llu", (unsigned long long) c->serial);
+		snprintf(buf, len, PGC_STMT_OWN_PREFIX "%llu role %s path %s", (unsigned long long) c->serial,
+				 role ? role : "", path);
 	else
 		snprintf(buf, len, "epoch %llu role %s path %s",
-				 (unsigned long long) atomic_load(&c->pool->db_count->ddl_epoch), role ? role : "",
-				 sp ? sp : "");
+				 (unsigned long long) atomic_load(&c->pool->db_count->ddl_epoch), role ? role : "", path);
 }
 
 static void note_custom_setting(pgc_guard *g, const char *sql, size_t len);

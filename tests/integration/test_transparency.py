@@ -294,6 +294,44 @@ def test_statement_parsed_under_set_local_is_not_shared(carrier, pg):
         pg.sql("DROP SCHEMA pgc_sp1 CASCADE; DROP SCHEMA pgc_sp2 CASCADE", db="app")
 
 
+def test_one_client_same_text_under_two_search_paths(carrier, pg):
+    """A client whose settings changed has statements of its own; the same
+    text parsed under another search_path still needs another statement
+    (on a direct connection each Parse is analysed in its own path)."""
+    pg.sql("DROP SCHEMA IF EXISTS pgc_tp1 CASCADE; DROP SCHEMA IF EXISTS pgc_tp2 CASCADE; "
+           "CREATE SCHEMA pgc_tp1 AUTHORIZATION app; CREATE SCHEMA pgc_tp2 AUTHORIZATION app; "
+           "CREATE TABLE pgc_tp1.t(v int); INSERT INTO pgc_tp1.t VALUES (1); "
+           "CREATE TABLE pgc_tp2.t(v text); INSERT INTO pgc_tp2.t VALUES ('two'); "
+           "GRANT ALL ON ALL TABLES IN SCHEMA pgc_tp1, pgc_tp2 TO PUBLIC; "
+           "GRANT USAGE ON SCHEMA pgc_tp1, pgc_tp2 TO PUBLIC", db="app")
+    c = carrier(pool_mode="transaction", pool_size=1)
+    q = "SELECT v FROM t WHERE 1 = 1"
+    try:
+        with RawConn(c.host, c.port) as b:
+            b.startup("app", "app")
+            b.query("SET search_path = pgc_tp2")
+            b.query("SELECT 1")             # the guard has seen the change: b's statements are its own
+            assert _raw_prepare_and_run(b, "s2", q) == [[b"two"]]
+            b.query("SET search_path = pgc_tp1")
+            b.query("SELECT 1")
+            assert _raw_prepare_and_run(b, "s3", q) == [[b"1"]]
+            assert _raw_prepare_and_run(b, "s4", q) == [[b"1"]]
+            # A SET and a Parse in one pipeline: the Parse is made before the
+            # SET's effect is known, and must still mean the text in the new path.
+            for path, name, want in (("pgc_tp2", "p2", [[b"two"]]), ("pgc_tp1", "p1", [[b"1"]])):
+                b.send_raw(harness.msg("Q", cstr("SET search_path = " + path)) +
+                           harness.msg("P", msg_parse(name, q)) + harness.msg("S"))
+                b.recv_until_ready()
+                b.recv_until_ready()
+                b.send_raw(harness.msg("B", msg_bind("", name)) + harness.msg("E", msg_execute("")) +
+                           harness.msg("S"))
+                msgs = b.recv_until_ready()
+                errs = [harness.parse_error(p)["M"] for t, p in msgs if t == "E"]
+                assert (errs or [harness.data_row(p) for t, p in msgs if t == "D"]) == want
+    finally:
+        pg.sql("DROP SCHEMA pgc_tp1 CASCADE; DROP SCHEMA pgc_tp2 CASCADE", db="app")
+
+
 # --------------------------------------------------------------- sequences --
 
 def test_currval_never_another_clients_value(carrier, pg):

@@ -28,6 +28,7 @@
 #include "storage/latch.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/tuplestore.h"
 #include "utils/wait_event.h"
 
@@ -362,6 +363,19 @@ db_command(const char *cmd, FunctionCallInfo fcinfo)
 Datum
 pgcarrier_pause(PG_FUNCTION_ARGS)
 {
+	const char *report = GetConfigOption("pgcarrier.report", true, false);
+
+	/*
+	 * A backend of the pooler's (its server connections set
+	 * pgcarrier.report, report.h): PAUSE would wait for this very
+	 * transaction to end, and it ends only when PAUSE is done.
+	 */
+	if (report && strcmp(report, "on") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pgcarrier.pause() cannot run through the pooler"),
+				 errdetail("This session is one of the pooler's server connections: PAUSE would wait for it."),
+				 errhint("Connect to the server's own port to pause the pooler.")));
 	control("pgcarrier.pause", db_command("PAUSE", fcinfo));
 	PG_RETURN_VOID();
 }

@@ -180,6 +180,21 @@ def test_pause_waits_and_resume_lets_the_query_run(builtin):
         assert c.execute("SELECT 9").fetchone()[0] == 9
 
 
+def test_pause_through_the_pooler_is_refused(builtin):
+    """Through the pooler, PAUSE would wait for the very server connection
+    that runs it: refused at once, with a hint."""
+    builtin.sql("GRANT pgcarrier_admin TO app")
+    try:
+        with builtin.pooler_connect(db="postgres", application_name="sqlselfpause") as c:
+            with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState) as e:
+                c.execute("SELECT pgcarrier.pause()")
+            assert "server's own port" in e.value.diag.message_hint
+            # reading the views through the pooler is fine
+            assert c.execute("SELECT count(*) FROM pgcarrier.pools").fetchone()[0] >= 1
+    finally:
+        builtin.sql("REVOKE pgcarrier_admin FROM app")
+
+
 def test_kill_client_ends_the_client(builtin):
     victim = builtin.pooler_connect(application_name="sqlvictim")
     try:
@@ -291,3 +306,24 @@ def _answers(d):
         return True
     except psycopg.Error:
         return False
+
+
+def test_dblink_gives_a_non_superuser_no_way_in(builtin):
+    """The console trusts the server's OS uid, which every backend has: a
+    non-superuser's dblink to it is refused by dblink itself, since the
+    console asks for no password (the same protection as for the server's
+    own peer and trust lines)."""
+    if not os.path.exists(os.path.join(PG_BIN, "..", "lib", "dblink.so")):
+        pytest.skip("dblink is not installed")
+    builtin.sql("CREATE EXTENSION IF NOT EXISTS dblink; GRANT EXECUTE ON FUNCTION "
+                "dblink(text, text) TO nobody")
+    conninfo = "host=%s port=%d dbname=pgcarrier user=nobody password=x" % (
+        builtin.sockdir, builtin.pooler_port)
+    with direct(builtin, user="nobody") as n:
+        with pytest.raises(psycopg.Error) as e:
+            n.execute("SELECT * FROM dblink(%s, 'PAUSE') AS t(x text)", (conninfo,))
+        assert "password is required" in str(e.value)
+    # a superuser may, as it may connect to the server itself
+    with direct(builtin) as d:
+        assert d.execute("SELECT * FROM dblink(%s, 'SHOW VERSION') AS t(version text)",
+                         (conninfo,)).fetchone()[0].startswith("pgcarrier ")

@@ -327,3 +327,39 @@ def test_dblink_gives_a_non_superuser_no_way_in(builtin):
     with direct(builtin) as d:
         assert d.execute("SELECT * FROM dblink(%s, 'SHOW VERSION') AS t(version text)",
                          (conninfo,)).fetchone()[0].startswith("pgcarrier ")
+
+
+def test_a_cancelled_pause_closes_its_console_connection(builtin):
+    """pause() waits for a running transaction; statement_timeout ends the
+    wait (libpq is driven on the backend's latch), the console connection
+    is closed, the pool stays paused until resume()."""
+    with builtin.pooler_connect(application_name="sqlbusy") as busy, direct(builtin) as d:
+        busy.execute("BEGIN")
+        busy.execute("SELECT 1")            # holds its server connection
+        d.execute("SET statement_timeout = '1s'")
+        t0 = time.monotonic()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            d.execute("SELECT pgcarrier.pause('app')")
+        assert time.monotonic() - t0 < 5
+        d.execute("RESET statement_timeout")
+        # only this query's own console connection is left
+        wait_for(lambda: d.execute("SELECT count(*) FROM pgcarrier.clients "
+                                   "WHERE database = 'pgcarrier'").fetchone()[0] == 1,
+                 what="the cancelled pause's console connection to close")
+        busy.execute("COMMIT")
+        d.execute("SELECT pgcarrier.resume('app')")
+        assert busy.execute("SELECT 5").fetchone() == (5,)
+
+
+def test_pooler_that_cannot_start_gives_08001(tmp_path):
+    srv = harness.BuiltinPgServer("builtinsql2", wait=False,
+                                  conf="pgcarrier.daemon_path = '/nonexistent/pgcarrier'")
+    try:
+        srv.sql("CREATE EXTENSION pgcarrier")
+        with direct(srv) as d:
+            with pytest.raises(psycopg.errors.SqlclientUnableToEstablishSqlconnection) as e:
+                d.execute("SELECT * FROM pgcarrier.pools")
+            assert "could not connect to the pooler's admin console" in str(e.value)
+            assert "Is the pooler running?" in e.value.diag.message_hint
+    finally:
+        srv.cleanup()

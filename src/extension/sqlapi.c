@@ -29,14 +29,15 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 #include "utils/wait_event.h"
 
 #include "pgcarrier.h"
 
 #define ADMIN_ROLE "pgcarrier_admin"
-/* Seconds to wait for the console's login (it is a local socket: normally at once). */
-#define CONNECT_TIMEOUT "10"
+/* How long the console's login may take (a local socket: normally at once). */
+#define CONNECT_TIMEOUT_MS 10000
 
 PG_FUNCTION_INFO_V1(pgcarrier_show);
 PG_FUNCTION_INFO_V1(pgcarrier_pause);
@@ -70,18 +71,24 @@ check_privilege(const char *what, bool read_only)
 			 errdetail("Only superusers and members of role pgcarrier_admin may control the pooler.")));
 }
 
-/* Wait for the socket, as long as the backend is not interrupted (CHECK_FOR_INTERRUPTS may not return). */
-static void
-wait_socket(PGconn *conn, bool write)
+/*
+ * Wait for the socket, as long as the backend is not interrupted
+ * (CHECK_FOR_INTERRUPTS may not return); timeout_ms -1: no timeout. False
+ * when the time ran out.
+ */
+static bool
+wait_socket(PGconn *conn, bool write, long timeout_ms)
 {
 	int			rc = WaitLatchOrSocket(MyLatch,
 									   WL_LATCH_SET | WL_EXIT_ON_PM_DEATH |
+									   (timeout_ms >= 0 ? WL_TIMEOUT : 0) |
 									   (write ? WL_SOCKET_WRITEABLE : WL_SOCKET_READABLE),
-									   PQsocket(conn), -1L, PG_WAIT_EXTENSION);
+									   PQsocket(conn), timeout_ms, PG_WAIT_EXTENSION);
 
 	if (rc & WL_LATCH_SET)
 		ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
+	return !(rc & WL_TIMEOUT);
 }
 
 static void
@@ -104,6 +111,7 @@ console_connect(PGconn *volatile *conn)
 	const char *vals[8];
 	char		port[16];
 	char	   *dir;
+	TimestampTz deadline;
 
 	/* The settings are defined only where shared_preload_libraries loaded us (pgcarrier.port >= 1). */
 	if (pgc_set.port == 0)
@@ -128,24 +136,28 @@ console_connect(PGconn *volatile *conn)
 	/* who asks: the console's log and SHOW CLIENTS name the role */
 	keys[3] = "user", vals[3] = GetUserNameFromId(GetUserId(), false);
 	keys[4] = "application_name", vals[4] = "pgcarrier SQL interface";
-	keys[5] = "connect_timeout", vals[5] = CONNECT_TIMEOUT;
-	keys[6] = "gssencmode", vals[6] = "disable";
-	keys[7] = NULL, vals[7] = NULL;
+	keys[5] = "gssencmode", vals[5] = "disable";
+	keys[6] = NULL, vals[6] = NULL;
 
 	*conn = PQconnectStartParams(keys, vals, 0);
 	if (*conn == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	if (PQstatus(*conn) == CONNECTION_BAD)
 		connect_failed(*conn);
-	for (;;)
+	/* libpq's connect_timeout is for its blocking calls: ours is the deadline here */
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CONNECT_TIMEOUT_MS);
+	for (PostgresPollingStatusType st = PGRES_POLLING_WRITING; st != PGRES_POLLING_OK;)
 	{
-		PostgresPollingStatusType st = PQconnectPoll(*conn);
+		long		left = (long) ((deadline - GetCurrentTimestamp()) / 1000);
 
-		if (st == PGRES_POLLING_OK)
-			break;
+		if (left <= 0 || !wait_socket(*conn, st == PGRES_POLLING_WRITING, left))
+			ereport(ERROR,
+					(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+					 errmsg("pgcarrier: could not connect to the pooler's admin console"),
+					 errdetail("The pooler did not answer within %d s.", CONNECT_TIMEOUT_MS / 1000)));
+		st = PQconnectPoll(*conn);
 		if (st == PGRES_POLLING_FAILED)
 			connect_failed(*conn);
-		wait_socket(*conn, st == PGRES_POLLING_WRITING);
 	}
 }
 
@@ -189,7 +201,7 @@ console_run(PGconn *volatile *conn, PGresult *volatile *res, const char *command
 	{
 		while (PQisBusy(*conn))
 		{
-			wait_socket(*conn, false);
+			(void) wait_socket(*conn, false, -1L);
 			if (!PQconsumeInput(*conn))
 				ereport(ERROR,
 						(errcode(ERRCODE_CONNECTION_FAILURE),

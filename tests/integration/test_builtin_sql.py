@@ -67,8 +67,11 @@ def test_clients_and_pools_show_the_pooled_clients(builtin):
         for c in pooled:
             assert c.execute("SELECT 1").fetchone() == (1,)
         with direct(builtin) as d:
-            cl = rows(d, "SELECT * FROM pgcarrier.clients WHERE application_name LIKE 'sqlview-%%' "
-                         "ORDER BY id")
+            q = "SELECT * FROM pgcarrier.clients WHERE application_name LIKE 'sqlview-%%' ORDER BY id"
+            # a client is released from its server just after its result is relayed
+            wait_for(lambda: [c["state"] for c in rows(d, q)] == ["idle"] * 3,
+                     what="three idle clients in pgcarrier.clients")
+            cl = rows(d, q)
             assert [c["application_name"] for c in cl] == ["sqlview-0", "sqlview-1", "sqlview-2"]
             for c in cl:
                 assert (c["type"], c["user"], c["database"], c["state"]) == ("C", "app", "app", "idle")
@@ -363,3 +366,22 @@ def test_pooler_that_cannot_start_gives_08001(tmp_path):
             assert "Is the pooler running?" in e.value.diag.message_hint
     finally:
         srv.cleanup()
+
+
+def test_a_pooler_that_does_not_answer_times_out(builtin):
+    """A daemon stopped (SIGSTOP) accepts nothing: the login gives up after
+    10 s with 08001, and the views answer again once it runs."""
+    import signal
+    pids = builtin.pooler_pids()
+    assert len(pids) == 1
+    with direct(builtin) as d:
+        os.kill(pids[0], signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            with pytest.raises(psycopg.errors.SqlclientUnableToEstablishSqlconnection) as e:
+                d.execute("SELECT * FROM pgcarrier.pools")
+            assert 9 <= time.monotonic() - t0 < 20
+            assert "did not answer within 10 s" in e.value.diag.message_detail
+        finally:
+            os.kill(pids[0], signal.SIGCONT)
+        wait_for(lambda: _answers(d), timeout=20, what="the views to answer again")

@@ -291,6 +291,7 @@ static const key_def main_keys[] = {
 	KSTR(logfile),
 	KSTR(pidfile),
 	KSTR(admin_users),
+	KBOOL(admin_peer_same_uid),
 	KKIND(max_packet_size, K_PACKET),
 	KBOOL(log_connections),
 	KBOOL(log_disconnections),
@@ -1463,6 +1464,7 @@ config_new(int dialect)
 	cfg->verbose = 0;
 	cfg->session_guard = 1;
 	cfg->server_session_report = 0;
+	cfg->admin_peer_same_uid = 0;
 	cfg->max_prepared_statements = 200;
 	cfg->session_pinning = PGC_PIN_ALLOW;
 	cfg->auth_query = strdup("SELECT usename, passwd FROM pg_shadow WHERE usename=$1");

@@ -126,6 +126,7 @@ typedef struct pgc_config {
 	char *logfile;             /* NULL = stderr */
 	char *pidfile;             /* NULL = none */
 	char *admin_users;         /* comma-separated, kept for the admin console */
+	int admin_peer_same_uid;   /* bool 0: a console login on the Unix socket from our own OS uid is an admin, no password */
 	int max_packet_size;       /* 1 GB - 1: largest message accepted from a client */
 	int log_connections;       /* bool, 1 */
 	int log_disconnections;    /* bool, 1 */

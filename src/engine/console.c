@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "census.h"
 #include "console.h"
@@ -38,6 +40,7 @@ enum wait {
 
 typedef struct pgc_console {
 	bool admin;                   /* admin_users: every command; else stats_users: SHOW only */
+	bool trusted_peer;            /* admin_peer_same_uid: our own OS uid on the Unix socket */
 	/* The Query being answered. */
 	char *query;                  /* its text, NUL-terminated; NULL when none */
 	size_t len, pos;              /* its length; where its next statement starts */
@@ -170,7 +173,7 @@ pgc_console_welcome(pgc_client *c)
 	const char *app = pgc_params_get(&c->params, "application_name");
 	pgc_msgbuf *out;
 
-	k->admin = in_list(cfg->admin_users, c->user);
+	k->admin = k->trusted_peer || in_list(cfg->admin_users, c->user);
 	if (!k->admin && !in_list(cfg->stats_users, c->user))
 	{
 		pgc_log_limited(PGC_LOG, "client %s: user \"%s\" may not use the admin console (%s)", c->addr, c->user,
@@ -207,6 +210,20 @@ pgc_console_welcome(pgc_client *c)
 	c->state = CL_IDLE;
 	c->state_since = c->worker->now;
 	pgc_console_input(c);
+}
+
+bool
+pgc_console_trusted_peer(pgc_client *c)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (c->console == NULL || !c->is_unix || !pgc_engine_config()->admin_peer_same_uid)
+		return false;
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != geteuid())
+		return false;
+	c->console->trusted_peer = true;
+	return true;
 }
 
 /* --------------------------------------------------------- statements -- */

@@ -39,6 +39,12 @@
 bool pgc_console_db(const char *dbname);
 /* c asked for the console: its session; returns the console's pool, NULL when out of memory. */
 pgc_pool *pgc_console_attach(pgc_client *c);
+/*
+ * admin_peer_same_uid: c asked for the console on the Unix socket, and the
+ * peer's SO_PEERCRED uid is the daemon's own: it is an admin, authenticated
+ * by the kernel (no password, the HBA file not consulted). False otherwise.
+ */
+bool pgc_console_trusted_peer(pgc_client *c);
 /* c authenticated: welcome it (admin_users, stats_users), or refuse it with FATAL 42501. */
 void pgc_console_welcome(pgc_client *c);
 /* Bytes arrived, or room to write: read and answer its messages (CL_IDLE). */

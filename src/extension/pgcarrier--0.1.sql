@@ -12,3 +12,117 @@ CREATE VIEW @extschema@.settings AS
    WHERE name LIKE 'pgcarrier.%';
 
 COMMENT ON VIEW @extschema@.settings IS 'the pgcarrier.* settings of the built-in pooler';
+
+GRANT SELECT ON @extschema@.settings TO PUBLIC;	-- what pg_settings shows everyone
+GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
+
+-- ------------------------------------------------------------ who may --
+-- Roles are cluster-wide: pgcarrier_admin is created by the first
+-- CREATE EXTENSION in any database of the cluster (if it does not exist),
+-- is shared by every database, and is not dropped by DROP EXTENSION.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'pgcarrier_admin') THEN
+    CREATE ROLE pgcarrier_admin NOLOGIN;
+    COMMENT ON ROLE pgcarrier_admin IS 'may read the pgcarrier views and control the built-in pooler (pgcarrier.pause, ...)';
+  END IF;
+END
+$$;
+
+-- ------------------------------------------------- the console in SQL --
+-- The admin console's SHOW what (docs/behaviour.md, "Admin console"), its
+-- columns named by a column definition list; the views below are the way
+-- to read it. Superusers, pgcarrier_admin and pg_monitor.
+CREATE FUNCTION @extschema@.show(what text) RETURNS SETOF record
+  AS 'MODULE_PATHNAME', 'pgcarrier_show' LANGUAGE C STRICT VOLATILE;
+REVOKE ALL ON FUNCTION @extschema@.show(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.show(text) TO pgcarrier_admin, pg_monitor;
+
+CREATE VIEW @extschema@.pools AS
+  SELECT * FROM @extschema@.show('POOLS') AS t(
+    database text, "user" text, cl_active int, cl_waiting int,
+    cl_active_cancel_req int, cl_waiting_cancel_req int, sv_active int,
+    sv_active_cancel int, sv_being_canceled int, sv_idle int, sv_used int,
+    sv_tested int, sv_login int, maxwait int, maxwait_us int, pool_mode text,
+    load_balance_hosts text, cl_pinned int, sv_total int, pool_size int);
+
+CREATE VIEW @extschema@.clients AS
+  SELECT * FROM @extschema@.show('CLIENTS') AS t(
+    type text, "user" text, database text, replication text, state text,
+    addr text, port int, local_addr text, local_port int,
+    connect_time timestamptz, request_time timestamptz, wait int, wait_us int,
+    close_needed int, ptr text, link text, remote_pid int, tls text,
+    application_name text, prepared_statements int, id bigint, worker int,
+    pinned_by text, pinned_since timestamptz);
+
+CREATE VIEW @extschema@.servers AS
+  SELECT * FROM @extschema@.show('SERVERS') AS t(
+    type text, "user" text, database text, replication text, state text,
+    addr text, port int, local_addr text, local_port int,
+    connect_time timestamptz, request_time timestamptz, wait int, wait_us int,
+    close_needed int, ptr text, link text, remote_pid int, tls text,
+    application_name text, prepared_statements int, id bigint, worker int);
+
+CREATE VIEW @extschema@.stats AS
+  SELECT * FROM @extschema@.show('STATS') AS t(
+    database text, total_server_assignment_count numeric, total_xact_count numeric,
+    total_query_count numeric, total_received numeric, total_sent numeric,
+    total_xact_time numeric, total_query_time numeric, total_wait_time numeric,
+    total_client_parse_count numeric, total_server_parse_count numeric,
+    total_bind_count numeric, avg_server_assignment_count numeric,
+    avg_xact_count numeric, avg_query_count numeric, avg_recv numeric,
+    avg_sent numeric, avg_xact_time numeric, avg_query_time numeric,
+    avg_wait_time numeric, avg_client_parse_count numeric,
+    avg_server_parse_count numeric, avg_bind_count numeric,
+    total_swap_count numeric, total_pin_count numeric, total_error_count numeric,
+    total_server_lost_count numeric, total_exhausted_count numeric,
+    total_login_count numeric, avg_wait_p50_us numeric, avg_wait_p99_us numeric,
+    total_pins_temp_table numeric, total_pins_advisory_lock numeric,
+    total_pins_listen numeric, total_pins_hold_cursor numeric,
+    total_pins_sql_prepare numeric, total_pins_session_authorization numeric,
+    total_pins_unclassified numeric);
+
+CREATE VIEW @extschema@.pins AS
+  SELECT * FROM @extschema@.show('PINS') AS t(
+    id bigint, "user" text, database text, addr text, port int, worker int,
+    pinned_by text, pinned_since timestamptz, pinned_seconds numeric,
+    server_id bigint, remote_pid int);
+
+-- The daemon's own settings (as pgcarrier.ini says them); changeable: a
+-- reload changes it (pgcarrier.settings has the pgcarrier.* settings).
+CREATE VIEW @extschema@.config AS
+  SELECT * FROM @extschema@.show('CONFIG') AS t(
+    key text, value text, "default" text, changeable boolean);
+
+COMMENT ON VIEW @extschema@.pools IS 'the built-in pooler''s pools (SHOW POOLS)';
+COMMENT ON VIEW @extschema@.clients IS 'the built-in pooler''s client connections (SHOW CLIENTS)';
+COMMENT ON VIEW @extschema@.servers IS 'the built-in pooler''s server connections (SHOW SERVERS)';
+COMMENT ON VIEW @extschema@.stats IS 'the built-in pooler''s statistics per database (SHOW STATS)';
+COMMENT ON VIEW @extschema@.pins IS 'clients pinned to their server connection (SHOW PINS)';
+COMMENT ON VIEW @extschema@.config IS 'the built-in pooler''s daemon settings (SHOW CONFIG)';
+
+REVOKE ALL ON @extschema@.pools, @extschema@.clients, @extschema@.servers,
+  @extschema@.stats, @extschema@.pins, @extschema@.config FROM PUBLIC;
+GRANT SELECT ON @extschema@.pools, @extschema@.clients, @extschema@.servers,
+  @extschema@.stats, @extschema@.pins, @extschema@.config TO pgcarrier_admin, pg_monitor;
+
+-- ------------------------------------------------------------ control --
+-- db NULL: every database. Superusers and pgcarrier_admin only.
+CREATE FUNCTION @extschema@.pause(db text DEFAULT NULL) RETURNS void
+  AS 'MODULE_PATHNAME', 'pgcarrier_pause' LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+CREATE FUNCTION @extschema@.resume(db text DEFAULT NULL) RETURNS void
+  AS 'MODULE_PATHNAME', 'pgcarrier_resume' LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+CREATE FUNCTION @extschema@.reconnect(db text DEFAULT NULL) RETURNS void
+  AS 'MODULE_PATHNAME', 'pgcarrier_reconnect' LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+CREATE FUNCTION @extschema@.kill_client(id bigint) RETURNS void
+  AS 'MODULE_PATHNAME', 'pgcarrier_kill_client' LANGUAGE C STRICT VOLATILE;
+
+COMMENT ON FUNCTION @extschema@.pause(text) IS 'PAUSE: let running transactions finish, then close the server connections (NULL: every database)';
+COMMENT ON FUNCTION @extschema@.resume(text) IS 'RESUME: serve again after pause (NULL: every database)';
+COMMENT ON FUNCTION @extschema@.reconnect(text) IS 'RECONNECT: replace the server connections as they become idle (NULL: every database)';
+COMMENT ON FUNCTION @extschema@.kill_client(bigint) IS 'KILL_CLIENT: disconnect the client with this id (pgcarrier.clients.id)';
+
+REVOKE ALL ON FUNCTION @extschema@.pause(text), @extschema@.resume(text),
+  @extschema@.reconnect(text), @extschema@.kill_client(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.pause(text), @extschema@.resume(text),
+  @extschema@.reconnect(text), @extschema@.kill_client(bigint) TO pgcarrier_admin;

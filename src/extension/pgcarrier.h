@@ -78,6 +78,12 @@ extern pgc_settings pgc_set;
  */
 extern bool pgc_settings_refused(char *name, size_t len);
 
+/*
+ * The directory of the pooler's Unix socket (pgcarrier.unix_socket_directories,
+ * else the server's first), palloc'd; NULL when there is none (supervisor.c).
+ */
+extern char *pgc_pooler_socket_dir(void);
+
 /* The supervisor background worker's entry point (supervisor.c). */
 extern PGDLLEXPORT void pgc_supervisor_main(Datum arg);
 

@@ -266,6 +266,13 @@ append_tls(StringInfo b)
 /* The [databases] entry auth_query runs on: the database postgres, on the Unix socket. */
 #define AUTH_DB_ENTRY "pgcarrier_auth"
 
+/* The directory of the pooler's Unix socket, or NULL when it has none (pgcarrier.h). */
+char *
+pgc_pooler_socket_dir(void)
+{
+	return pgc_set.unix_socket_directories[0] ? pstrdup(pgc_set.unix_socket_directories) : server_socket_dir();
+}
+
 static char *
 config_text(void)
 {
@@ -304,6 +311,8 @@ config_text(void)
 	append_tls(&b);
 	/* the backends report their own session state (report.c) */
 	appendStringInfoString(&b, "server_session_report = 1\n");
+	/* the SQL interface (sqlapi.c): backends, our own OS user, reach the console on the Unix socket */
+	appendStringInfoString(&b, "admin_peer_same_uid = 1\n");
 	/* the server's own rules and secrets */
 	appendStringInfoString(&b, "auth_type = hba\n");
 	append_quoted(&b, "auth_hba_file", HbaFileName);

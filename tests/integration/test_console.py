@@ -478,3 +478,35 @@ def test_sv_used_counts_idle_servers_due_for_the_check_query(pg, carrier):
     assert (row["sv_idle"], row["sv_used"]) == (1, 0)
     conn.close()
     adm.close()
+
+
+@pytest.mark.skipif(harness.RUN_AS is None, reason="needs root: the daemon then runs as postgres")
+@pytest.mark.parametrize("on", [0, 1])
+def test_admin_peer_same_uid(admin_carrier, on):
+    """admin_peer_same_uid = 1: a console login on the Unix socket from the
+    daemon's own OS user (postgres here) is an admin without a password,
+    whatever name it gives; another uid (root) still needs its password.
+    Off (the default): the daemon's own uid is nobody special."""
+    c = admin_carrier(auth_type="md5", auth_file={"admin": "secret"}, admin_peer_same_uid=on)
+
+    def run(as_daemon_user, sql):
+        cmd = [PSQL, "-X", "-A", "-t", "-w", "-h", c.sockdir, "-p", str(c.port),
+               "-U", "someone", "-d", "pgcarrier", "-c", sql]
+        if as_daemon_user:
+            cmd = ["runuser", "-u", harness.RUN_AS, "--"] + cmd
+        return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              timeout=30, cwd="/")
+
+    r = run(True, "SHOW VERSION; PAUSE; RESUME")
+    if on:
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith("pgcarrier ")
+    else:
+        assert r.returncode != 0 and "password" in r.stderr, r.stderr
+    r = run(False, "SHOW VERSION")
+    assert r.returncode != 0 and "password" in r.stderr, r.stderr
+    # over TCP, even the daemon's own user needs its password
+    r = subprocess.run(["runuser", "-u", harness.RUN_AS, "--", PSQL, "-X", "-w", "-h", "127.0.0.1",
+                        "-p", str(c.port), "-U", "someone", "-d", "pgcarrier", "-c", "SHOW VERSION"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30, cwd="/")
+    assert r.returncode != 0 and "password" in r.stderr, r.stderr

@@ -19,8 +19,9 @@ import statistics
 import sys
 
 TARGETS = [("direct", "direct"), ("pgbouncer", "PgBouncer"), ("pgcarrier", "pgcarrier"),
-           ("pgcarrier_noguard", "pgcarrier, guard off"), ("pgcarrier_nostats", "pgcarrier, stats off")]
-DEFAULT_TARGETS = "direct,pgbouncer,pgcarrier,pgcarrier_noguard,pgcarrier_nostats"
+           ("pgcarrier_noguard", "pgcarrier, guard off"), ("pgcarrier_nostats", "pgcarrier, stats off"),
+           ("builtin", "pgcarrier built-in")]
+DEFAULT_TARGETS = "direct,pgbouncer,pgcarrier,pgcarrier_noguard,pgcarrier_nostats,builtin"
 WORKLOADS = [
     ("S8", "-S, 8 clients"),
     ("S100", "-S, 100 clients"),
@@ -51,6 +52,9 @@ STATS_COST_GOAL = 0.02
 # The client TLS issue's goal: TLS connection churn (T8C) at least 1.5 x
 # PgBouncer's TPS.
 TLS_CHURN_GOAL = 1.5
+# The built-in issue's goal: built-in mode at least as fast as the
+# standalone daemon, on every workload.
+BUILTIN_GOAL = 1.00
 
 
 def load(path):
@@ -85,7 +89,7 @@ def ratio(a, b):
 
 # One colour per target, the same in both panels.
 COLOURS = {"direct": "#7f7f7f", "pgbouncer": "#d62728", "pgcarrier": "#1f77b4",
-           "pgcarrier_noguard": "#9ecae1", "pgcarrier_nostats": "#c6dbef"}
+           "pgcarrier_noguard": "#9ecae1", "pgcarrier_nostats": "#c6dbef", "builtin": "#2ca02c"}
 
 
 def write_chart(path, title, selected, names, workloads, tps_of, cpu_rows, cpu_of):
@@ -257,6 +261,11 @@ def main():
     if "pgcarrier_noguard" in selected:
         out.append("pgcarrier, guard off: the same binary and settings with session_guard = off; "
                    "it runs the simple-protocol workloads only (— elsewhere).")
+    if "builtin" in selected:
+        out.append("pgcarrier built-in: the same PostgreSQL with shared_preload_libraries = "
+                   "'pgcarrier' (%s); its pooler on its own port with the standalone's settings, "
+                   "up only for its turn (pgcarrier.enabled); every target ran on this server with "
+                   "the extension preloaded." % meta.get("builtin", "?"))
     if "pgcarrier_nostats" in selected:
         out.append("pgcarrier, stats off: the same binary and settings with stats = 0 (nothing "
                    "counted on the forwarding path); it runs -S at 100 clients only.")
@@ -340,6 +349,21 @@ def main():
                 spread(vals, reps, lambda x: "%.1f %%" % (x * 100)))
             trows.append([label, goal, text, "met" if v < STATS_COST_GOAL and len(vals) == reps else "missed"])
 
+    if "pgcarrier" in selected and "builtin" in selected:
+        for wl, wlabel in workloads:
+            label = "built-in / standalone pgcarrier, %s" % wlabel
+            goal = "≥ %.2f" % BUILTIN_GOAL
+            v, vals, text = paired(("builtin", wl), ("pgcarrier", wl), lambda x, y: x / y)
+            if v is None:
+                trows.append([label, goal, text, "—" if text == "not run" else "missed"])
+                continue
+            cb, cs = cpu_cell("builtin", wl)[0], cpu_cell("pgcarrier", wl)[0]
+            cpu = "; CPU %s vs %s µs/txn" % tuple("%.1f" % c if c is not None else "—" for c in (cb, cs))
+            text = "%.2f (%s / %s TPS%s%s)" % (
+                v, tps_text("builtin", wl), tps_text("pgcarrier", wl), cpu,
+                spread(vals, reps, lambda x: "%.2f" % x))
+            trows.append([label, goal, text, "met" if v >= BUILTIN_GOAL and len(vals) == reps else "missed"])
+
     if "pgcarrier" in selected and "pgbouncer" in selected:
         for wl, label, goal in (("T8C", "pgcarrier / PgBouncer, TLS -S -C, 8 clients", TLS_CHURN_GOAL),
                                 ("T100", "pgcarrier / PgBouncer, TLS -S, 100 clients", None)):
@@ -370,7 +394,7 @@ def main():
         out.append("A target with a failed run in any repeat is missed. "
                    "Each figure is the median over repeats of the ratio within one repeat; the TPS "
                    "in brackets are the table's medians (guard: on vs off; CPU: pgcarrier's own; "
-                   "TLS: pgcarrier vs PgBouncer). "
+                   "TLS: pgcarrier vs PgBouncer; built-in vs standalone). "
                    "Guard on and off run back to back against the same PostgreSQL; PgBouncer and "
                    "pgcarrier run one after the other in the same round.")
         if reps < 3 and ("pgcarrier_noguard" in selected or "pgcarrier_nostats" in selected):

@@ -31,8 +31,27 @@
 #   threads) before/after. Memory per idle client: 5000 clients connect, run
 #   SELECT 1 and stay idle; pooler VmRSS before/after.
 #
-# Targets: direct, pgbouncer, pgcarrier, pgcarrier_noguard and
-# pgcarrier_nostats. pgcarrier_nostats is pgcarrier with stats = 0 (no
+# Targets: direct, pgbouncer, pgcarrier, pgcarrier_noguard,
+# pgcarrier_nostats and builtin.
+# builtin is built-in mode (docs/builtin.md): the same PostgreSQL, started
+# with shared_preload_libraries = 'pgcarrier' when builtin is selected (the
+# extension built from src/extension and copied, with the same pgcarrier
+# binary the standalone targets run, into the run's directory:
+# dynamic_library_path and pgcarrier.daemon_path point there, so nothing
+# needs installing and both modes run one binary). Its pooler listens on its
+# own port (pgcarrier.port) with the standalone's settings (transaction
+# mode, pool size 8, workers, max_client_conn) and, as they do, reaches
+# PostgreSQL over its Unix socket (pgcarrier.server_host); authentication
+# is the server's pg_hba.conf (initdb's trust lines). It is "started" and
+# "stopped" with ALTER SYSTEM SET pgcarrier.enabled = on/off and a reload
+# (the supervisor starts and stops the daemon; with ssl = on for the TLS
+# workloads, which the pooler then offers with the server's certificate).
+# It runs every workload, in pgcarrier's group: each workload runs on
+# pgcarrier and right after on builtin, so that report.py's "built-in /
+# standalone" rows in Targets (goal >= 1.00) compare runs of the same moment.
+# With builtin selected every target runs on this PostgreSQL with the
+# extension preloaded (its pooler off outside builtin's turn): the
+# in-backend reporter only acts in the pooler's own backends. pgcarrier_nostats is pgcarrier with stats = 0 (no
 # counting on the forwarding path): it runs S100 only, paired with pgcarrier
 # like the guard-off one, so that report.py prices the statistics,
 # 1 - TPS(stats on) / TPS(stats off) (goal < 2 %).
@@ -53,7 +72,7 @@
 #   BENCH_DURATION=20       seconds per pgbench run (1000 clients: x 45/20)
 #   BENCH_DURATION_1000=    override the 1000-client duration
 #   BENCH_REPEAT=1          repeats; the table shows the median
-#   BENCH_ONLY=direct,pgbouncer,pgcarrier,pgcarrier_noguard,pgcarrier_nostats   targets to run
+#   BENCH_ONLY=direct,pgbouncer,pgcarrier,pgcarrier_noguard,pgcarrier_nostats,builtin   targets to run
 #   BENCH_WORKLOADS=S8,S100,S1000,P100,P1000,E100,C8,T8C,T100   workloads to run
 #   BENCH_TLS_KEY=ec-p256   certificate key for T8C/T100: ec-p256 or rsa2048
 #   BENCH_IDLE_CLIENTS=5000 idle clients for the memory test (0: skip it)
@@ -69,7 +88,7 @@ ROOT=$PWD
 DURATION=${BENCH_DURATION:-20}
 DURATION_1000=${BENCH_DURATION_1000:-$(( (DURATION * 45 + 19) / 20 ))}
 REPEAT=${BENCH_REPEAT:-1}
-ONLY=${BENCH_ONLY:-direct,pgbouncer,pgcarrier,pgcarrier_noguard,pgcarrier_nostats}
+ONLY=${BENCH_ONLY:-direct,pgbouncer,pgcarrier,pgcarrier_noguard,pgcarrier_nostats,builtin}
 WORKLOADS=${BENCH_WORKLOADS:-S8,S100,S1000,P100,P1000,E100,C8,T8C,T100}
 TLS_KEY=${BENCH_TLS_KEY:-ec-p256}
 IDLE_CLIENTS=${BENCH_IDLE_CLIENTS:-5000}
@@ -97,7 +116,7 @@ takes() {
 }
 
 for t in ${ONLY//,/ }; do
-    case $t in direct|pgbouncer|pgcarrier|pgcarrier_noguard|pgcarrier_nostats) ;;
+    case $t in direct|pgbouncer|pgcarrier|pgcarrier_noguard|pgcarrier_nostats|builtin) ;;
         *) echo "bench: unknown target '$t' in BENCH_ONLY" >&2; exit 1 ;; esac
 done
 for w in ${WORKLOADS//,/ }; do
@@ -129,12 +148,21 @@ fi
 
 CARRIER_OK=1
 WANT_CARRIER=0
-if has "$ONLY" pgcarrier || has "$ONLY" pgcarrier_noguard || has "$ONLY" pgcarrier_nostats; then
+if has "$ONLY" pgcarrier || has "$ONLY" pgcarrier_noguard || has "$ONLY" pgcarrier_nostats || has "$ONLY" builtin; then
     WANT_CARRIER=1
     log "building pgcarrier (make)"
     make >/dev/null || CARRIER_OK=0
     [ -x ./pgcarrier ] || CARRIER_OK=0
     [ "$CARRIER_OK" = 1 ] || log "no ./pgcarrier (make failed): its cells will read 'fail'"
+fi
+BUILTIN_OK=0
+if has "$ONLY" builtin && [ "$CARRIER_OK" = 1 ]; then
+    log "building the extension (make extension)"
+    if make extension >/dev/null && [ -f src/extension/pgcarrier.so ]; then
+        BUILTIN_OK=1
+    else
+        log "no src/extension/pgcarrier.so (make extension failed; postgresql-server-dev-15?): builtin's cells will read 'fail'"
+    fi
 fi
 
 # 1000 pgbench clients plus 1000 pooler sockets; 5000 idle clients on both ends.
@@ -165,7 +193,8 @@ cleanup() {
     local rc=$? t f
     trap - EXIT INT TERM
     stop_pid "$IDLE_PID"
-    for t in "${!PID[@]}"; do stop_pid "${PID[$t]}"; done
+    for t in "${!PID[@]}"; do [ "$t" = builtin ] || stop_pid "${PID[$t]}"; done
+    # builtin's daemon is the server's: it goes with it (its supervisor's pipe)
     if [ "$PG_STARTED" = 1 ]; then
         runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
     fi
@@ -207,10 +236,29 @@ fi
 
 # ---------------------------------------------------------------- PostgreSQL
 PGPORT=$(free_port)
-log "PostgreSQL 15 on 127.0.0.1:$PGPORT and $TMP/.s.PGSQL.$PGPORT"
+BUILTIN_PORT=$(free_port)
+MAX_CLIENTS=$(( IDLE_CLIENTS + 1100 ))
+# builtin: the extension and the daemon it runs, from this run's directory
+# (copied once: the tree may be rebuilt while the benchmark runs).
+BUILTIN_OPTS=()
+if [ "$BUILTIN_OK" = 1 ]; then
+    mkdir -p "$TMP/lib"
+    # only the library there: PostgreSQL tries the bare name "pgcarrier" first
+    install -m 755 src/extension/pgcarrier.so "$TMP/lib/pgcarrier.so"
+    install -m 755 -o postgres ./pgcarrier "$TMP/pgcarrier"   # as for the standalone targets, below
+    BUILTIN_OPTS=(shared_preload_libraries=pgcarrier "dynamic_library_path=$TMP/lib"
+        "pgcarrier.daemon_path=$TMP/pgcarrier" "pgcarrier.port=$BUILTIN_PORT"
+        "pgcarrier.workers=$WORKERS" "pgcarrier.server_host=$TMP"
+        "pgcarrier.default_pool_size=$POOL_SIZE" "pgcarrier.max_client_conn=$MAX_CLIENTS")
+fi
+log "PostgreSQL 15 on 127.0.0.1:$PGPORT and $TMP/.s.PGSQL.$PGPORT$( [ "$BUILTIN_OK" = 1 ] && echo ", extension preloaded (built-in pooler on port $BUILTIN_PORT when its turn comes)")"
 pg_throwaway_start "$TMP" "$PGPORT" "listen_addresses='127.0.0.1'" max_connections=1200 \
-    shared_buffers=1GB fsync=off synchronous_commit=off "${PG_TLS_OPTS[@]}" || exit 1
+    shared_buffers=1GB fsync=off synchronous_commit=off "${PG_TLS_OPTS[@]}" "${BUILTIN_OPTS[@]}" || exit 1
 PSQL=("$PGBIN/psql" -X -q -At -h "$TMP" -p "$PGPORT" -U postgres -d "$DB")
+if [ "$BUILTIN_OK" = 1 ]; then
+    # off until its turn (pgcarrier.enabled is not on the command line, so ALTER SYSTEM decides)
+    "${PSQL[@]}" -c 'ALTER SYSTEM SET pgcarrier.enabled = off' -c 'SELECT pg_reload_conf()' >/dev/null
+fi
 log "pgbench -i -s 10"
 "$PGBIN/pgbench" -i -s 10 -q -h "$TMP" -p "$PGPORT" -U postgres "$DB" >"$TMP/init.log" 2>&1 \
     || { cat "$TMP/init.log" >&2; exit 1; }
@@ -221,7 +269,6 @@ BOUNCER_PORT=$(free_port)
 CARRIER_PORT=$(free_port)
 NOGUARD_PORT=$(free_port)
 NOSTATS_PORT=$(free_port)
-MAX_CLIENTS=$(( IDLE_CLIENTS + 1100 ))
 
 # TLS with clients, the same lines for PgBouncer and pgcarrier.
 tls_settings() {
@@ -304,6 +351,7 @@ port_of() {
         pgcarrier) echo "$CARRIER_PORT" ;;
         pgcarrier_noguard) echo "$NOGUARD_PORT" ;;
         pgcarrier_nostats) echo "$NOSTATS_PORT" ;;
+        builtin) echo "$BUILTIN_PORT" ;;
     esac
 }
 
@@ -324,6 +372,7 @@ phase_env() { # run "$@" with this phase's sslmode
 start_pooler() {
     local t=$1 port pid
     port=$(port_of "$t")
+    if [ "$t" = builtin ]; then start_builtin; return; fi
     case $t in
         pgbouncer) set -- /usr/sbin/pgbouncer "$(ini_of "$t")" ;;
         pgcarrier|pgcarrier_noguard|pgcarrier_nostats)
@@ -353,8 +402,59 @@ start_pooler() {
 }
 
 stop_pooler() { # target
+    if [ "$1" = builtin ]; then stop_builtin; return; fi
     stop_pid "${PID[$1]:-}"
     unset "PID[$1]"
+}
+
+# The built-in pooler's daemon: the process run with this cluster's
+# pgcarrier.ini (docs/builtin.md, "How it runs").
+builtin_pid() {
+    local d
+    for d in /proc/[0-9]*; do
+        if { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null | grep -qF -- "-c $PGDATA/pgcarrier.ini "; then
+            echo "${d#/proc/}"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# builtin "starts" with pgcarrier.enabled = on (and ssl = on in the TLS
+# phase) and a reload: the supervisor starts the daemon.
+start_builtin() {
+    local pid
+    [ "$BUILTIN_OK" = 1 ] || return 1
+    local sql=(-c "ALTER SYSTEM SET pgcarrier.enabled = on")
+    [ "$TLS_PHASE" = 1 ] && sql+=(-c "ALTER SYSTEM SET ssl = on")
+    "${PSQL[@]}" "${sql[@]}" -c 'SELECT pg_reload_conf()' >/dev/null || return 1
+    for _ in $(seq 1 200); do
+        pid=$(builtin_pid || true)
+        if [ -n "$pid" ] && [ -n "$(ss -Htln "( sport = :$BUILTIN_PORT )")" ] &&
+           phase_env "$PGBIN/psql" -X -q -At -h 127.0.0.1 -p "$BUILTIN_PORT" -U postgres -d "$DB" \
+               -c 'SELECT 1' >/dev/null 2>&1; then
+            PID[builtin]=$pid
+            return 0
+        fi
+        sleep 0.1
+    done
+    log "builtin does not answer on 127.0.0.1:$BUILTIN_PORT"; tail -n 20 "$TMP/postgres.log" >&2
+    stop_builtin
+    return 1
+}
+
+stop_builtin() {
+    local pid=${PID[builtin]:-}
+    unset "PID[builtin]"
+    [ "$BUILTIN_OK" = 1 ] || return 0
+    local sql=(-c "ALTER SYSTEM SET pgcarrier.enabled = off")
+    [ "$TLS_PHASE" = 1 ] && sql+=(-c "ALTER SYSTEM SET ssl = off")
+    "${PSQL[@]}" "${sql[@]}" -c 'SELECT pg_reload_conf()' >/dev/null || true
+    for _ in $(seq 1 100); do
+        [ -z "$(builtin_pid || true)" ] && return 0
+        sleep 0.1
+    done
+    log "warning: builtin's daemon${pid:+ ($pid)} still runs after pgcarrier.enabled = off"
 }
 
 pooler_alive() { # target
@@ -529,6 +629,7 @@ idle_test() { # target rep, on a freshly started pooler
     echo "pgbouncer=$(/usr/sbin/pgbouncer -V 2>/dev/null | head -n 1)"
     echo "pgcarrier=$( [ -x "$TMP/pgcarrier" ] && "$TMP/pgcarrier" --version 2>/dev/null | head -n 1 | sed 's/^pgcarrier //' || echo '?')"
     echo "workers=$WORKERS"
+    if has "$ONLY" builtin; then echo "builtin=$( [ "$BUILTIN_OK" = 1 ] && echo "src/extension/pgcarrier.so, the same pgcarrier binary, pgcarrier.server_host = the Unix socket" || echo "not built")"; fi
     echo "duration=$DURATION"
     echo "duration_1000=$DURATION_1000"
     echo "repeat=$REPEAT"
@@ -543,7 +644,7 @@ idle_test() { # target rep, on a freshly started pooler
 # two pgcarriers, both up at once, each workload run on one and then on the
 # other.
 for rep in $(seq 1 "$REPEAT"); do
-    for group in direct pgbouncer "pgcarrier pgcarrier_noguard pgcarrier_nostats"; do
+    for group in direct pgbouncer "pgcarrier builtin pgcarrier_noguard pgcarrier_nostats"; do
         members=()
         for t in $group; do has "$ONLY" "$t" && members+=("$t"); done
         [ "${#members[@]}" -gt 0 ] || continue

@@ -283,6 +283,7 @@ send_welcome(pgc_client *c)
 	}
 	/* The server's parameters as learned at the first login, with this client's own values. */
 	pthread_mutex_lock(&p->lock);
+	c->server_wide_gen = __atomic_load_n(&p->server_wide_gen, __ATOMIC_RELAXED);
 	while (pgc_params_next(&p->welcome, &pos, &k, &v))
 	{
 		const char *mine = pgc_params_get(&c->params, k);

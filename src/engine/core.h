@@ -195,6 +195,7 @@ struct pgc_client {
 	pgc_params params;            /* settings to apply on servers: startup parameters, then what it SET */
 	pgc_params startup;           /* the startup parameters as given, for RESET */
 	pgc_params reported;          /* reported parameters as the client was last told them */
+	unsigned server_wide_gen;     /* pool->server_wide_gen when it was last told (relay.c) */
 	pgc_guard guard;
 	double state_since;           /* monotonic seconds: when state last changed */
 	double wait_since;            /* when it joined the queue */
@@ -320,7 +321,8 @@ struct pgc_pool {
 	bool *donate_asked;           /* per worker: asked to give an idle server to a waiter elsewhere */
 	pgc_link waiters;             /* FIFO of clients */
 	int n_waiters;
-	pgc_params welcome;           /* server parameters learned at the first login */
+	pgc_params welcome;           /* server parameters learned at the first login, server-wide ones kept current */
+	unsigned server_wide_gen;     /* +1 when a server-wide parameter changed (atomic): clients look again */
 	pgc_stmt_registry stmts;      /* prepared statements of its clients (own lock) */
 	bool have_welcome;
 	/*
@@ -480,6 +482,10 @@ bool pgc_param_is_reported(const char *key);
  * replays: never replayed on another server connection.
  */
 bool pgc_param_is_read_only(const char *key);
+/* A reported parameter that is the server's, not the session's (in_hot_standby: a promotion changes it). */
+bool pgc_param_is_server_wide(const char *key);
+/* Keep the pool's welcome current for the server-wide parameters in params (pool lock held). */
+void pgc_pool_server_wide_params(pgc_pool *p, const pgc_params *params);
 
 /* ---- iobuf.c ---- */
 /* Read once into *bufp (taken from w's free list if NULL). Bytes read, 0 on EOF, -1 on error, -2 if nothing now. */

@@ -404,9 +404,12 @@ tell_changes(pgc_client *c, pgc_server *s)
 	size_t pos = 0;
 	const char *k, *v;
 	pgc_msgbuf *out;
+	unsigned gen = __atomic_load_n(&s->pool->server_wide_gen, __ATOMIC_ACQUIRE);
 
-	if (!s->report_pending)
+	/* Nothing reported in this transaction, and nothing server-wide changed since the client was told. */
+	if (!s->report_pending && gen == c->server_wide_gen)
 		return true;
+	c->server_wide_gen = gen;
 	while (pgc_params_next(&s->params, &pos, &k, &v))
 	{
 		const char *told;
@@ -461,6 +464,12 @@ parameter_status(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 		{
 			pgc_params_set(&s->params, name, name + nl + 1);
 			s->report_pending = true;
+			if (pgc_param_is_server_wide(name))
+			{
+				pthread_mutex_lock(&s->pool->lock);
+				pgc_pool_server_wide_params(s->pool, &s->params);
+				pthread_mutex_unlock(&s->pool->lock);
+			}
 		}
 	}
 	pgc_relay_drop(c, s, PGC_DIR_TO_CLIENT, cur);

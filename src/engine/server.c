@@ -439,6 +439,33 @@ pgc_server_launch(pgc_worker *w, pgc_pool *p)
 	(void) server_connect(s, want_tls);
 }
 
+/*
+ * Server-wide parameters (in_hot_standby: a standby promoted) as a server
+ * has them now: the pool's welcome follows them, so that new clients are
+ * told what the server is, and its generation moves on, so that clients
+ * told the old value hear the new one at their next ReadyForQuery
+ * (relay.c, tell_changes). Pool lock held.
+ */
+void
+pgc_pool_server_wide_params(pgc_pool *p, const pgc_params *params)
+{
+	size_t pos = 0;
+	const char *k, *v;
+
+	while (pgc_params_next(params, &pos, &k, &v))
+	{
+		const char *had;
+
+		if (!pgc_param_is_server_wide(k))
+			continue;
+		had = pgc_params_get(&p->welcome, k);
+		if (had != NULL && strcmp(had, v) == 0)
+			continue;
+		pgc_params_set(&p->welcome, k, v);
+		__atomic_fetch_add(&p->server_wide_gen, 1, __ATOMIC_RELEASE);
+	}
+}
+
 /* Record a ParameterStatus body ("name\0value\0") in params. */
 static void
 record_param(pgc_params *params, const uint8_t *body, size_t len)
@@ -646,6 +673,8 @@ login_message(pgc_server *s, uint8_t type, const uint8_t *body, size_t len)
 					pgc_params_set(&p->welcome, k, v);
 				p->have_welcome = true;
 			}
+			else
+				pgc_pool_server_wide_params(p, &s->params);
 			pthread_mutex_unlock(&p->lock);
 			if (s->in && s->in->start == s->in->end)
 			{

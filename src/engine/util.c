@@ -171,6 +171,12 @@ pgc_param_is_reported(const char *key)
 }
 
 bool
+pgc_param_is_server_wide(const char *key)
+{
+	return strcasecmp(key, "in_hot_standby") == 0;
+}
+
+bool
 pgc_param_is_read_only(const char *key)
 {
 	static const char *const read_only[] = {

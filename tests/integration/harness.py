@@ -446,11 +446,21 @@ class BuiltinPgServer(PgServer):
 
     def _initdb(self):
         PgServer._initdb(self)
+        # PGCARRIER_BUILTIN_LIBDIR (a directory with a pgcarrier.so, searched
+        # before $libdir) and PGCARRIER_BUILTIN_DAEMON (a daemon binary) test
+        # a build without installing it, as when several branches are tested
+        # on one machine; by default the installed extension and daemon (make
+        # install-extension) run.
+        libdir = os.environ.get("PGCARRIER_BUILTIN_LIBDIR")
+        daemon = os.environ.get("PGCARRIER_BUILTIN_DAEMON")
         with open(self.conf_path, "a") as f:
             f.write("shared_preload_libraries = 'pgcarrier'\n"
                     "pgcarrier.port = %d\n"
-                    "pgcarrier.workers = 2\n%s\n"
-                    % (self.pooler_port, self.extra_conf))
+                    "pgcarrier.workers = 2\n%s%s%s\n"
+                    % (self.pooler_port,
+                       "dynamic_library_path = '%s:$libdir'\n" % libdir if libdir else "",
+                       "pgcarrier.daemon_path = '%s'\n" % daemon if daemon else "",
+                       self.extra_conf))
         if self.extra_hba is not None:
             with open(os.path.join(self.datadir, "pg_hba.conf"), "w") as f:
                 f.write(self.extra_hba)

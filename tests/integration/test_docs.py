@@ -380,3 +380,39 @@ def test_readme_server_login_setups(pgc_bin, fresh_pg):
             except harness.HarnessError as e:
                 errors.append(str(e))
         assert errors == []
+
+
+# ---------------------------------------------------------------------------
+# the README's main command: scripts/demo-builtin.sh, run small
+# ---------------------------------------------------------------------------
+
+@pytest.mark.timeout(180)
+def test_demo_builtin_runs_and_leaves_nothing_behind():
+    """The built-in demo, with 50 clients for 3 s on the installed extension
+    (DEMO_NO_INSTALL=1: make integration has installed it): pgbench through
+    the pooler port succeeds on at most the pool's backends, psql shows
+    pgcarrier.settings, and no server, daemon or directory is left."""
+    if os.geteuid() != 0:
+        pytest.skip("the demo runs as root")
+    before = set(glob.glob("/tmp/pgcarrier-demo-builtin.*"))
+    env = dict(clean_env(), DEMO_NO_INSTALL="1", DEMO_CLIENTS="50",
+               DEMO_DURATION="3", DEMO_POOL_SIZE="4")
+    rc, out, err = run(["bash", os.path.join(harness.REPO, "scripts", "demo-builtin.sh")],
+                       timeout=150, env=env)
+    assert rc == 0, out[-3000:] + err[-3000:]
+    assert "number of failed transactions: 0" in out, out[-3000:]
+    m = re.search(r"at most (\d+) clients connected to the pooler at once; "
+                  r"at most (\d+) PostgreSQL backends used", out)
+    assert m and int(m.group(1)) == 50 and 1 <= int(m.group(2)) <= 4, out[-3000:]
+    assert re.search(r"pgcarrier\.default_pool_size\s*\|\s*4\s*\|", out), out[-3000:]
+    assert "pgcarrier supervisor" in out, out[-3000:]
+    left = set(glob.glob("/tmp/pgcarrier-demo-builtin.*")) - before
+    assert left == set(), left
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % d, "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            assert b"/tmp/pgcarrier-demo-builtin." not in cmd, "left running: %r" % cmd

@@ -421,6 +421,11 @@ host all all 127.0.0.1/32 trust
             return ""
 
 
+def _pg_config(opt):
+    return subprocess.run([os.path.join(PG_BINDIR, "pg_config"), opt], stdout=subprocess.PIPE,
+                          text=True, check=True).stdout.strip()
+
+
 class BuiltinPgServer(PgServer):
     """A PgServer with the pgcarrier extension preloaded: built-in mode
     (docs/builtin.md). Needs ``make install-extension`` (the integration
@@ -446,11 +451,19 @@ class BuiltinPgServer(PgServer):
 
     def _initdb(self):
         PgServer._initdb(self)
+        # PGCARRIER_EXT_STAGE: a `make install-extension DESTDIR=...` tree to
+        # use instead of the installed extension (for concurrent checkouts).
+        stage = os.environ.get("PGCARRIER_EXT_STAGE")
+        staged = ""
+        if stage:
+            staged = ("dynamic_library_path = '%s%s:$libdir'\n"
+                      "pgcarrier.daemon_path = '%s%s/pgcarrier'\n"
+                      % (stage, _pg_config("--pkglibdir"), stage, _pg_config("--bindir")))
         with open(self.conf_path, "a") as f:
-            f.write("shared_preload_libraries = 'pgcarrier'\n"
+            f.write("shared_preload_libraries = 'pgcarrier'\n%s"
                     "pgcarrier.port = %d\n"
                     "pgcarrier.workers = 2\n%s\n"
-                    % (self.pooler_port, self.extra_conf))
+                    % (staged, self.pooler_port, self.extra_conf))
         if self.extra_hba is not None:
             with open(os.path.join(self.datadir, "pg_hba.conf"), "w") as f:
                 f.write(self.extra_hba)

@@ -10,7 +10,10 @@
 #   STAGE=/tmp/stage sudo bench/report_cost.sh   # a `make install-extension DESTDIR=/tmp/stage` tree
 #
 # Environment: SECONDS_PER_RUN (20), ROUNDS (3), CLIENTS (100), POOL (8),
-# SCALE (10), THREADS (4), PORT (55432), POOLER_PORT (56432), PG_BIN.
+# SCALE (10), THREADS (4), PORT (55432), POOLER_PORT (56432), PG_BIN,
+# ORDER ("on off": the modes of each round, in order), DIRECT (set: also
+# pgbench straight to the server, POOL clients, with and without
+# pgcarrier.report = on in the startup packet: the backend's own cost).
 # Runs as root (the cluster runs as postgres, in a temporary directory).
 set -eu
 
@@ -24,6 +27,7 @@ THREADS=${THREADS:-4}
 PORT=${PORT:-55432}
 POOLER_PORT=${POOLER_PORT:-56432}
 STAGE=${STAGE:-}
+ORDER=${ORDER:-on off}
 
 DIR=$(mktemp -d /tmp/pgc-report-cost.XXXXXX)
 chown postgres "$DIR"
@@ -82,10 +86,27 @@ run() {	# $1 = on | off
 	echo "report=$1 tps=$tps transactions=$txns backend_cpu_us_per_txn=$us"
 }
 
+# The backend alone: pgbench straight to the server with POOL clients, each
+# backend asked for reports as the pooler asks (PGOPTIONS) or not: no pooler
+# in the way, so the difference is the reporter's own cost.
+direct() {	# $1 = on | off
+
+	out=$(PGOPTIONS="-c pgcarrier.report=$1" "$PG_BIN/pgbench" -S -M prepared -n -c "$POOL" -j "$THREADS" \
+		-T "$SECONDS_PER_RUN" -h 127.0.0.1 -p "$PORT" -U postgres postgres 2>&1)
+	tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | tail -1)
+	echo "direct report=$1 tps=$tps"
+}
+
 echo "pgbench -S -M prepared -c $CLIENTS -j $THREADS -T $SECONDS_PER_RUN, pool $POOL, scale $SCALE, $(nproc) cores"
 i=0
 while [ "$i" -lt "$ROUNDS" ]; do
-	run on
-	run off
+	for mode in $ORDER; do
+		run "$mode"
+	done
+	if [ -n "${DIRECT:-}" ]; then
+		for mode in $ORDER; do
+			direct "$mode"
+		done
+	fi
 	i=$((i + 1))
 done

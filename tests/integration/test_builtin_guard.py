@@ -50,6 +50,11 @@ CREATE FUNCTION g_trig_fn() RETURNS trigger LANGUAGE plpgsql
   AS $$ BEGIN CREATE TEMP TABLE IF NOT EXISTS g_trig_tmp(x int); RETURN NEW; END $$;
 CREATE TRIGGER g_trig_t AFTER INSERT ON g_trig FOR EACH ROW EXECUTE FUNCTION g_trig_fn();
 GRANT ALL ON g_trig TO PUBLIC;
+CREATE TABLE g_trig2(x int);
+CREATE FUNCTION g_trig2_fn() RETURNS trigger LANGUAGE plpgsql
+  AS $$ BEGIN PERFORM set_config('work_mem', '15MB', false); RETURN NEW; END $$;
+CREATE TRIGGER g_trig2_t BEFORE INSERT ON g_trig2 FOR EACH ROW EXECUTE FUNCTION g_trig2_fn();
+GRANT ALL ON g_trig2 TO PUBLIC;
 """
 
 LOCKS = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
@@ -66,6 +71,9 @@ SCENARIOS = {
     "set_config_in_inlined_sql_function": [
         ("a", "SELECT g_setcfg_sql()"),
         ("b", "SHOW work_mem"), ("a", "SHOW work_mem"), ("b", "SHOW work_mem")],
+    "set_config_in_a_trigger": [
+        ("a", "INSERT INTO g_trig2 VALUES (1)"),
+        ("b", "SHOW work_mem"), ("a", "SHOW work_mem"), ("b", "SHOW work_mem"), ("a", "SHOW work_mem")],
     "set_config_in_do_block_then_reset": [
         ("a", "DO $$ BEGIN PERFORM set_config('work_mem', '6MB', false); END $$"),
         ("b", "SHOW work_mem"), ("a", "SHOW work_mem"),
@@ -127,7 +135,7 @@ SCENARIOS = {
 # Scenarios where a is never pinned: a third client, c, holds the other
 # server connection in an open transaction, so that b always runs on the
 # backend a just used (and a on b's).
-for _name in ("set_config_in_plpgsql_function", "set_config_in_inlined_sql_function",
+for _name in ("set_config_in_plpgsql_function", "set_config_in_a_trigger", "set_config_in_inlined_sql_function",
               "set_config_in_do_block_then_reset", "custom_setting_in_function",
               "set_local_in_function_does_not_stick", "security_definer_set_clause_does_not_leak",
               "temp_table_on_commit_drop"):
@@ -139,6 +147,8 @@ STANDALONE_WRONG = {
     # and pg_settings does not list placeholders: b gets a's myapp.tenant,
     # a loses it
     "custom_setting_in_function": "another client's custom setting leaks",
+    # nor a setting a trigger made: b gets a's work_mem
+    "set_config_in_a_trigger": "another client's setting leaks",
     # an INSERT is not something the lexer probes after: a's temp table
     # (made by the trigger) is not noticed, a is not pinned, b sees it
     "temp_table_created_by_a_trigger": "a temp table leaks to another client",

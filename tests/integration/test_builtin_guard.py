@@ -186,8 +186,11 @@ def _run(steps, connect):
             except psycopg.Error as e:
                 out.append((who, sql, "ERROR %s %s" % (e.sqlstate, str(e).splitlines()[0])))
         # what each client was told (ParameterStatus) of the usual reported parameters
+        # (and of no other: a direct client is never told work_mem or pgcarrier.*)
         for who in "ab":
-            out.append((who, "TimeZone told", conns[who].pgconn.parameter_status(b"TimeZone")))
+            for p in (b"TimeZone", b"work_mem", b"myapp.tenant", b"pgcarrier.session_state",
+                      b"pgcarrier.reset"):
+                out.append((who, p.decode() + " told", conns[who].pgconn.parameter_status(p)))
     finally:
         for c in conns.values():
             c.close()

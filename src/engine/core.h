@@ -259,6 +259,8 @@ struct pgc_server {
 	bool confused;                /* the message flow cannot be followed (a client broke COPY): never reuse */
 	bool report_pending;          /* params may hold reported values the client was not told (relay.c) */
 	bool reports;                 /* its backend reports its own session state (state.h) */
+	uint32_t report_cycle;        /* pinned state reported since its last idle ReadyForQuery (sqlclass flags) */
+	uint32_t report_pinned;       /* what it reported before its last idle ReadyForQuery: none when it did not */
 	char txn_status;              /* last ReadyForQuery status: pgc_txn_status */
 	bool dirty_close;             /* must not be reused */
 	bool registered;              /* fd is in its worker's epoll set */

@@ -1352,6 +1352,8 @@ probe_row(pgc_client *c, pgc_server *s, const uint8_t *body, size_t blen)
 	pgc_params_set(&g->probe_settings, key, val);
 }
 
+static void set_pinned(pgc_client *c, uint32_t pinned);
+
 /* What the probe found becomes the client's and the server's view. */
 static void
 probe_apply(pgc_client *c, pgc_server *s)
@@ -1391,6 +1393,15 @@ probe_apply(pgc_client *c, pgc_server *s)
 		s->params = ns;
 	}
 	pgc_params_free(&g->probe_settings);
+	set_pinned(c, pinned);
+}
+
+/* The client holds this pinned state now (sqlclass flags; 0: none). */
+static void
+set_pinned(pgc_client *c, uint32_t pinned)
+{
+	pgc_guard *g = &c->guard;
+
 	if (pinned && !g->pinned)
 	{
 		atomic_fetch_add(&c->worker->engine->pins_total, 1);
@@ -1534,31 +1545,9 @@ pgc_guard_entry_done(pgc_client *c, pgc_server *s, pgc_pending *p, bool failed)
 void
 pgc_guard_backend_report(pgc_client *c, pgc_server *s, const char *value)
 {
-	pgc_guard *g = &c->guard;
-	const char *p = strchr(value, ' ');
-
-	if (!pgc_state_source_of(s)->after_report(c, value))
-		return;
-	g->probe_due = true;
-	if (g->kind == NULL)
-		g->kind = "reported by the server";
-	/* After the serial: names of custom settings the session set, which the probe must ask for by name. */
-	while (p && *p)
-	{
-		char name[128];
-		size_t n;
-
-		while (*p == ' ')
-			p++;
-		n = strcspn(p, " ");
-		if (n > 0 && n < sizeof(name) && g->custom.len < 16 * 1024)
-		{
-			memcpy(name, p, n);
-			name[n] = 0;
-			pgc_params_set(&g->custom, name, "");
-		}
-		p += n;
-	}
+	/* relay.c keeps what it says in s->report_cycle; the lexer's servers never report. */
+	if (pgc_state_source_of(s)->after_report(c, value))
+		c->guard.probe_due = true;
 }
 
 void
@@ -1584,7 +1573,7 @@ pgc_guard_attach(pgc_client *c, pgc_server *s)
 {
 	c->guard.on = pgc_guard_wanted(c->pool);
 	c->guard.drop_until_sync = false;
-	(void) s;
+	s->report_cycle = 0;
 }
 
 /* Ask s what session state it holds: one Query, pgcarrier's. */
@@ -1640,6 +1629,35 @@ queue_probe(pgc_client *c, pgc_server *s)
 	return PGC_HOLD_PROBING;
 }
 
+/*
+ * A reporting backend said, before its last idle ReadyForQuery, what
+ * pinned state the session holds (state.h); a changed session
+ * authorization is in its session_authorization.
+ */
+static pgc_guard_hold
+apply_report(pgc_client *c, pgc_server *s)
+{
+	pgc_guard *g = &c->guard;
+	uint32_t pinned = s->report_pinned;
+	const char *sa = pgc_params_get(&s->params, "session_authorization");
+
+	if (sa && strcmp(sa, s->pool->user) != 0)
+		pinned |= PGC_SQL_SESSION_AUTH;
+	if (pinned && g->kind == NULL)
+		g->kind = "reported by the server";
+	set_pinned(c, pinned);
+	g->flags = 0;
+	g->kind = NULL;
+	if (g->pinned && pgc_engine_config()->session_pinning == PGC_PIN_ERROR)
+	{
+		s->needs_discard = true;
+		pgc_client_fatal(c, "0A000", "%s cannot be used in transaction pooling (session_pinning = error)",
+						 pgc_sql_feature_name(g->pinned));
+		return PGC_HOLD_CLOSED;
+	}
+	return g->pinned ? PGC_HOLD_KEEP : PGC_HOLD_RELEASE;
+}
+
 pgc_guard_hold
 pgc_guard_keep_server(pgc_client *c, pgc_server *s)
 {
@@ -1647,6 +1665,8 @@ pgc_guard_keep_server(pgc_client *c, pgc_server *s)
 
 	if (g->probe_due)
 		return queue_probe(c, s);
+	if (s->reports)
+		return apply_report(c, s);
 	g->flags = 0;
 	g->kind = NULL;
 	return g->pinned ? PGC_HOLD_KEEP : PGC_HOLD_RELEASE;

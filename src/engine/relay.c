@@ -455,12 +455,25 @@ parameter_status(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 		if (strcmp(name, PGC_STATE_PARAM) == 0)
 		{
 			/* The backend's report of its own session state: pgcarrier's, never the client's. */
+			s->report_cycle |= pgc_state_report_pins(name + nl + 1);
 			if (c->guard.on)
 				pgc_guard_backend_report(c, s, name + nl + 1);
 		}
 		else if (strcmp(name, PGC_REPORTING_PARAM) == 0)
 			s->reports = strcmp(name + nl + 1, "on") == 0;
-		else
+		else if (strcmp(name, PGC_RESET_PARAM) == 0)
+		{
+			/* The setting is back to its default (RESET, SET LOCAL or a function's SET clause undone). */
+			const char *k = name + nl + 1;
+
+			if (!pgc_param_is_reported(k))
+			{
+				pgc_params_remove(&s->params, k);
+				if (s->reports)
+					pgc_params_remove(&c->params, k);
+			}
+		}
+		else if (strncmp(name, "pgcarrier.", 10) != 0)
 		{
 			pgc_params_set(&s->params, name, name + nl + 1);
 			s->report_pending = true;
@@ -470,6 +483,14 @@ parameter_status(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 				pgc_pool_server_wide_params(s->pool, &s->params);
 				pthread_mutex_unlock(&s->pool->lock);
 			}
+			/*
+			 * A reporting backend reports every setting whose value changed:
+			 * it is the client's session setting, replayed on its next
+			 * server. The usual reported ones are the client's when it is
+			 * told (tell_changes); no other one is ever forwarded.
+			 */
+			if (s->reports && !pgc_param_is_reported(name))
+				pgc_params_set(&c->params, name, name + nl + 1);
 		}
 	}
 	pgc_relay_drop(c, s, PGC_DIR_TO_CLIENT, cur);
@@ -878,6 +899,12 @@ ready_for_query(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	}
 	s->txn_status = status;
 	s->be_state = PGC_BE_READY;
+	if (status == PGC_TXN_IDLE)
+	{
+		/* A reporting backend reports pinned state before every idle ReadyForQuery that has some. */
+		s->report_pinned = s->report_cycle;
+		s->report_cycle = 0;
+	}
 	if (!found)
 	{
 		pgc_log(PGC_WARNING, "client %s: ReadyForQuery from the server answers nothing in flight", c->addr);

@@ -479,6 +479,15 @@ record_param(pgc_params *params, const uint8_t *body, size_t len)
 	value = name + nl + 1;
 	if (strnlen(value, len - nl - 1) == len - nl - 1)
 		return;
+	/* A reporting backend's setting that is no longer set at session level (state.h). */
+	if (strcmp(name, PGC_RESET_PARAM) == 0)
+	{
+		if (!pgc_param_is_reported(value))
+			pgc_params_remove(params, value);
+		return;
+	}
+	if (strncmp(name, "pgcarrier.", 10) == 0)
+		return;
 	pgc_params_set(params, name, value);
 }
 

@@ -56,6 +56,7 @@
 #include "utils/wait_event.h"
 
 #include "pgcarrier.h"
+#include "report.h"
 
 #define CONFIG_NAME		"pgcarrier.ini"
 #define BACKOFF_MIN_MS	1000
@@ -309,8 +310,8 @@ config_text(void)
 	appendStringInfo(&b, "log_connections = %d\n", pgc_set.log_connections ? 1 : 0);
 	appendStringInfo(&b, "log_disconnections = %d\n", pgc_set.log_connections ? 1 : 0);
 	append_tls(&b);
-	/* the backends report their own session state (report.c) */
-	appendStringInfoString(&b, "server_session_report = 1\n");
+	/* the backends report their own session state (report.c), unless pgcarrier.session_report = off */
+	appendStringInfo(&b, "server_session_report = %d\n", pgc_session_report ? 1 : 0);
 	/* the SQL interface (sqlapi.c): backends, our own OS user, reach the console on the Unix socket */
 	appendStringInfoString(&b, "admin_peer_same_uid = 1\n");
 	/* the server's own rules and secrets */

@@ -282,23 +282,37 @@ def test_guard_advisory_lock_taken_in_a_do_block_never_reaches_another_client(gu
                          "AND pid = pg_backend_pid()").fetchone()[0] == 0
 
 
-@pytest.mark.xfail(strict=True, reason="report.c hooks set_config() and the advisory lock "
-                   "functions through needs_fmgr_hook, which PostgreSQL never consults for "
-                   "built-in functions (fmgr_info's fast path): a call from a SELECT, or from "
-                   "an inlined SQL function, is not reported")
-@pytest.mark.parametrize("sql", ["SELECT set_config('work_mem', '8MB', false)", "SELECT tune()",
-                                 "SELECT take_lock()"])
-def test_backend_reports_set_config_and_advisory_locks_called_from_a_select(guard_server, sql):
+@pytest.mark.parametrize("sql,param,value", [
+    ("SELECT set_config('work_mem', '8MB', false)", b"work_mem", b"8192"),
+    ("SELECT tune()", b"work_mem", b"7168"),
+    ("SELECT take_lock()", b"pgcarrier.session_state", b"a"),
+])
+def test_backend_reports_set_config_and_advisory_locks_called_from_a_select(guard_server, sql, param,
+                                                                             value):
     """The reporter itself, on a direct connection that asks for reports as
-    pgcarrier does: each of these changes the session, so the transaction
-    must end with a pgcarrier.session_state ParameterStatus."""
+    pgcarrier does: a setting changed by set_config() in a SELECT or an
+    inlined SQL function is reported by PostgreSQL itself (every setting is
+    a reported one in such a backend), and a session advisory lock taken
+    from a SELECT is in pgcarrier.session_state (letter a)."""
     with psycopg.connect(guard_server.dsn(options="-c pgcarrier.report=on"), autocommit=True) as c:
         assert c.pgconn.parameter_status(b"pgcarrier.report") == b"on"
-        c.execute("SET work_mem = '5MB'")     # a utility statement: reported
-        first = c.pgconn.parameter_status(b"pgcarrier.session_state")
-        assert first is not None
+        assert c.pgconn.parameter_status(b"work_mem") is None   # not at login: only changes
+        c.execute("SET work_mem = '5MB'")
+        assert c.pgconn.parameter_status(b"work_mem") == b"5120"
         c.execute(sql)
-        assert c.pgconn.parameter_status(b"pgcarrier.session_state") != first
+        got = c.pgconn.parameter_status(param)
+        assert got is not None and (got == value or got.endswith(b" " + value)), got
+
+
+def test_backend_reports_nothing_to_a_direct_client(guard_server):
+    """A direct client (no pgcarrier.report in its startup packet) is told
+    what PostgreSQL tells anyone: no extra ParameterStatus."""
+    with psycopg.connect(guard_server.dsn(), autocommit=True) as c:
+        c.execute("SET work_mem = '5MB'")
+        c.execute("SELECT pg_advisory_lock(99)")
+        c.execute("SELECT 1")
+        assert c.pgconn.parameter_status(b"work_mem") is None
+        assert c.pgconn.parameter_status(b"pgcarrier.session_state") is None
 
 
 # ------------------------------------------------------------ supervision --

@@ -104,46 +104,10 @@ for i in $(seq 1 150); do
     sleep 0.1
 done
 
-# Sampler: once a second, clients connected to the pooler (established TCP
-# sockets on its port) and the server backends of database "bench" (only
-# the pooler opens them: pgbench talks to the pooler port only).
-SAMPLES=$TMP/samples
-: >"$SAMPLES"
-(
-    trap 'exit 0' TERM
-    while :; do
-        c=$(ss -Htn state established "( sport = :$CPORT )" 2>/dev/null | wc -l)
-        b=$("${PSQL[@]}" -d postgres -Atc "SELECT count(*) FROM pg_stat_activity
-              WHERE datname = 'bench' AND backend_type = 'client backend'" 2>/dev/null || echo '?')
-        echo "$c $b" >>"$SAMPLES"
-        sleep 1
-    done
-) &
-SAMPLER_PID=$!
-
-say "pgbench -c $CLIENTS -j 2 -T $DURATION -S on the pooler's port $CPORT"
-set +e
-"$PGBIN/pgbench" -h 127.0.0.1 -p "$CPORT" -U postgres -n -S -c "$CLIENTS" -j 2 -T "$DURATION" -P 5 bench \
-    2>&1 >"$TMP/pgbench.out" | tee "$TMP/pgbench.err" | grep --line-buffered '^progress'
-PGBENCH_RC=${PIPESTATUS[0]}
-set -e
-kill "$SAMPLER_PID" 2>/dev/null || true
-wait "$SAMPLER_PID" 2>/dev/null || true
-SAMPLER_PID=
-
-cat "$TMP/pgbench.out"
-if [ "$PGBENCH_RC" -ne 0 ]; then
-    echo "pgbench exited with status $PGBENCH_RC; its last errors:"
-    grep -v '^progress' "$TMP/pgbench.err" | tail -n 20
-fi
-
-say "sampled once a second during the run (clients on the pooler / PostgreSQL backends used)"
-awk '{ printf "%s/%s ", $1, $2 } END { print "" }' "$SAMPLES" | fold -s -w 100
-awk -v pool="$POOL_SIZE" '
-    $2 ~ /^[0-9]+$/ { if ($1 > mc) mc = $1; if ($2 > mb) mb = $2 }
-    END {
-        printf "\nat most %d clients connected to the pooler at once; at most %d PostgreSQL backends used (pgcarrier.default_pool_size = %d)\n", mc, mb, pool
-    }' "$SAMPLES"
+# Backends of database "bench": only the pooler opens them (pgbench talks to
+# the pooler's port only).
+pgbench_sampled "$CPORT" "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = 'bench' AND backend_type = 'client backend'" "the pooler"
 
 say "the pooler as psql sees it (CREATE EXTENSION pgcarrier; SELECT * FROM pgcarrier.settings)"
 "${PSQL[@]}" -d bench -c 'CREATE EXTENSION pgcarrier'

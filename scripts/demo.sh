@@ -111,48 +111,12 @@ for i in $(seq 1 100); do
     sleep 0.1
 done
 
-# Sampler: once a second, clients connected to pgcarrier (established TCP
-# sockets on its port) and PostgreSQL backends of database "bench" whose
-# client is pgcarrier (it reaches PostgreSQL over the Unix socket; pgbench
-# only ever talks to pgcarrier, over TCP).
-SAMPLES=$TMP/samples
-: >"$SAMPLES"
-(
-    trap 'exit 0' TERM
-    while :; do
-        c=$(ss -Htn state established "( sport = :$CPORT )" 2>/dev/null | wc -l)
-        b=$("${PSQL[@]}" -d postgres -Atc "SELECT count(*) FROM pg_stat_activity
+# Backends of database "bench" whose client is pgcarrier: it reaches
+# PostgreSQL over the Unix socket (client_port -1); pgbench only ever talks
+# to pgcarrier, over TCP.
+pgbench_sampled "$CPORT" "SELECT count(*) FROM pg_stat_activity
               WHERE datname = 'bench' AND backend_type = 'client backend'
-                AND client_port = -1 AND pid <> pg_backend_pid()" 2>/dev/null || echo '?')
-        echo "$c $b" >>"$SAMPLES"
-        sleep 1
-    done
-) &
-SAMPLER_PID=$!
-
-say "pgbench -c $CLIENTS -j 2 -T $DURATION -S through pgcarrier"
-set +e
-"$PGBIN/pgbench" -h 127.0.0.1 -p "$CPORT" -U postgres -n -S -c "$CLIENTS" -j 2 -T "$DURATION" -P 5 bench \
-    2>&1 >"$TMP/pgbench.out" | tee "$TMP/pgbench.err" | grep --line-buffered '^progress'
-PGBENCH_RC=${PIPESTATUS[0]}
-set -e
-kill "$SAMPLER_PID" 2>/dev/null || true
-wait "$SAMPLER_PID" 2>/dev/null || true
-SAMPLER_PID=
-
-cat "$TMP/pgbench.out"
-if [ "$PGBENCH_RC" -ne 0 ]; then
-    echo "pgbench exited with status $PGBENCH_RC; its last errors:"
-    grep -v '^progress' "$TMP/pgbench.err" | tail -n 20
-fi
-
-say "sampled once a second during the run (clients on pgcarrier / PostgreSQL backends used)"
-awk '{ printf "%s/%s ", $1, $2 } END { print "" }' "$SAMPLES" | fold -s -w 100
-awk -v want="$CLIENTS" -v pool="$POOL_SIZE" '
-    $2 ~ /^[0-9]+$/ { if ($1 > mc) mc = $1; if ($2 > mb) mb = $2 }
-    END {
-        printf "\nat most %d clients connected to pgcarrier at once; at most %d PostgreSQL backends used (pool size %d)\n", mc, mb, pool
-    }' "$SAMPLES"
+                AND client_port = -1 AND pid <> pg_backend_pid()" "pgcarrier"
 
 if [ "$PGBENCH_RC" -ne 0 ]; then
     echo "pgcarrier log (last lines):"

@@ -1,4 +1,4 @@
-# Shell helpers shared by scripts/demo.sh and bench/run.sh (sourced, not run).
+# Shell helpers shared by scripts/demo*.sh and bench/run.sh (sourced, not run).
 
 # A free TCP port on this machine, never one handed out before by this shell.
 free_port() {
@@ -39,4 +39,50 @@ pg_throwaway_start() {
     PG_STARTED=1
     runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 120 \
         -o "$opts" start >/dev/null || { tail -n 30 "$dir/postgres.log" >&2; return 1; }
+}
+
+# The demos' load: pgbench -S with CLIENTS clients for DURATION s on the
+# pooler's port, sampling once a second the clients connected to the pooler
+# (established TCP sockets on the port) and the server backends that
+# BACKENDS_SQL counts (run with the caller's PSQL array). LABEL names the
+# pooler in what is printed. Uses TMP, PGBIN, CLIENTS, DURATION,
+# POOL_SIZE; sets SAMPLER_PID while the sampler runs (for the caller's
+# cleanup) and PGBENCH_RC.
+pgbench_sampled() { # port backends_sql label
+    local port=$1 backends_sql=$2 label=$3 samples=$TMP/samples
+    : >"$samples"
+    (
+        trap 'exit 0' TERM
+        while :; do
+            c=$(ss -Htn state established "( sport = :$port )" 2>/dev/null | wc -l)
+            b=$("${PSQL[@]}" -d postgres -Atc "$backends_sql" 2>/dev/null || echo '?')
+            echo "$c $b" >>"$samples"
+            sleep 1
+        done
+    ) &
+    SAMPLER_PID=$!
+
+    say "pgbench -c $CLIENTS -j 2 -T $DURATION -S on $label's port $port"
+    set +e
+    "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -S -c "$CLIENTS" -j 2 -T "$DURATION" -P 5 bench \
+        2>&1 >"$TMP/pgbench.out" | tee "$TMP/pgbench.err" | grep --line-buffered '^progress'
+    PGBENCH_RC=${PIPESTATUS[0]}
+    set -e
+    kill "$SAMPLER_PID" 2>/dev/null || true
+    wait "$SAMPLER_PID" 2>/dev/null || true
+    SAMPLER_PID=
+
+    cat "$TMP/pgbench.out"
+    if [ "$PGBENCH_RC" -ne 0 ]; then
+        echo "pgbench exited with status $PGBENCH_RC; its last errors:"
+        grep -v '^progress' "$TMP/pgbench.err" | tail -n 20
+    fi
+
+    say "sampled once a second during the run (clients on $label / PostgreSQL backends used)"
+    awk '{ printf "%s/%s ", $1, $2 } END { print "" }' "$samples" | fold -s -w 100
+    awk -v pool="$POOL_SIZE" -v label="$label" '
+        $2 ~ /^[0-9]+$/ { if ($1 > mc) mc = $1; if ($2 > mb) mb = $2 }
+        END {
+            printf "\nat most %d clients connected to %s at once; at most %d PostgreSQL backends used (pool size %d)\n", mc, label, mb, pool
+        }' "$samples"
 }

@@ -153,6 +153,7 @@ as root, else None: the account the daemon drops root's privileges for).
 """
 
 import atexit
+import contextlib
 import os
 import pwd
 import resource
@@ -534,13 +535,14 @@ def server_backends(pg, db=None, user=None):
     return int(pg.sql(_server_backends_query(db, user)))
 
 
-class BackendMonitor:
-    """Samples server_backends(pg, db, user) from a thread, over one direct
-    connection (see docstring)."""
+class _Sampler:
+    """A value sampled from a thread every interval seconds while the
+    ``with`` block runs: .samples, .max, .error (an exception, or None).
+    Subclasses give _sampling(), a context manager yielding the function
+    that takes one sample."""
 
-    def __init__(self, pg, db=None, user=None, interval=0.05):
-        self.pg, self.interval = pg, interval
-        self.query = _server_backends_query(db, user)
+    def __init__(self, interval):
+        self.interval = interval
         self.samples = []
         self.error = None
         self._stop = threading.Event()
@@ -548,10 +550,9 @@ class BackendMonitor:
 
     def _run(self):
         try:
-            with self.pg.connect(db="postgres", user="postgres",
-                                 application_name="pgc-direct-monitor") as conn:
+            with self._sampling() as sample:
                 while not self._stop.is_set():
-                    self.samples.append(conn.execute(self.query).fetchone()[0])
+                    self.samples.append(sample())
                     self._stop.wait(self.interval)
         except Exception as e:  # the test looks at .error
             self.error = e
@@ -567,6 +568,22 @@ class BackendMonitor:
     @property
     def max(self):
         return max(self.samples) if self.samples else 0
+
+
+class BackendMonitor(_Sampler):
+    """Samples server_backends(pg, db, user) from a thread, over one direct
+    connection (see docstring)."""
+
+    def __init__(self, pg, db=None, user=None, interval=0.05):
+        super().__init__(interval)
+        self.pg = pg
+        self.query = _server_backends_query(db, user)
+
+    @contextlib.contextmanager
+    def _sampling(self):
+        with self.pg.connect(db="postgres", user="postgres",
+                             application_name="pgc-direct-monitor") as conn:
+            yield lambda: conn.execute(self.query).fetchone()[0]
 
 
 def _socket_inodes(pid):
@@ -640,37 +657,18 @@ def server_connections(carrier, pg):
     return len(before & connected & _socket_inodes(pid))
 
 
-class ServerConnectionMonitor:
+class ServerConnectionMonitor(_Sampler):
     """Samples server_connections(carrier, pg) from a thread every interval
     seconds while the ``with`` block runs; .samples, .max, .error (an
     exception, or None), like BackendMonitor but exact."""
 
     def __init__(self, carrier, pg, interval=0.05):
-        self.carrier, self.pg, self.interval = carrier, pg, interval
-        self.samples = []
-        self.error = None
-        self._stop = threading.Event()
-        self._th = threading.Thread(target=self._run, daemon=True)
+        super().__init__(interval)
+        self.carrier, self.pg = carrier, pg
 
-    def _run(self):
-        try:
-            while not self._stop.is_set():
-                self.samples.append(server_connections(self.carrier, self.pg))
-                self._stop.wait(self.interval)
-        except Exception as e:  # the test looks at .error
-            self.error = e
-
-    def __enter__(self):
-        self._th.start()
-        return self
-
-    def __exit__(self, *a):
-        self._stop.set()
-        self._th.join(10)
-
-    @property
-    def max(self):
-        return max(self.samples) if self.samples else 0
+    @contextlib.contextmanager
+    def _sampling(self):
+        yield lambda: server_connections(self.carrier, self.pg)
 
 
 def wait_backends(pg, at_most, db=None, user=None, timeout=10):

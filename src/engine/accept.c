@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -47,6 +48,9 @@
 #define REFUSALS_PENDING_MAX    16
 /* Seconds a refused client has to send its startup packet. */
 #define REFUSAL_GRACE           1.0
+
+/* The newest clients looked at for ones that vanished while logging in (one poll() call). */
+#define VANISHED_SCAN_MAX       256
 
 #define SQLSTATE_TOO_MANY_CONNECTIONS "53300"
 
@@ -488,13 +492,81 @@ out_of_descriptors(pgc_worker *w, int listen_fd, int error)
 	refuse_client(w, fd, &ss, PGC_REFUSAL_NO_FD);
 }
 
+static bool
+same_host(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	addr_key ka, kb;
+
+	return addr_key_of(a, &ka) && addr_key_of(b, &kb) && memcmp(&ka, &kb, sizeof(ka)) == 0;
+}
+
+/*
+ * Close w's clients from ss's host that are still logging in but whose peer
+ * has hung up or reset the connection before w read it. A burst of
+ * connections opened and dropped at once counts against
+ * max_login_clients_per_addr until each one's end is read; without this,
+ * the live client right behind such a burst would be refused for the dead
+ * ones. Only on the refusing path, and only when there are new clients
+ * since the last look or time has moved on; it looks at the newest clients
+ * (new ones are at the tail) with one poll() call. A peer
+ * that shut down its sending side cannot go on with its login either.
+ * Clients of other workers are left to their own loops.
+ */
+static void
+reap_vanished(pgc_worker *w, const struct sockaddr_storage *ss)
+{
+	struct pollfd pfd[VANISHED_SCAN_MAX];
+	pgc_client *who[VANISHED_SCAN_MAX];
+	int n = 0;
+
+	uint64_t newest = pgc_list_empty(&w->clients) ? 0 :
+		pgc_container_of(w->clients.prev, pgc_client, node)->serial;
+
+	/* Nothing new since the last look in this loop iteration: nothing to find. */
+	if (w->vanished_reaped_at == w->now && w->vanished_reaped_upto == newest)
+		return;
+	w->vanished_reaped_at = w->now;
+	w->vanished_reaped_upto = newest;
+	for (pgc_link *l = w->clients.prev; l != &w->clients && n < VANISHED_SCAN_MAX; l = l->prev)
+	{
+		pgc_client *c = pgc_container_of(l, pgc_client, node);
+
+		if (!c->in_login || c->fd < 0 || !same_host(&c->peer, ss))
+			continue;
+		pfd[n].fd = c->fd;
+		pfd[n].events = POLLRDHUP;
+		pfd[n].revents = 0;
+		who[n++] = c;
+	}
+	if (n == 0 || poll(pfd, (nfds_t) n, 0) <= 0)
+		return;
+	for (int i = 0; i < n; i++)
+		if (pfd[i].revents & (POLLRDHUP | POLLHUP | POLLERR))
+			pgc_client_close(who[i], "the client hung up while logging in");
+}
+
+/*
+ * Count a client from ss against max_login_clients_per_addr; at the limit,
+ * first close the ones from there that have vanished (reap_vanished).
+ */
+static bool
+addr_admit(pgc_worker *w, const struct sockaddr_storage *ss, const pgc_config *cfg)
+{
+	pgc_login_addrs *t = w->engine->login_addrs;
+
+	if (addr_enter(t, ss, cfg->max_login_clients_per_addr))
+		return true;
+	reap_vanished(w, ss);
+	return addr_enter(t, ss, cfg->max_login_clients_per_addr);
+}
+
 /* fd was accepted from a peer at ss: admit it as a client, or refuse it. */
 static void
 admit(pgc_worker *w, int fd, const struct sockaddr_storage *ss, const pgc_config *cfg)
 {
 	pgc_client *c;
 
-	if (!addr_enter(w->engine->login_addrs, ss, cfg->max_login_clients_per_addr))
+	if (!addr_admit(w, ss, cfg))
 	{
 		char host[INET6_ADDRSTRLEN];
 
@@ -613,13 +685,36 @@ pgc_accept_logged_in(pgc_client *c)
 	return true;
 }
 
-void
+/*
+ * c, refused for its address, has sent its startup packet: if clients from
+ * there have left the login phase since, it is admitted after all.
+ */
+static bool
+admit_late(pgc_client *c)
+{
+	pgc_worker *w = c->worker;
+	const pgc_config *cfg = pgc_engine_config();
+
+	if (c->refusal != PGC_REFUSAL_ADDR || login_share_full(w, cfg) || !addr_admit(w, &c->peer, cfg))
+		return false;
+	c->refusal = PGC_REFUSAL_NONE;
+	w->n_refusing--;
+	c->in_login = true;
+	w->n_login++;
+	c->state_since = w->now;	/* client_login_timeout, in full */
+	return true;
+}
+
+bool
 pgc_accept_refuse(pgc_client *c)
 {
-	pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);
+	pgc_msgbuf *out;
 	const char *detail;
 	char msg[160];
 
+	if (admit_late(c))
+		return false;
+	out = pgc_msgbuf_ensure(&c->out);
 	refusal_text(c->refusal, &c->peer, msg, sizeof(msg), &detail);
 	if (out)
 	{
@@ -627,6 +722,7 @@ pgc_accept_refuse(pgc_client *c)
 		(void) pgc_msgbuf_write(c->fd, c->tls, out);
 	}
 	pgc_client_close(c, msg);
+	return true;
 }
 
 void

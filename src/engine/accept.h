@@ -15,7 +15,10 @@
  *    send it.
  *  - They also count against max_login_clients_per_addr for their source
  *    address (all workers together; Unix-socket clients have no address and
- *    are exempt): a connection over it is refused with FATAL 53300.
+ *    are exempt): a connection over it is refused with FATAL 53300. At the
+ *    limit, the worker first closes its clients from there whose peer has
+ *    already hung up, and a refused client is looked at again when its
+ *    startup packet comes.
  *  - Out of descriptors (EMFILE, ENFILE), a worker refuses what waits in its
  *    backlog with FATAL 53300, one connection at a time, in the slot of a
  *    descriptor it keeps in reserve; its listeners turn edge-triggered:
@@ -74,8 +77,12 @@ bool pgc_accept_room_for_client(const struct pgc_engine *e, const pgc_config *cf
  */
 bool pgc_accept_logged_in(struct pgc_client *c);
 
-/* c (refused) sent its startup packet: FATAL 53300 saying why, and close it. */
-void pgc_accept_refuse(struct pgc_client *c);
+/*
+ * c (refused) sent its startup packet: FATAL 53300 saying why, and close
+ * it; true. False when c is admitted after all (refused for its address,
+ * which has room now): its login goes on.
+ */
+bool pgc_accept_refuse(struct pgc_client *c);
 
 /* c is being closed (called once, first thing): give back what it counted. */
 void pgc_accept_client_gone(struct pgc_client *c);

@@ -714,11 +714,8 @@ client_startup(pgc_client *c)
 				return;
 			continue;
 		}
-		if (c->refusal)
-		{
-			pgc_accept_refuse(c);   /* told now, as PostgreSQL tells "too many clients" */
-			return;
-		}
+		if (c->refusal && pgc_accept_refuse(c))
+			return;             /* told now, as PostgreSQL tells "too many clients" */
 		if (code == PGC_CANCEL_REQUEST_CODE)
 		{
 			startup_cancel(c, len);

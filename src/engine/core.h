@@ -396,6 +396,8 @@ struct pgc_worker {
 	unsigned accept_paused;       /* PGC_ACCEPT_PAUSED_* bits: why its listeners are edge-triggered now */
 	int n_refusing;               /* its refused clients waiting for their startup packet to hear why */
 	bool spare_lent;              /* spare_fd's slot is the connection of a refused client now */
+	double vanished_reaped_at;    /* w->now of its last look for vanished clients (accept.c) */
+	uint64_t vanished_reaped_upto; /* serial of its newest client then */
 	/* ---- statistics and listings (stats.h, census.h) ---- */
 	struct pgc_worker_stats *stats;      /* its event loop's counters (written by this worker only) */
 	struct pgc_census_ask *census_asks;  /* listings to describe its objects into (inbox lock) */

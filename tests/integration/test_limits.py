@@ -12,6 +12,7 @@ ones out, and running out of file descriptors must not make a hot loop.
 """
 import asyncio
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -331,6 +332,50 @@ def test_login_bound_per_source_address(carrier):
         assert all(answered(s, 0.05) is None for s in again)
     finally:
         close_all(socks)
+
+
+def rst_close(s):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("burst", [8, 40])
+def test_clients_that_hung_up_do_not_count_against_the_address_bound(carrier, burst):
+    """A burst of connections from one host that hang up (FIN, RST, or a
+    startup packet and FIN) before pgcarrier has read any of them, then one
+    live client: the live one logs in. The daemon is stopped (SIGSTOP) while
+    the burst arrives, so that it accepts the dead connections and the live
+    one together, as a loaded daemon does; they used to count against
+    max_login_clients_per_addr until their ends were read, and the live
+    client was refused with 53300 for them. 8 dead fill the bound and the
+    refused client waits for its startup packet; 40 fill the refused
+    clients' slots too, so the live one is looked at as it is accepted."""
+    c = carrier(workers=1, max_login_clients_per_addr=5, client_login_timeout=30)
+    os.kill(c.pid, signal.SIGSTOP)
+    try:
+        for i in range(burst):
+            s = socket.create_connection((c.host, c.port), timeout=5,
+                                         source_address=(SILENT_SOURCE, 0))
+            if i % 3 == 0:
+                rst_close(s)
+            else:
+                if i % 3 == 1:
+                    s.sendall(startup())
+                s.close()
+        live = socket.create_connection((c.host, c.port), timeout=5,
+                                        source_address=(SILENT_SOURCE, 0))
+        live.sendall(startup())
+    finally:
+        os.kill(c.pid, signal.SIGCONT)
+    try:
+        live.settimeout(5)
+        first = live.recv(1)
+        assert first == b"R", "the live client was not let in: %r" % (first + live.recv(4096))
+    finally:
+        live.close()
+    with c.connect() as x:
+        assert x.execute("SELECT 1").fetchone()[0] == 1
 
 
 @pytest.mark.timeout(60)

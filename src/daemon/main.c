@@ -163,21 +163,37 @@ parent_watch_start(const char *arg)
 	return 0;
 }
 
-/* Whether the parent is gone: its end of the pipe is closed (or the pipe broke). */
+/*
+ * The byte the supervisor writes when role or database defaults changed
+ * (src/extension/defaults.h, PGC_PARENT_DEFAULTS_CHANGED).
+ */
+#define PARENT_SAYS_DEFAULTS_CHANGED 'D'
+
+/*
+ * Whether the parent is gone: its end of the pipe is closed (or the pipe
+ * broke). What it wrote is read on the way: the defaults changed.
+ */
 static bool
 parent_gone(void)
 {
 	struct pollfd pfd = {.fd = parent_fd, .events = POLLIN};
 	char buf[64];
+	ssize_t n;
+	bool changed = false;
 
 	if (parent_fd < 0)
 		return false;
 	if (poll(&pfd, 1, 0) <= 0)
 		return false;
-	if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL))
-		return true;
-	/* The parent writes nothing; drain whatever it did, and EOF is gone too. */
-	return (pfd.revents & POLLIN) && read(parent_fd, buf, sizeof(buf)) == 0;
+	if (!(pfd.revents & POLLIN))
+		return (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) != 0;
+	n = read(parent_fd, buf, sizeof(buf));
+	for (ssize_t i = 0; i < n; i++)
+		changed |= buf[i] == PARENT_SAYS_DEFAULTS_CHANGED;
+	if (changed)
+		pgc_engine_defaults_changed();
+	/* EOF: gone. With bytes read, a hang-up after them is seen at the next call. */
+	return n == 0;
 }
 
 /* --------------------------------------------------------------- pidfile -- */

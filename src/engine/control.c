@@ -186,6 +186,13 @@ pgc_control_reconnect(pgc_engine *e, const char *db, char *err, size_t errlen)
 	return 0;
 }
 
+void
+pgc_control_reconnect_all(pgc_engine *e, const char *why)
+{
+	each_pool(e, NULL, pool_reconnect, NULL);
+	pgc_log(PGC_LOG, "%s: server connections are replaced as they become idle", why);
+}
+
 static void
 pool_count_servers(pgc_pool *p, void *arg)
 {

@@ -59,6 +59,14 @@ int pgc_control_enable(struct pgc_engine *e, const char *db, char *err, size_t e
 int pgc_control_reconnect(struct pgc_engine *e, const char *db, char *err, size_t errlen);
 
 /*
+ * RECONNECT of every database, for a reason pgcarrier learnt itself (why,
+ * logged): the role or database defaults changed (the built-in pooler's
+ * supervisor or backend said so; src/extension/defaults.h), and backends
+ * logged in before have the old ones. Any thread.
+ */
+void pgc_control_reconnect_all(struct pgc_engine *e, const char *why);
+
+/*
  * KILL: every client and server connection of db is dropped at once
  * (clients get FATAL 57P01 "terminating connection due to administrator
  * command"), and the database is paused until RESUME.

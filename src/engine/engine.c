@@ -28,6 +28,7 @@
 
 #include "accept.h"
 #include "authq.h"
+#include "control.h"
 #include "core.h"
 #include "engine.h"
 #include "log.h"
@@ -714,6 +715,13 @@ pgc_engine_touch_files(void)
 
 	if (e && e->unix_lock_held)
 		(void) utime(e->unix_lock_path, NULL);
+}
+
+void
+pgc_engine_defaults_changed(void)
+{
+	pgc_control_reconnect_all(pgc_the_engine, "the supervisor says role or database defaults changed "
+							  "(ALTER ROLE/DATABASE ... SET)");
 }
 
 void

@@ -71,6 +71,13 @@ void pgc_lockfile_remove(const char *path);
 void pgc_engine_set_reload_hook(void (*hook)(void));
 void pgc_engine_reload_failed(const char *err);
 
+/*
+ * The role or database defaults changed (the extension's supervisor says so
+ * on the --parent-fd pipe): every server connection is replaced as it
+ * becomes idle (control.h, pgc_control_reconnect_all).
+ */
+void pgc_engine_defaults_changed(void);
+
 /* Wake every worker now (their tick acts on what the DBA asked, control.c). */
 struct pgc_engine;
 void pgc_engine_wake_all(struct pgc_engine *e);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "control.h"
 #include "guard.h"
 #include "log.h"
 #include "relay.h"
@@ -461,6 +462,9 @@ parameter_status(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 		}
 		else if (strcmp(name, PGC_REPORTING_PARAM) == 0)
 			s->reports = strcmp(name + nl + 1, "on") == 0;
+		else if (strcmp(name, PGC_DEFAULTS_PARAM) == 0)
+			pgc_control_reconnect_all(c->worker->engine, "the role or database defaults changed "
+									  "(ALTER ROLE/DATABASE ... SET)");
 		else if (strcmp(name, PGC_RESET_PARAM) == 0)
 		{
 			/* The setting is back to its default (RESET, SET LOCAL or a function's SET clause undone). */

@@ -21,6 +21,10 @@
  *        holds temp objects (t), session advisory locks (a), LISTEN (l),
  *        holdable cursors (c) or SQL prepared statements (p). No such
  *        report before an idle ReadyForQuery means none of them.
+ *      - role and database defaults: pgcarrier.defaults_changed right
+ *        before the ReadyForQuery of a transaction that committed ALTER
+ *        ROLE/DATABASE ... SET: every server is replaced as it becomes
+ *        idle (pgc_control_reconnect_all), before the client hears.
  *
  * The guard picks the implementation per server connection: a server that
  * announced reporting at login (pgcarrier.report = on) is never probed.
@@ -35,6 +39,7 @@
 #define PGC_REPORTING_PARAM   PGC_REPORT_REQUEST         /* reported "on" at login: this backend reports */
 #define PGC_STATE_PARAM       "pgcarrier.session_state"  /* "serial letters": pinned state the session holds */
 #define PGC_RESET_PARAM       "pgcarrier.reset"          /* value: a setting no longer set at session level */
+#define PGC_DEFAULTS_PARAM    "pgcarrier.defaults_changed" /* the role or database defaults changed */
 
 typedef struct pgc_state_source {
 	const char *name;

@@ -14,6 +14,7 @@
 #include "utils/guc_tables.h"
 #include "utils/varlena.h"
 
+#include "defaults.h"
 #include "pgcarrier.h"
 #include "report.h"
 
@@ -314,6 +315,7 @@ _PG_init(void)
 	note_placeholders(placeholders, &n_placeholders);
 	define_settings();
 	pgc_report_init();
+	pgc_defaults_init();
 	MarkGUCPrefixReserved("pgcarrier");
 	note_refused(placeholders, n_placeholders);
 

@@ -27,6 +27,7 @@
 #include "utils/memutils.h"
 #include "utils/portal.h"
 
+#include "defaults.h"
 #include "report.h"
 
 /*
@@ -343,6 +344,8 @@ report_putmessage(char msgtype, const char *s, size_t len)
 			if (GetNumConfigOptions() != gucs_seen)
 				flag_gucs(true);
 			report_state();
+			if (pgc_defaults_take_report())
+				prev_comm->putmessage('S', PGC_DEFAULTS_PARAM "\0" "on", sizeof(PGC_DEFAULTS_PARAM "\0" "on"));
 		}
 	}
 	return prev_comm->putmessage(msgtype, s, len);

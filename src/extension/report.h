@@ -31,6 +31,8 @@
  *    taken off) only at the commit of a transaction that created or
  *    dropped an object while the session has a temp namespace; SQL
  *    prepared statements are those PREPARE made that still exist.
+ *  - right before a ReadyForQuery after its transaction changed the role
+ *    or database defaults, pgcarrier.defaults_changed = on (defaults.h).
  *
  * pgcarrier consumes all of these (src/engine/state.h) and forwards only
  * the usual reported parameters to its clients. pgcarrier.report is itself

@@ -34,6 +34,7 @@
  */
 #include "postgres.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
@@ -55,6 +56,7 @@
 #include "utils/varlena.h"
 #include "utils/wait_event.h"
 
+#include "defaults.h"
 #include "pgcarrier.h"
 #include "report.h"
 
@@ -533,6 +535,7 @@ start_daemon(void)
 		exec_daemon(prog, conf, fds[0], getppid());
 	close(fds[0]);
 	daemon_pipe = fds[1];
+	(void) fcntl(daemon_pipe, F_SETFL, O_NONBLOCK);
 	daemon_pid = pid;
 	daemon_started = GetCurrentTimestamp();
 	daemon_stopping = false;
@@ -627,7 +630,25 @@ stop_daemon_gracefully(const char *why)
 static void
 at_exit(int code, Datum arg)
 {
+	pgc_defaults_forget_supervisor();
 	stop_daemon_now();
+}
+
+/*
+ * The role or database defaults changed (defaults.h): one byte on the
+ * pipe, which the daemon reads as "replace every server connection as it
+ * becomes idle". The pipe does not block us: if it is full, the daemon has
+ * that to read already.
+ */
+static void
+tell_daemon_defaults_changed(void)
+{
+	static const char byte = PGC_PARENT_DEFAULTS_CHANGED;
+
+	if (daemon_pid <= 0 || daemon_stopping || daemon_pipe < 0)
+		return;
+	if (write(daemon_pipe, &byte, 1) < 0 && errno != EAGAIN)
+		ereport(LOG, (errmsg("pgcarrier: could not tell the pooler that role or database defaults changed: %m")));
 }
 
 /* Whether postmaster.pid says the server is stopping (a smart shutdown was asked for). */
@@ -679,6 +700,8 @@ pgc_supervisor_main(Datum arg)
 
 		if (got_sigchld)
 			reap();
+		if (pgc_defaults_changed())
+			tell_daemon_defaults_changed();
 		if (got_sigterm)
 		{
 			stop_daemon_now();

@@ -20,6 +20,8 @@ stays true); test_print_standalone_results prints (-s) every difference of
 the standalone run.
 """
 
+import time
+
 import pytest
 import psycopg
 
@@ -254,3 +256,90 @@ def test_print_standalone_results(results):
     for name in sorted(SCENARIOS):
         if alone[name] != direct[name]:
             print("STANDALONE", name, _diff(direct[name], alone[name]))
+
+
+# ---------------------------------------------------------------- ALTER ROLE/DATABASE ... SET
+# A new session starts with the role and database defaults of the moment it
+# logs in. Through the pooler, a new client is given a backend logged in
+# earlier: after ALTER ROLE ... SET, it must still see the new default
+# (src/extension/defaults.h). Sessions that existed before the change keep
+# the old defaults on a direct connection; through the pooler they see the
+# new ones from their next transaction on (docs/builtin.md): not compared.
+DEFAULTS_CHANGED = "defaults changed (ALTER ROLE/DATABASE ... SET): server connections are replaced"
+RESET_DEFAULTS = ("ALTER ROLE app RESET ALL; ALTER ROLE app IN DATABASE app RESET ALL; "
+                  "ALTER DATABASE app RESET ALL")
+
+
+def _defaults_seen(srv):
+    return srv.log().count(DEFAULTS_CHANGED)
+
+
+def _wait(cond, what, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.05)
+
+
+def _settle(srv):
+    """Until the pooler has heard of every change made so far: its count of
+    them stays the same for longer than the supervisor's pipe poll."""
+    deadline = time.monotonic() + 10
+    while True:
+        before = _defaults_seen(srv)
+        time.sleep(0.6)
+        if _defaults_seen(srv) == before:
+            return
+        assert time.monotonic() < deadline, "the pooler keeps hearing of changes"
+
+
+def _new_session_after(srv, connect, change, made_by, pooled):
+    """a and c hold both pooled backends (logged in before the change); the
+    change is made by a (through the same kind of connection) or on a
+    direct superuser connection; then a new client b says what it sees."""
+    seen = _defaults_seen(srv)
+    with connect() as a, connect() as c:
+        c.execute("BEGIN")
+        c.execute("SELECT 1")
+        a.execute("SELECT 1")
+        if made_by == "client":
+            a.execute(change)
+        else:
+            srv.sql(change, db="app")
+        if pooled:
+            # at once from its own backend; from the supervisor within its
+            # 200 ms pipe poll for a change made on a direct connection
+            _wait(lambda: _defaults_seen(srv) > seen, "the pooler to hear that the defaults changed")
+        c.execute("COMMIT")
+        with connect() as b:
+            return [b.execute(q).fetchone()[0] for q in
+                    ("SHOW work_mem", "SHOW statement_timeout",
+                     "SELECT current_setting('myapp.flag', true)")]
+
+
+# name: (what is set beforehand, the change, who makes it)
+DEFAULT_CHANGES = {
+    "alter_role_set_by_the_role": (None, "ALTER ROLE app SET work_mem = '17MB'", "client"),
+    "alter_role_in_database_set_by_a_superuser":
+        (None, "ALTER ROLE app IN DATABASE app SET statement_timeout = '42s'", "superuser"),
+    "alter_database_set_by_a_superuser": (None, "ALTER DATABASE app SET myapp.flag = 'on'", "superuser"),
+    "alter_role_reset_by_the_role":
+        ("ALTER ROLE app SET work_mem = '19MB'", "ALTER ROLE app RESET work_mem", "client"),
+}
+
+
+@pytest.mark.parametrize("name", list(DEFAULT_CHANGES))
+def test_new_client_after_alter_role_set_sees_the_new_default(servers, name):
+    srv, _ = servers
+    before, change, made_by = DEFAULT_CHANGES[name]
+    prepare = RESET_DEFAULTS + ("; " + before if before else "")
+    try:
+        srv.sql(prepare, db="app")
+        direct = _new_session_after(srv, srv.connect, change, made_by, pooled=False)
+        srv.sql(prepare, db="app")
+        _settle(srv)
+        builtin = _new_session_after(srv, srv.pooler_connect, change, made_by, pooled=True)
+        assert builtin == direct, (direct, builtin)
+    finally:
+        srv.sql(RESET_DEFAULTS, db="app")
+        _settle(srv)

@@ -41,6 +41,10 @@
 
 PG_FUNCTION_INFO_V1(pgcarrier_show);
 PG_FUNCTION_INFO_V1(pgcarrier_pause);
+PG_FUNCTION_INFO_V1(pgcarrier_wait_close);
+PG_FUNCTION_INFO_V1(pgcarrier_disable);
+PG_FUNCTION_INFO_V1(pgcarrier_enable);
+PG_FUNCTION_INFO_V1(pgcarrier_kill);
 PG_FUNCTION_INFO_V1(pgcarrier_resume);
 PG_FUNCTION_INFO_V1(pgcarrier_reconnect);
 PG_FUNCTION_INFO_V1(pgcarrier_kill_client);
@@ -372,23 +376,60 @@ db_command(const char *cmd, FunctionCallInfo fcinfo)
 	return b.data;
 }
 
-Datum
-pgcarrier_pause(PG_FUNCTION_ARGS)
+/*
+ * A command that waits for server connections to be released or closed
+ * cannot run in a backend of the pooler's (its server connections set
+ * pgcarrier.report, report.h): it would wait for this very transaction to
+ * end, and that ends only when the command is done.
+ */
+static void
+refuse_through_the_pooler(const char *fname, const char *command)
 {
 	const char *report = GetConfigOption("pgcarrier.report", true, false);
 
-	/*
-	 * A backend of the pooler's (its server connections set
-	 * pgcarrier.report, report.h): PAUSE would wait for this very
-	 * transaction to end, and it ends only when PAUSE is done.
-	 */
 	if (report && strcmp(report, "on") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("pgcarrier.pause() cannot run through the pooler"),
-				 errdetail("This session is one of the pooler's server connections: PAUSE would wait for it."),
-				 errhint("Connect to the server's own port to pause the pooler.")));
+				 errmsg("%s() cannot run through the pooler", fname),
+				 errdetail("This session is one of the pooler's server connections: %s would wait for it.",
+						   command),
+				 errhint("Connect to the server's own port for this.")));
+}
+
+Datum
+pgcarrier_pause(PG_FUNCTION_ARGS)
+{
+	refuse_through_the_pooler("pgcarrier.pause", "PAUSE");
 	control("pgcarrier.pause", db_command("PAUSE", fcinfo));
+	PG_RETURN_VOID();
+}
+
+Datum
+pgcarrier_wait_close(PG_FUNCTION_ARGS)
+{
+	refuse_through_the_pooler("pgcarrier.wait_close", "WAIT_CLOSE");
+	control("pgcarrier.wait_close", db_command("WAIT_CLOSE", fcinfo));
+	PG_RETURN_VOID();
+}
+
+Datum
+pgcarrier_disable(PG_FUNCTION_ARGS)
+{
+	control("pgcarrier.disable", db_command("DISABLE", fcinfo));
+	PG_RETURN_VOID();
+}
+
+Datum
+pgcarrier_enable(PG_FUNCTION_ARGS)
+{
+	control("pgcarrier.enable", db_command("ENABLE", fcinfo));
+	PG_RETURN_VOID();
+}
+
+Datum
+pgcarrier_kill(PG_FUNCTION_ARGS)
+{
+	control("pgcarrier.kill", db_command("KILL", fcinfo));
 	PG_RETURN_VOID();
 }
 

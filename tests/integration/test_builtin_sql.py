@@ -1,7 +1,10 @@
 """The SQL interface of built-in mode (docs/builtin.md, "SQL interface"):
 CREATE EXTENSION pgcarrier gives the views pgcarrier.pools, clients,
-servers, stats, pins, config on the running pooler's admin console, and the
-functions pause, resume, reconnect, kill_client; superusers and members of
+servers, stats, pins, config (and one for each other SHOW: databases,
+users, stats_totals, stats_averages, totals, lists, mem, state, version,
+workers, errors) on the running pooler's admin console, and the functions
+pause, resume, reconnect, kill_client, wait_close, disable, enable, kill;
+superusers and members of
 pgcarrier_admin may use them (pg_monitor members may read the views), and
 everyone else gets 42501."""
 
@@ -51,6 +54,17 @@ def wait_for(cond, timeout=10, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for " + what)
         time.sleep(0.05)
+
+
+def console_columns(srv, show):
+    """The column names of the pooler's SHOW show, from its console (psql as
+    the server's own OS user, whom the console trusts on its Unix socket)."""
+    r = subprocess.run(["runuser", "-u", "postgres", "--", os.path.join(PG_BIN, "psql"), "-X", "-A",
+                        "-h", srv.sockdir, "-p", str(srv.pooler_port), "-d", "pgcarrier",
+                        "-c", "SHOW " + show], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.splitlines()[0].split("|")
 
 
 def rows(conn, sql, *args):
@@ -217,6 +231,70 @@ def test_kill_client_ends_the_client(builtin):
         victim.close()
 
 
+# Every other SHOW the console has, as a view (the same columns, in order).
+OTHER_VIEWS = {
+    "databases": "DATABASES", "users": "USERS", "stats_totals": "STATS_TOTALS",
+    "stats_averages": "STATS_AVERAGES", "totals": "TOTALS", "lists": "LISTS", "mem": "MEM",
+    "state": "STATE", "version": "VERSION", "workers": "WORKERS", "errors": "ERRORS",
+}
+
+
+def test_every_show_of_the_console_is_a_view(builtin):
+    with builtin.pooler_connect() as c:
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            c.execute("SELECT 1/0")
+    with direct(builtin) as d:
+        for view, show in OTHER_VIEWS.items():
+            cur = d.execute("SELECT * FROM pgcarrier.%s" % view)
+            names = [col.name for col in cur.description]
+            assert names == console_columns(builtin, show), view
+            assert cur.fetchall(), view
+        assert [r["name"] for r in rows(d, "SELECT name FROM pgcarrier.databases")].count("app") == 1
+        assert d.execute("SELECT count(*) FROM pgcarrier.workers").fetchone()[0] == 2
+        assert d.execute("SELECT value FROM pgcarrier.state WHERE key = 'paused'").fetchone()[0] == "no"
+        assert d.execute("SELECT version FROM pgcarrier.version").fetchone()[0].startswith("pgcarrier")
+        assert d.execute("SELECT count FROM pgcarrier.errors WHERE database = 'app' "
+                         "AND sqlstate_class = '22'").fetchone()[0] >= 1
+
+
+def test_disable_enable_kill_wait_close(builtin):
+    with direct(builtin) as d:
+        d.execute("SELECT pgcarrier.disable('app')")
+        try:
+            assert d.execute("SELECT disabled FROM pgcarrier.databases WHERE name = 'app'").fetchone()[0] == 1
+            with pytest.raises(psycopg.OperationalError, match="not currently accepting connections"):
+                builtin.pooler_connect(application_name="sqldisabled")
+        finally:
+            d.execute("SELECT pgcarrier.enable('app')")
+        victim = builtin.pooler_connect(application_name="sqlkill")
+        try:
+            victim.execute("SELECT 1")
+            d.execute("SELECT pgcarrier.kill('app')")
+            with pytest.raises(psycopg.OperationalError):
+                wait_for(lambda: not victim.execute("SELECT 1"), what="the client killed")
+        finally:
+            victim.close()
+        # KILL leaves the database paused, as PgBouncer's does
+        d.execute("SELECT pgcarrier.resume('app')")
+        with builtin.pooler_connect() as c:
+            assert c.execute("SELECT 7").fetchone()[0] == 7
+        d.execute("SELECT pgcarrier.reconnect('app')")
+        d.execute("SELECT pgcarrier.wait_close('app')")
+        d.execute("SELECT pgcarrier.wait_close()")
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            d.execute("SELECT pgcarrier.disable('')")
+
+
+def test_wait_close_through_the_pooler_is_refused(builtin):
+    builtin.sql("GRANT pgcarrier_admin TO app")
+    try:
+        with builtin.pooler_connect(db="postgres") as c:
+            with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState):
+                c.execute("SELECT pgcarrier.wait_close()")
+    finally:
+        builtin.sql("REVOKE pgcarrier_admin FROM app")
+
+
 # ------------------------------------------------------------ privileges --
 
 def test_a_role_without_privileges_gets_42501(builtin):
@@ -225,7 +303,9 @@ def test_a_role_without_privileges_gets_42501(builtin):
                     "SELECT * FROM pgcarrier.config",
                     "SELECT * FROM pgcarrier.show('POOLS') AS t(database text)",
                     "SELECT pgcarrier.pause('app')", "SELECT pgcarrier.resume()",
-                    "SELECT pgcarrier.reconnect()", "SELECT pgcarrier.kill_client(1)"):
+                    "SELECT pgcarrier.reconnect()", "SELECT pgcarrier.kill_client(1)",
+                    "SELECT * FROM pgcarrier.workers", "SELECT pgcarrier.disable('app')",
+                    "SELECT pgcarrier.kill('app')", "SELECT pgcarrier.wait_close()"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 n.execute(sql)
         # the settings view is everyone's, as pg_settings is

@@ -103,8 +103,11 @@ unit: $(UNIT_BIN)
 # into the PostgreSQL that the harness runs: installed first (as root; a
 # user who cannot install still runs the rest, and test_builtin.py says why
 # it fails).
+# A sanitizer build is also the daemon the built-in tests' supervisors run
+# (the installed one is the release build).
 integration: $(BUILD)/pgcarrier integration-install
-	PGCARRIER_BIN=$(abspath $(BUILD)/pgcarrier) PGCARRIER_SAN=$(SAN) $(TSAN_ENV) \
+	PGCARRIER_BIN=$(abspath $(BUILD)/pgcarrier) PGCARRIER_SAN=$(SAN) \
+	  $(if $(filter 0,$(SAN)),,PGCARRIER_BUILTIN_DAEMON=$(abspath $(BUILD)/pgcarrier)) $(TSAN_ENV) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider $(if $(findstring tests/,$(PYTEST_ARGS)),,tests/integration) $(PYTEST_ARGS)
 
 # The tests that make check runs under ThreadSanitizer: those where worker
@@ -112,12 +115,15 @@ integration: $(BUILD)/pgcarrier integration-install
 # scale), where the main thread reloads under load (lifecycle), and where
 # other threads do the work (auth_query's libpq thread, TLS handshakes), and
 # PgBouncer's keys that act across threads (server checks, reloads under
-# server_fast_close, syslog from every worker).
+# server_fast_close, syslog from every worker), and the built-in pooler's
+# daemon (the same build, run by the extension's supervisor) under the
+# backends' reports and the SQL interface.
 # About 4 minutes on 2 cores; the rest of the suite adds ~2 more and little
 # threading.
 TSAN_TESTS = $(addprefix tests/integration/,test_concurrency.py test_limits.py \
 	test_lifecycle.py test_auth_query.py test_guard_scale.py test_tls.py \
-	test_pgbouncer_compat.py test_console_commands.py test_pause_restart.py test_metrics.py)
+	test_pgbouncer_compat.py test_console_commands.py test_pause_restart.py test_metrics.py \
+	test_builtin_guard.py test_builtin_sql.py)
 
 check-plain:
 	$(MAKE) -k SAN=0 unit integration

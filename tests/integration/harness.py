@@ -472,6 +472,29 @@ class BuiltinPgServer(PgServer):
         with open(self.conf_path, "a") as f:
             f.write(text + "\n")
 
+    def cleanup(self):
+        """Stop the server (its supervisor stops the daemon); with a
+        sanitizer build of the daemon (PGCARRIER_BUILTIN_DAEMON, which make
+        integration sets then), raise HarnessError with what the sanitizer
+        wrote to the server log."""
+        if self._cleaned:
+            return
+        report = ""
+        try:
+            if os.path.exists(os.path.join(self.datadir, "postmaster.pid")):
+                self.stop("fast")
+            if SAN and os.environ.get("PGCARRIER_BUILTIN_DAEMON"):
+                text = self.log()
+                hits = [text.find(m) for m in SANITIZER_MARKERS if m in text]
+                if hits:
+                    i = min(hits)
+                    report = text[text.rfind("\n", 0, max(0, i - 2000)) + 1:i + 6000]
+        finally:
+            PgServer.cleanup(self)
+        if report:
+            raise HarnessError("the built-in pooler's daemon (%s) had sanitizer findings:\n%s"
+                               % (os.environ.get("PGCARRIER_BUILTIN_DAEMON"), report))
+
     def reload(self):
         self.sql("SELECT pg_reload_conf()")
 

@@ -269,6 +269,13 @@ struct pgc_server {
 	char *login_password;         /* during login only; wiped after */
 	uint32_t backend_pid, backend_key;
 	pgc_params params;            /* reported parameters and the ones pgcarrier SET */
+	/*
+	 * The last pgc_server_sync_params that had nothing to send: for a
+	 * client with these params, on a server with these params, it has
+	 * nothing to send again (server.c).
+	 */
+	pgc_params synced_client, synced_server;
+	unsigned synced_wide_gen;     /* the pool's server_wide_gen then (the welcome is an input) */
 	struct sockaddr_storage addr; /* for cancel requests */
 	socklen_t addrlen;
 	void *scram;                  /* pgc_scram_client during login */

@@ -109,6 +109,8 @@ pgc_server_destroy(pgc_server *s)
 	else
 		free(s->in);
 	pgc_params_free(&s->params);
+	pgc_params_free(&s->synced_client);
+	pgc_params_free(&s->synced_server);
 	pgc_relay_server_free(s);
 	pgc_stmt_cache_clear(&s->stmts, &s->pool->stmts);
 	pgc_msgbuf_release(&s->out);
@@ -1100,19 +1102,51 @@ set_wanted(pgc_server *s, pgc_client *c, pgc_msgbuf *sql)
 	}
 }
 
+static bool
+params_equal(const pgc_params *a, const pgc_params *b)
+{
+	return a->len == b->len && (a->len == 0 || memcmp(a->blob, b->blob, a->len) == 0);
+}
+
+/*
+ * What reset_leftovers and set_wanted do is a function of the client's
+ * params, the server's and the pool's welcome only, and once they have
+ * nothing to send they change nothing more (each leaves what the other
+ * kept). So when those are byte for byte what they were after a sync that
+ * sent nothing, there is nothing to send again: the usual link, where the
+ * clients of a pool connect with the same parameters, costs two memcmp
+ * calls instead of a comparison of every setting with every other.
+ */
+static bool
+sync_needed(const pgc_server *s, const pgc_client *c, unsigned wide_gen)
+{
+	return !(s->synced_wide_gen == wide_gen && s->synced_server.blob != NULL &&
+			 params_equal(&s->synced_server, &s->params) && params_equal(&s->synced_client, &c->params));
+}
+
 void
 pgc_server_sync_params(pgc_server *s, pgc_client *c)
 {
 	pgc_msgbuf sql;
 	pgc_msgbuf *out;
 	pgc_pending *p;
-	const char *eoe = pgc_params_get(&c->params, "exit_on_error");
+	const char *eoe;
+	unsigned wide_gen = __atomic_load_n(&s->pool->server_wide_gen, __ATOMIC_ACQUIRE);
 
+	if (!sync_needed(s, c, wide_gen))
+		return;
+	eoe = pgc_params_get(&c->params, "exit_on_error");
 	pgc_msgbuf_init(&sql);
 	reset_leftovers(s, c, &sql);
 	set_wanted(s, c, &sql);
 	if (sql.len == 0 || sql.failed)
 	{
+		if (sql.len == 0 && !sql.failed)
+		{
+			pgc_params_copy(&s->synced_client, &c->params);
+			pgc_params_copy(&s->synced_server, &s->params);
+			s->synced_wide_gen = wide_gen;
+		}
 		pgc_msgbuf_free(&sql);
 		return;
 	}

@@ -72,6 +72,18 @@ pgc_params_next(const pgc_params *p, size_t *pos, const char **key, const char *
 	return 1;
 }
 
+/*
+ * Whether a and b may be equal ignoring ASCII case, by their first bytes:
+ * a cheap test before strcasecmp in the loops over every parameter. For
+ * letters, x | 0x20 is the lower case; two bytes it tells apart are never
+ * equal ignoring case.
+ */
+static inline bool
+may_equal_ignoring_case(const char *a, const char *b)
+{
+	return (a[0] | 0x20) == (b[0] | 0x20);
+}
+
 const char *
 pgc_params_get(const pgc_params *p, const char *key)
 {
@@ -79,7 +91,7 @@ pgc_params_get(const pgc_params *p, const char *key)
 	const char *k, *v;
 
 	while (pgc_params_next(p, &pos, &k, &v))
-		if (strcasecmp(k, key) == 0)
+		if (may_equal_ignoring_case(k, key) && strcasecmp(k, key) == 0)
 			return v;
 	return NULL;
 }
@@ -92,7 +104,7 @@ pgc_params_remove(pgc_params *p, const char *key)
 
 	while (pgc_params_next(p, &pos, &k, &v))
 	{
-		if (strcasecmp(k, key) == 0)
+		if (may_equal_ignoring_case(k, key) && strcasecmp(k, key) == 0)
 		{
 			size_t from = (size_t) (k - p->blob);
 
@@ -153,21 +165,39 @@ pgc_params_free(pgc_params *p)
 	p->len = 0;
 }
 
+/* A name in a short list, by length first: these tests run for every parameter at every link. */
+typedef struct param_name {
+	const char *name;
+	size_t len;
+} param_name;
+
+#define PARAM_NAME(s) {s, sizeof(s) - 1}
+
+static bool
+in_names(const param_name *names, const char *key)
+{
+	size_t len = strlen(key);
+
+	for (; names->name; names++)
+		if (names->len == len && may_equal_ignoring_case(names->name, key) &&
+			strcasecmp(names->name, key) == 0)
+			return true;
+	return false;
+}
+
 bool
 pgc_param_is_reported(const char *key)
 {
 	/* PostgreSQL 15's GUC_REPORT parameters. */
-	static const char *const reported[] = {
-		"application_name", "client_encoding", "DateStyle", "default_transaction_read_only",
-		"in_hot_standby", "integer_datetimes", "IntervalStyle", "is_superuser",
-		"server_encoding", "server_version", "session_authorization",
-		"standard_conforming_strings", "TimeZone", NULL
+	static const param_name reported[] = {
+		PARAM_NAME("application_name"), PARAM_NAME("client_encoding"), PARAM_NAME("DateStyle"),
+		PARAM_NAME("default_transaction_read_only"), PARAM_NAME("in_hot_standby"),
+		PARAM_NAME("integer_datetimes"), PARAM_NAME("IntervalStyle"), PARAM_NAME("is_superuser"),
+		PARAM_NAME("server_encoding"), PARAM_NAME("server_version"), PARAM_NAME("session_authorization"),
+		PARAM_NAME("standard_conforming_strings"), PARAM_NAME("TimeZone"), {NULL, 0}
 	};
 
-	for (int i = 0; reported[i]; i++)
-		if (strcasecmp(reported[i], key) == 0)
-			return true;
-	return false;
+	return in_names(reported, key);
 }
 
 bool
@@ -179,13 +209,11 @@ pgc_param_is_server_wide(const char *key)
 bool
 pgc_param_is_read_only(const char *key)
 {
-	static const char *const read_only[] = {
-		"in_hot_standby", "integer_datetimes", "is_superuser", "server_encoding", "server_version",
-		"session_authorization", NULL
+	static const param_name read_only[] = {
+		PARAM_NAME("in_hot_standby"), PARAM_NAME("integer_datetimes"), PARAM_NAME("is_superuser"),
+		PARAM_NAME("server_encoding"), PARAM_NAME("server_version"), PARAM_NAME("session_authorization"),
+		{NULL, 0}
 	};
 
-	for (int i = 0; read_only[i]; i++)
-		if (strcasecmp(read_only[i], key) == 0)
-			return true;
-	return false;
+	return in_names(read_only, key);
 }

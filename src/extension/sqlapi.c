@@ -412,40 +412,27 @@ pgcarrier_wait_close(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-Datum
-pgcarrier_disable(PG_FUNCTION_ARGS)
-{
-	control("pgcarrier.disable", db_command("DISABLE", fcinfo));
-	PG_RETURN_VOID();
-}
+/*
+ * pgcarrier.name(db text): the console's CMD [db] (db NULL: every database
+ * where the function allows NULL), for commands that need no more checks.
+ */
+#define DB_COMMAND_FUNCTION(name, CMD) \
+	Datum \
+	pgcarrier_##name(PG_FUNCTION_ARGS) \
+	{ \
+		control("pgcarrier." #name, db_command(#CMD, fcinfo)); \
+		PG_RETURN_VOID(); \
+	}
 
-Datum
-pgcarrier_enable(PG_FUNCTION_ARGS)
-{
-	control("pgcarrier.enable", db_command("ENABLE", fcinfo));
-	PG_RETURN_VOID();
-}
+DB_COMMAND_FUNCTION(disable, DISABLE)
 
-Datum
-pgcarrier_kill(PG_FUNCTION_ARGS)
-{
-	control("pgcarrier.kill", db_command("KILL", fcinfo));
-	PG_RETURN_VOID();
-}
+DB_COMMAND_FUNCTION(enable, ENABLE)
 
-Datum
-pgcarrier_resume(PG_FUNCTION_ARGS)
-{
-	control("pgcarrier.resume", db_command("RESUME", fcinfo));
-	PG_RETURN_VOID();
-}
+DB_COMMAND_FUNCTION(kill, KILL)
 
-Datum
-pgcarrier_reconnect(PG_FUNCTION_ARGS)
-{
-	control("pgcarrier.reconnect", db_command("RECONNECT", fcinfo));
-	PG_RETURN_VOID();
-}
+DB_COMMAND_FUNCTION(resume, RESUME)
+
+DB_COMMAND_FUNCTION(reconnect, RECONNECT)
 
 Datum
 pgcarrier_kill_client(PG_FUNCTION_ARGS)

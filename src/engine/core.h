@@ -380,7 +380,8 @@ struct pgc_worker {
 	pgc_kind listener_kind;       /* epoll data for listeners points here */
 	pthread_mutex_t inbox_lock;
 	pgc_client *inbox;            /* LIFO; order within one wake-up does not matter */
-	atomic_bool wake_pending;
+	atomic_bool wake_pending;     /* something was posted since its last drain (worker.c) */
+	atomic_bool in_wait;          /* it is in (or about to enter) epoll_wait: a post must wake it */
 	pgc_pool **donate;            /* pools whose waiters want one of our idle servers (inbox lock) */
 	int n_donate, cap_donate;
 	pgc_link clients;

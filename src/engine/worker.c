@@ -209,10 +209,18 @@ pgc_worker_wake(pgc_worker *w)
 	wake(w);
 }
 
+/*
+ * Make w drain its inbox soon. A worker that is not waiting in epoll_wait
+ * drains after its batch, and looks at wake_pending before it waits again:
+ * only a waiting one needs the eventfd's wake-up (a write, an epoll event
+ * and a read saved for each post to a busy worker). The two flags are
+ * sequentially consistent: either the poster sees in_wait, or the worker
+ * sees wake_pending before it waits (pgc_worker_main).
+ */
 static void
 wake(pgc_worker *w)
 {
-	if (w != pgc_current_worker && !atomic_exchange(&w->wake_pending, true))
+	if (w != pgc_current_worker && !atomic_exchange(&w->wake_pending, true) && atomic_load(&w->in_wait))
 	{
 		uint64_t one = 1;
 
@@ -335,7 +343,11 @@ pgc_worker_main(void *arg)
 
 		if (timeout_ms < 0 || w->n_ready > 0)
 			timeout_ms = 0;
+		atomic_store(&w->in_wait, true);
+		if (atomic_load(&w->wake_pending))
+			timeout_ms = 0;     /* posted while we were busy: nobody wrote the eventfd (wake) */
 		n = epoll_wait(w->epfd, events, PGC_MAX_EVENTS, timeout_ms);
+		atomic_store(&w->in_wait, false);
 		if (n < 0 && errno != EINTR)
 		{
 			pgc_log(PGC_ERROR, "epoll_wait failed: %s", strerror(errno));

@@ -691,6 +691,10 @@ all_traced() { # pid: whether strace has attached to every thread
     return 0
 }
 
+mark_syscalls_failed() { # target rep
+    printf '%s\t%s\tfail\t0\t-\t-\t-\t-\t-\t-\t-\n' "$1" "$2" >>"$OUT/syscalls.tsv"
+}
+
 syscall_run() { # target rep
     local t=$1 rep=$2 pid port clients T args rc txns out
     pid=${PID[$t]:-}
@@ -716,7 +720,7 @@ syscall_run() { # target rep
     txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out.pgbench" | head -n 1)
     if [ "$rc" -ne 0 ] || [ -z "$txns" ] || ! grep -q total "$out" 2>/dev/null; then
         log "$t syscalls: FAILED (pgbench exit $rc, ${txns:-no} transactions): $(tail -n 1 "$out.err" 2>/dev/null)"
-        printf '%s\t%s\tfail\t0\t-\t-\t-\t-\t-\t-\t-\n' "$t" "$rep" >>"$OUT/syscalls.tsv"
+        mark_syscalls_failed "$t" "$rep"
         return 0
     fi
     local per
@@ -862,7 +866,12 @@ for rep in $(seq 1 "$REPEAT"); do
             # The strace run, after the measured ones (it slows the pooler).
             if [ "$SYSCALLS" = 1 ] && [ "$TLS_PHASE" = 0 ] && has "$WORKLOADS" S100; then
                 for t in "${phase[@]}"; do
-                    if takes_strace "$t" && pooler_alive "$t"; then syscall_run "$t" "$rep"; fi
+                    takes_strace "$t" || continue
+                    if pooler_alive "$t"; then
+                        syscall_run "$t" "$rep"
+                    else
+                        mark_syscalls_failed "$t" "$rep"
+                    fi
                 done
             fi
             for t in "${phase[@]}"; do

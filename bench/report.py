@@ -292,9 +292,11 @@ def main():
     out = []
     out.append("# pgcarrier benchmark, %s" % meta.get("date", "?"))
     out.append("")
-    out.append("Machine: %s cores, %s, load average %s at start. %s; %s; pgcarrier %s (workers = %s)." % (
+    out.append("Machine: %s cores, %s, load average %s at start. %s; %s%s; pgcarrier %s (workers = %s)." % (
         meta.get("cores", "?"), meta.get("kernel", "?"), meta.get("loadavg", "?"), meta.get("postgres", "?"),
-        meta.get("pgbouncer", "?"), meta.get("pgcarrier", "?"), meta.get("workers", "?")))
+        meta.get("pgbouncer", "?"),
+        "; %s (BENCH_PGBOUNCER125, same settings)" % meta["pgbouncer125"] if meta.get("pgbouncer125") else "",
+        meta.get("pgcarrier", "?"), meta.get("workers", "?")))
     out.append("pgbench -S -n -j 2 over TCP 127.0.0.1, -T %s (-T %s at 1000 clients), "
                "median of %s run(s); poolers in transaction mode, pool size 8, "
                "reaching PostgreSQL over its Unix socket. TPS excludes initial "

@@ -12,16 +12,29 @@ RESULTS_DIR holds:
   meta       key=value lines (date, versions, duration, repeat, targets; for
              the TLS workloads tls_key and tls_TARGET, what each negotiated)
   runs.tsv   target workload rep status tps txns cpu_ticks client_cpu_ticks
+             pg_cpu_ticks p50_ms p99_ms (older files stop after cpu_ticks or
+             client_cpu_ticks; "-" is not measured)
   idle.tsv   target rep status rss_before_kb rss_after_kb clients_ok
+  syscalls.tsv  target rep status txns, then calls per transaction: read
+             write epoll_wait epoll_ctl futex other total (-S 100 under strace)
 """
 import os
 import statistics
 import sys
 
-TARGETS = [("direct", "direct"), ("pgbouncer", "PgBouncer"), ("pgcarrier", "pgcarrier"),
+TARGETS = [("direct", "direct"), ("pgbouncer", "PgBouncer"), ("pgbouncer125", "PgBouncer 1.25"),
+           ("pgcarrier", "pgcarrier"),
            ("pgcarrier_noguard", "pgcarrier, guard off"), ("pgcarrier_nostats", "pgcarrier, stats off"),
            ("builtin", "pgcarrier built-in")]
-DEFAULT_TARGETS = "direct,pgbouncer,pgcarrier,pgcarrier_noguard,pgcarrier_nostats,builtin"
+DEFAULT_TARGETS = "direct,pgbouncer,pgbouncer125,pgcarrier,pgcarrier_noguard,pgcarrier_nostats,builtin"
+# The table's ratio columns: pgcarrier against each peer that ran.
+RATIO_PEERS = [("pgbouncer", "pgcarrier/PgBouncer"), ("pgbouncer125", "pgcarrier/PgBouncer 1.25"),
+               ("direct", "pgcarrier/direct")]
+SYSCALL_GROUPS = ["read/recv", "write/writev/send", "epoll_wait", "epoll_ctl", "futex", "other", "total"]
+# pgcarrier against the PgBouncers (the speed issue): TPS on these, p99 at
+# 100 clients; reported, no goal.
+PEER_TPS_WORKLOADS = ["S100", "S1000", "P100", "P1000"]
+PEER_P99_WORKLOADS = ["S100", "P100"]
 WORKLOADS = [
     ("S8", "-S, 8 clients"),
     ("S100", "-S, 100 clients"),
@@ -81,6 +94,11 @@ def cell(values, failures, total, fmt):
     return m, text
 
 
+def ms(v):
+    """Milliseconds with 2 significant decimals where they matter."""
+    return "%.2f" % v if v < 10 else "%.1f" % v
+
+
 def ratio(a, b):
     if a is None or b is None or b == 0:
         return "—"
@@ -88,7 +106,7 @@ def ratio(a, b):
 
 
 # One colour per target, the same in both panels.
-COLOURS = {"direct": "#7f7f7f", "pgbouncer": "#d62728", "pgcarrier": "#1f77b4",
+COLOURS = {"direct": "#7f7f7f", "pgbouncer": "#d62728", "pgbouncer125": "#ff7f0e", "pgcarrier": "#1f77b4",
            "pgcarrier_noguard": "#9ecae1", "pgcarrier_nostats": "#c6dbef", "builtin": "#2ca02c"}
 
 
@@ -168,6 +186,7 @@ def main():
     clk = float(meta.get("clk_tck", "100"))
     runs = load(os.path.join(d, "runs.tsv"))
     idle = load(os.path.join(d, "idle.tsv"))
+    sysc = load(os.path.join(d, "syscalls.tsv"))
     selected = [t for t, _ in TARGETS if t in meta.get("targets", DEFAULT_TARGETS).split(",")]
     workloads = [w for w in WORKLOADS if w[0] in meta.get("workloads", ",".join(k for k, _ in WORKLOADS)).split(",")]
 
@@ -187,6 +206,34 @@ def main():
         ok = [c for c in map(cpu_of, rs) if c is not None]
         return cell(ok, len(rs) - len(ok), len(rs), lambda v: "%.1f" % v)
 
+    def field(r, i):
+        """Column i of a runs.tsv row as a float, or None ("-", missing)."""
+        if len(r) <= i or r[i] in ("", "-"):
+            return None
+        return float(r[i])
+
+    def pg_cpu_cell(target, wl):
+        """PostgreSQL's CPU (postmaster and all its children) µs/txn."""
+        rs = [r for r in runs if r[0] == target and r[1] == wl]
+        ok = [field(r, 8) * 1e6 / clk / int(r[5]) for r in rs
+              if r[3] == "ok" and field(r, 8) is not None and int(r[5]) > 0]
+        return cell(ok, len(rs) - len(ok), len(rs), lambda v: "%.1f" % v)
+
+    def latency_cell(target, wl):
+        """"p50 / p99" ms, each the median over repeats; the value is p99."""
+        rs = [r for r in runs if r[0] == target and r[1] == wl]
+        ok = [(field(r, 9), field(r, 10)) for r in rs
+              if r[3] == "ok" and field(r, 9) is not None and field(r, 10) is not None]
+        if not rs:
+            return None, "—"
+        if not ok:
+            return None, "fail"
+        p50, p99 = statistics.median(a for a, _ in ok), statistics.median(b for _, b in ok)
+        text = "%s / %s" % (ms(p50), ms(p99))
+        if len(rs) > len(ok):
+            text += " (%d/%d failed)" % (len(rs) - len(ok), len(rs))
+        return p99, text
+
     def client_cpu_cell(target, wl):
         rs = [r for r in runs if r[0] == target and r[1] == wl]
         ok = [int(r[7]) * 1e6 / clk / int(r[5]) for r in rs
@@ -205,12 +252,11 @@ def main():
         return cell(ok, len(rs) - len(ok), len(rs), lambda v: "{:,.0f} B".format(v))
 
     names = dict(TARGETS)
+    if meta.get("pgbouncer125"):
+        names["pgbouncer125"] = meta["pgbouncer125"]   # "PgBouncer 1.25.2"
     head = ["workload"] + [names[t] for t in selected]
-    both = "pgcarrier" in selected
-    if both and "pgbouncer" in selected:
-        head.append("pgcarrier/PgBouncer")
-    if both and "direct" in selected:
-        head.append("pgcarrier/direct")
+    peers = [(t, h) for t, h in RATIO_PEERS if "pgcarrier" in selected and t in selected]
+    head += [h for _t, h in peers]
 
     lines = []
     lines.append("| " + " | ".join(head) + " |")
@@ -219,18 +265,23 @@ def main():
     def emit(label, getter, direct_ratio=True):
         vals = {t: getter(t) for t in selected}
         row = [label] + [vals[t][1] for t in selected]
-        if both and "pgbouncer" in selected:
-            row.append(ratio(vals["pgcarrier"][0], vals["pgbouncer"][0]))
-        if both and "direct" in selected:
-            row.append(ratio(vals["pgcarrier"][0], vals["direct"][0]) if direct_ratio else "—")
+        for t, _h in peers:
+            row.append(ratio(vals["pgcarrier"][0], vals[t][0]) if direct_ratio or t != "direct" else "—")
         lines.append("| " + " | ".join(row) + " |")
 
+    has_latency = any(field(r, 9) is not None for r in runs)
     for wl, label in workloads:
         emit(label + " (TPS)", lambda t, wl=wl: tps_cell(t, wl))
-    for wl, label in CPU_ROWS:
-        if any(w == wl for w, _ in workloads) and any(r[1] == wl and r[0] != "direct" for r in runs):
-            emit(label, lambda t, wl=wl: (None, "—") if t == "direct" else cpu_cell(t, wl),
+        if has_latency:
+            emit("  latency p50 / p99 ms", lambda t, wl=wl: latency_cell(t, wl))
+    has_pg_cpu = any(field(r, 8) is not None for r in runs)
+    cpu_labels = dict(CPU_ROWS)
+    for wl, wlabel in workloads:
+        if wl in cpu_labels and any(r[1] == wl and r[0] != "direct" for r in runs):
+            emit(cpu_labels[wl], lambda t, wl=wl: (None, "—") if t == "direct" else cpu_cell(t, wl),
                  direct_ratio=False)
+        if has_pg_cpu:
+            emit("PostgreSQL CPU µs/txn, " + wlabel, lambda t, wl=wl: pg_cpu_cell(t, wl))
     for wl, label in CLIENT_CPU_ROWS:
         if any(w == wl for w, _ in workloads) and any(r[1] == wl and len(r) > 7 for r in runs):
             emit(label, lambda t, wl=wl: client_cpu_cell(t, wl), direct_ratio=False)
@@ -241,9 +292,11 @@ def main():
     out = []
     out.append("# pgcarrier benchmark, %s" % meta.get("date", "?"))
     out.append("")
-    out.append("Machine: %s cores, %s, load average %s at start. %s; %s; pgcarrier %s (workers = %s)." % (
+    out.append("Machine: %s cores, %s, load average %s at start. %s; %s%s; pgcarrier %s (workers = %s)." % (
         meta.get("cores", "?"), meta.get("kernel", "?"), meta.get("loadavg", "?"), meta.get("postgres", "?"),
-        meta.get("pgbouncer", "?"), meta.get("pgcarrier", "?"), meta.get("workers", "?")))
+        meta.get("pgbouncer", "?"),
+        "; %s (BENCH_PGBOUNCER125, same settings)" % meta["pgbouncer125"] if meta.get("pgbouncer125") else "",
+        meta.get("pgcarrier", "?"), meta.get("workers", "?")))
     out.append("pgbench -S -n -j 2 over TCP 127.0.0.1, -T %s (-T %s at 1000 clients), "
                "median of %s run(s); poolers in transaction mode, pool size 8, "
                "reaching PostgreSQL over its Unix socket. TPS excludes initial "
@@ -272,7 +325,43 @@ def main():
     out.append("")
     out.extend(lines)
     out.append("")
-    out.append("Ratios: above 1 is better for TPS; below 1 is better for CPU and memory.")
+    out.append("Ratios: above 1 is better for TPS; below 1 is better for latency (the ratio is "
+               "p99's), CPU and memory.")
+    if has_latency:
+        out.append("Latency: pgbench's per-transaction log (--log), percentiles of the logged "
+                   "transactions (nearest rank), median over repeats; logged: a fraction %s of the "
+                   "transactions, %s at 1000 clients (--sampling-rate). With -C the latency "
+                   "leaves out the connection (pgbench starts a transaction's clock once connected)." % (
+                       meta.get("latency_sample", "?"), meta.get("latency_sample_1000", "?")))
+    if has_pg_cpu:
+        out.append("PostgreSQL CPU: utime + stime of the postmaster and all its children (live ones "
+                   "from /proc, exited ones from the postmaster's cutime + cstime), before and after "
+                   "each run, per transaction; background processes included; for built-in, the "
+                   "pooler's daemon is not counted (it is in pooler CPU).")
+
+    # ------------------------------------------------- system calls
+    sys_targets = [t for t in selected if any(r[0] == t for r in sysc)]
+    if sys_targets:
+        out.append("")
+        out.append("### Pooler system calls per transaction (-S, 100 clients, %s s under strace -c -f)"
+                   % meta.get("syscalls", "?"))
+        out.append("")
+        out.append("| system call | " + " | ".join(names[t] for t in sys_targets) + " |")
+        out.append("|" + "---|" * (len(sys_targets) + 1))
+
+        def sys_cell(target, i):
+            vals = [float(r[4 + i]) for r in sysc if r[0] == target and r[2] == "ok"
+                    and len(r) > 4 + i and r[4 + i] != "-"]
+            if not vals:
+                return "fail"
+            return "%.2f" % statistics.median(vals)
+
+        for i, g in enumerate(SYSCALL_GROUPS):
+            out.append("| %s | %s |" % (g, " | ".join(sys_cell(t, i) for t in sys_targets)))
+        out.append("")
+        out.append("An extra run per pooler after the measured ones (its TPS, slowed by strace, is "
+                   "not reported): calls of all the pooler's threads divided by the transactions "
+                   "pgbench counted; they include the 100 logins and logouts.")
 
     # ------------------------------------------------------------ Targets
     # Each figure is the median over repeats of a ratio taken within one
@@ -381,6 +470,34 @@ def main():
                 spread(vals, reps, lambda x: "%.2f" % x))
             status = "—" if not goal else ("met" if v >= goal and len(vals) == reps else "missed")
             trows.append([label, gtext, text, status])
+
+    for peer in ("pgbouncer125", "pgbouncer"):
+        if "pgcarrier" not in selected or peer not in selected:
+            continue
+        pname = names[peer]
+        for wl in PEER_TPS_WORKLOADS:
+            if not any(w == wl for w, _ in workloads):
+                continue
+            label = "pgcarrier / %s TPS, %s" % (pname, dict(WORKLOADS)[wl])
+            v, vals, text = paired(("pgcarrier", wl), (peer, wl), lambda x, y: x / y)
+            if v is None:
+                trows.append([label, "(none)", text, "—"])
+                continue
+            con, cbo = cpu_cell("pgcarrier", wl)[0], cpu_cell(peer, wl)[0]
+            cpu = "; CPU %s vs %s µs/txn" % tuple("%.1f" % c if c is not None else "—" for c in (con, cbo))
+            trows.append([label, "(none)", "%.2f (%s / %s TPS%s%s)" % (
+                v, tps_text("pgcarrier", wl), tps_text(peer, wl), cpu,
+                spread(vals, reps, lambda x: "%.2f" % x)), "—"])
+        for wl in PEER_P99_WORKLOADS:
+            if not any(w == wl for w, _ in workloads):
+                continue
+            label = "pgcarrier / %s p99 latency, %s" % (pname, dict(WORKLOADS)[wl])
+            a, b = latency_cell("pgcarrier", wl), latency_cell(peer, wl)
+            if a[0] is None or b[0] is None:
+                trows.append([label, "(none)", "fail" if "fail" in (a[1], b[1]) else "not run", "—"])
+                continue
+            trows.append([label, "(none)", "%s (%s vs %s ms; below 1: pgcarrier's is shorter)" % (
+                ratio(a[0], b[0]), ms(a[0]), ms(b[0])), "—"])
 
     if trows:
         out.append("")

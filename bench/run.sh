@@ -30,9 +30,34 @@
 #   Pooler CPU per transaction from /proc/PID/stat (utime + stime, all
 #   threads) before/after. Memory per idle client: 5000 clients connect, run
 #   SELECT 1 and stay idle; pooler VmRSS before/after.
+#   PostgreSQL's CPU per transaction, for every target: utime + stime of the
+#   postmaster's children before/after (all backends and auxiliary
+#   processes, read from /proc), plus the postmaster's own utime + stime +
+#   cutime + cstime, which hold the backends that exit during the run (-C)
+#   once it has reaped them (bench/measure.py pg-cpu).
+#   Latency p50 and p99 per run from pgbench's per-transaction log (--log,
+#   one file per thread, in the run's directory): bench/measure.py latency
+#   takes the percentiles over the logged transactions and the files are
+#   removed right away. pgbench logs every transaction by default, a random
+#   tenth at 1000 clients (--sampling-rate; a -T 45 run would log tens of
+#   MB). Writing the log costs pgbench a little CPU on every target alike.
+#   System calls per transaction of the poolers (pgbouncer, pgbouncer125,
+#   pgcarrier, builtin; not direct): when S100 is among the workloads, one
+#   more -S 100 run of BENCH_SYSCALL_DURATION seconds per pooler, after its
+#   measured ones, under strace -c -f -p POOLER (every thread); strace is
+#   stopped with SIGINT when pgbench is done (it detaches and writes its
+#   summary). strace slows the pooler, so that run's TPS is not reported,
+#   only calls per transaction: read/recv, write/writev/send, epoll_wait,
+#   epoll_ctl, futex, other, total (the 100 logins and logouts included).
 #
-# Targets: direct, pgbouncer, pgcarrier, pgcarrier_noguard,
+# Targets: direct, pgbouncer, pgbouncer125, pgcarrier, pgcarrier_noguard,
 # pgcarrier_nostats and builtin.
+# pgbouncer125 is PgBouncer 1.25 (BENCHMARKS.md: built by hand, outside the
+# repository), run only when BENCH_PGBOUNCER125 gives its binary (copied
+# into the run's directory), with the Debian pgbouncer's ini but for port,
+# log and pid file; it runs every workload, as its own group after
+# pgbouncer. report.py's Targets then compare pgcarrier with both
+# PgBouncers: TPS on S100, S1000, P100, P1000 and p99 at 100 clients.
 # builtin is built-in mode (docs/builtin.md): the same PostgreSQL, started
 # with shared_preload_libraries = 'pgcarrier' when builtin is selected (the
 # extension built from src/extension and copied, with the same pgcarrier
@@ -72,11 +97,17 @@
 #   BENCH_DURATION=20       seconds per pgbench run (1000 clients: x 45/20)
 #   BENCH_DURATION_1000=    override the 1000-client duration
 #   BENCH_REPEAT=1          repeats; the table shows the median
-#   BENCH_ONLY=direct,pgbouncer,pgcarrier,pgcarrier_noguard,pgcarrier_nostats,builtin   targets to run
+#   BENCH_ONLY=direct,pgbouncer,pgbouncer125,pgcarrier,pgcarrier_noguard,pgcarrier_nostats,builtin   targets to run
+#                           (pgbouncer125 only by default when BENCH_PGBOUNCER125 is set)
+#   BENCH_PGBOUNCER125=     path of a PgBouncer 1.25 binary: adds target pgbouncer125
 #   BENCH_WORKLOADS=S8,S100,S1000,P100,P1000,E100,C8,T8C,T100   workloads to run
 #   BENCH_TLS_KEY=ec-p256   certificate key for T8C/T100: ec-p256 or rsa2048
 #   BENCH_IDLE_CLIENTS=5000 idle clients for the memory test (0: skip it)
 #   BENCH_WORKERS=0         pgcarrier workers
+#   BENCH_SYSCALLS=1        the strace run per pooler (0: skip it)
+#   BENCH_SYSCALL_DURATION=5  seconds of that run
+#   BENCH_LATENCY_SAMPLE=1  fraction of transactions pgbench logs for p50/p99
+#   BENCH_LATENCY_SAMPLE_1000=0.1  the same at 1000 clients
 #   BENCH_KEEP=1            keep the temporary directory (logs, pgbench output)
 #
 # Prints the table and writes it to bench/results/latest.md, and the same as
@@ -88,11 +119,22 @@ ROOT=$PWD
 DURATION=${BENCH_DURATION:-20}
 DURATION_1000=${BENCH_DURATION_1000:-$(( (DURATION * 45 + 19) / 20 ))}
 REPEAT=${BENCH_REPEAT:-1}
-ONLY=${BENCH_ONLY:-direct,pgbouncer,pgcarrier,pgcarrier_noguard,pgcarrier_nostats,builtin}
+# PgBouncer 1.25 (a binary built by hand, see BENCHMARKS.md): a target only
+# when its path is given.
+PGBOUNCER125=${BENCH_PGBOUNCER125:-}
+DEFAULT_ONLY=direct,pgbouncer${PGBOUNCER125:+,pgbouncer125},pgcarrier,pgcarrier_noguard,pgcarrier_nostats,builtin
+ONLY=${BENCH_ONLY:-$DEFAULT_ONLY}
 WORKLOADS=${BENCH_WORKLOADS:-S8,S100,S1000,P100,P1000,E100,C8,T8C,T100}
 TLS_KEY=${BENCH_TLS_KEY:-ec-p256}
 IDLE_CLIENTS=${BENCH_IDLE_CLIENTS:-5000}
 WORKERS=${BENCH_WORKERS:-0}
+SYSCALLS=${BENCH_SYSCALLS:-1}
+SYSCALL_DURATION=${BENCH_SYSCALL_DURATION:-5}
+# Fraction of transactions pgbench logs for the latency percentiles: every
+# one by default, a tenth at 1000 clients (-T 45 there: the log would reach
+# tens of MB per run; a random tenth still holds thousands above p99).
+LATENCY_SAMPLE=${BENCH_LATENCY_SAMPLE:-1}
+LATENCY_SAMPLE_1000=${BENCH_LATENCY_SAMPLE_1000:-0.1}
 POOL_SIZE=8
 PGBIN=/usr/lib/postgresql/15/bin
 PY=/usr/bin/python3
@@ -116,9 +158,17 @@ takes() {
 }
 
 for t in ${ONLY//,/ }; do
-    case $t in direct|pgbouncer|pgcarrier|pgcarrier_noguard|pgcarrier_nostats|builtin) ;;
+    case $t in direct|pgbouncer|pgbouncer125|pgcarrier|pgcarrier_noguard|pgcarrier_nostats|builtin) ;;
         *) echo "bench: unknown target '$t' in BENCH_ONLY" >&2; exit 1 ;; esac
 done
+if has "$ONLY" pgbouncer125 && [ ! -x "$PGBOUNCER125" ]; then
+    echo "bench: target pgbouncer125 needs BENCH_PGBOUNCER125=/path/to/pgbouncer (1.25), not '${PGBOUNCER125}'" >&2
+    exit 1
+fi
+if [ "$SYSCALLS" = 1 ] && ! command -v strace >/dev/null 2>&1; then
+    echo "bench: BENCH_SYSCALLS=1 needs strace (apt-get install strace), or BENCH_SYSCALLS=0" >&2
+    exit 1
+fi
 for w in ${WORKLOADS//,/ }; do
     case $w in S8|S100|S1000|P100|P1000|E100|C8|T8C|T100) ;;
         *) echo "bench: unknown workload '$w' in BENCH_WORKLOADS" >&2; exit 1 ;; esac
@@ -185,13 +235,16 @@ OUT=$TMP/results
 mkdir -p "$OUT"
 : >"$OUT/runs.tsv"
 : >"$OUT/idle.tsv"
+: >"$OUT/syscalls.tsv"
 declare -A PID=()   # target -> pid of its running pooler
 IDLE_PID=
+STRACE_PID=
 PG_STARTED=0
 
 cleanup() {
     local rc=$? t f
     trap - EXIT INT TERM
+    stop_pid "$STRACE_PID"   # SIGTERM: strace detaches before it exits
     stop_pid "$IDLE_PID"
     for t in "${!PID[@]}"; do [ "$t" = builtin ] || stop_pid "${PID[$t]}"; done
     # builtin's daemon is the server's: it goes with it (its supervisor's pipe)
@@ -199,7 +252,7 @@ cleanup() {
         runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
     fi
     if [ "$rc" -ne 0 ] && [ -d "$TMP" ]; then
-        for f in "$TMP"/postgres.log "$TMP"/pgbouncer.log "$TMP"/pgcarrier.log \
+        for f in "$TMP"/postgres.log "$TMP"/pgbouncer.log "$TMP"/pgbouncer125.log "$TMP"/pgcarrier.log \
                  "$TMP"/pgcarrier_noguard.log "$TMP"/pgcarrier_nostats.log "$TMP"/*.out; do
             [ -f "$f" ] && { echo "--- $f (last lines)" >&2; tail -n 15 "$f" >&2; }
         done
@@ -255,6 +308,8 @@ log "PostgreSQL 15 on 127.0.0.1:$PGPORT and $TMP/.s.PGSQL.$PGPORT$( [ "$BUILTIN_
 pg_throwaway_start "$TMP" "$PGPORT" "listen_addresses='127.0.0.1'" max_connections=1200 \
     shared_buffers=1GB fsync=off synchronous_commit=off "${PG_TLS_OPTS[@]}" "${BUILTIN_OPTS[@]}" || exit 1
 PSQL=("$PGBIN/psql" -X -q -At -h "$TMP" -p "$PGPORT" -U postgres -d "$DB")
+# The postmaster: PostgreSQL's CPU is its own and its children's (run_workload).
+PG_PID=$(head -n 1 "$PGDATA/postmaster.pid")
 if [ "$BUILTIN_OK" = 1 ]; then
     # off until its turn (pgcarrier.enabled is not on the command line, so ALTER SYSTEM decides)
     "${PSQL[@]}" -c 'ALTER SYSTEM SET pgcarrier.enabled = off' -c 'SELECT pg_reload_conf()' >/dev/null
@@ -266,6 +321,7 @@ log "pgbench -i -s 10"
 
 # ------------------------------------------------------------------ poolers
 BOUNCER_PORT=$(free_port)
+BOUNCER125_PORT=$(free_port)
 CARRIER_PORT=$(free_port)
 NOGUARD_PORT=$(free_port)
 NOSTATS_PORT=$(free_port)
@@ -305,6 +361,15 @@ EOF
 # the last section).
 cp "$TMP/pgbouncer.ini" "$TMP/pgbouncer_tls.ini"
 tls_settings >>"$TMP/pgbouncer_tls.ini"
+# PgBouncer 1.25 gets the Debian one's settings, only its port, log and pid
+# file differ (so that the two compare as peers). Its defaults do the rest:
+# max_prepared_statements = 200 since 1.22, which -M prepared needs.
+for f in pgbouncer pgbouncer_tls; do
+    sed -e "s/^listen_port = .*/listen_port = $BOUNCER125_PORT/" \
+        -e "s|^logfile = .*|logfile = $TMP/pgbouncer125.log|" \
+        -e "s|^pidfile = .*|pidfile = $TMP/pgbouncer125.pid|" \
+        "$TMP/$f.ini" >"$TMP/${f/pgbouncer/pgbouncer125}.ini"
+done
 
 # pgcarrier.ini and pgcarrier_noguard.ini differ in session_guard only (and
 # in port, log and pid file, so that both can run at once); both spell
@@ -342,12 +407,17 @@ carrier_ini pgcarrier "$CARRIER_PORT" on 1 pgcarrier_tls
 if [ "$CARRIER_OK" = 1 ] && [ "$WANT_CARRIER" = 1 ]; then
     install -m 755 -o postgres ./pgcarrier "$TMP/pgcarrier"
 fi
+# PgBouncer 1.25 likewise (and user postgres may not reach where it was built).
+if has "$ONLY" pgbouncer125; then
+    install -m 755 -o postgres "$PGBOUNCER125" "$TMP/pgbouncer125"
+fi
 chown postgres: "$TMP"/*.ini "$TMP/userlist.txt"
 
 port_of() {
     case $1 in
         direct) echo "$PGPORT" ;;
         pgbouncer) echo "$BOUNCER_PORT" ;;
+        pgbouncer125) echo "$BOUNCER125_PORT" ;;
         pgcarrier) echo "$CARRIER_PORT" ;;
         pgcarrier_noguard) echo "$NOGUARD_PORT" ;;
         pgcarrier_nostats) echo "$NOSTATS_PORT" ;;
@@ -375,6 +445,7 @@ start_pooler() {
     if [ "$t" = builtin ]; then start_builtin; return; fi
     case $t in
         pgbouncer) set -- /usr/sbin/pgbouncer "$(ini_of "$t")" ;;
+        pgbouncer125) set -- "$TMP/pgbouncer125" "$(ini_of "$t")" ;;
         pgcarrier|pgcarrier_noguard|pgcarrier_nostats)
             [ "$CARRIER_OK" = 1 ] || return 1
             set -- "$TMP/pgcarrier" -c "$(ini_of "$t")" ;;
@@ -481,12 +552,16 @@ settle() {
     log "warning: $n client backends still there"
 }
 
-run_workload() { # target workload rep
-    local t=$1 w=$2 rep=$3 port clients T args before after rc tps txns status cpu pid
-    port=$(port_of "$t")
-    pid=${PID[$t]:-}
+# PostgreSQL's CPU ticks so far (postmaster, its reaped and its live
+# children; measure.py pg-cpu), not counting the built-in pooler's daemon.
+pg_cpu_ticks() {
+    "$PY" "$ROOT/bench/measure.py" pg-cpu "$PG_PID" ${PID[builtin]:-} || echo -
+}
+
+# Sets clients, T and args (pgbench's options) for workload $1.
+workload_args() {
     T=$DURATION
-    case $w in
+    case $1 in
         S8)    clients=8;    args=(-S) ;;
         S100)  clients=100;  args=(-S) ;;
         S1000) clients=1000; args=(-S); T=$DURATION_1000 ;;
@@ -497,13 +572,28 @@ run_workload() { # target workload rep
         T8C)   clients=8;    args=(-S -C) ;;     # with PGSSLMODE=require (TLS phase)
         T100)  clients=100;  args=(-S) ;;
     esac
+}
+
+run_workload() { # target workload rep
+    local t=$1 w=$2 rep=$3 port clients T args before after rc tps txns status cpu pid
+    local pg_before pg_after pg_cpu sample lat
+    port=$(port_of "$t")
+    pid=${PID[$t]:-}
+    workload_args "$w"
     local outf="$TMP/pgbench.$t.$w.$rep"
+    # Per-transaction latencies: pgbench's log, one file per thread
+    # ($outf.lat.PID[.N]), reduced to p50/p99 after the run and removed.
+    sample=$LATENCY_SAMPLE
+    [ "$clients" -ge 1000 ] && sample=$LATENCY_SAMPLE_1000
+    rm -f "$outf".lat.*
     before=-
     [ "$t" != direct ] && [ -n "$pid" ] && before=$(cpu_ticks "$pid" 2>/dev/null || echo -)
+    pg_before=$(pg_cpu_ticks)
     set +e
     (
         phase_env timeout -k 10 $(( T * 3 + 120 )) \
-            "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -j 2 -T "$T" -c "$clients" "${args[@]}" "$DB" \
+            "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -j 2 -T "$T" -c "$clients" "${args[@]}" \
+                --log --log-prefix="$outf.lat" --sampling-rate="$sample" "$DB" \
             >"$outf" 2>"$outf.err"
         rc=$?
         # The client's CPU: this subshell's waited-for children (pgbench, under
@@ -518,11 +608,16 @@ run_workload() { # target workload rep
     )
     rc=$?
     set -e
+    pg_after=$(pg_cpu_ticks)
     cpu=-
     if [ "$before" != - ] && kill -0 "$pid" 2>/dev/null; then
         after=$(cpu_ticks "$pid" 2>/dev/null || echo -)
         [ "$after" != - ] && cpu=$(( after - before ))
     fi
+    pg_cpu=-
+    [ "$pg_before" != - ] && [ "$pg_after" != - ] && pg_cpu=$(( pg_after - pg_before ))
+    lat=$("$PY" "$ROOT/bench/measure.py" latency "$outf.lat" || printf -- '-\t-\t0')
+    rm -f "$outf".lat.*
     tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$outf" | head -n 1)
     txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$outf" | head -n 1)
     # rc 0 with 0 transactions: every client was still connecting when -T
@@ -534,11 +629,8 @@ run_workload() { # target workload rep
     errs=$(grep -c 'error:' "$outf.err" 2>/dev/null || true)
     if [ "$rc" -eq 0 ] && [ "${errs:-0}" -eq 0 ] && [ -n "$tps" ] && [ -n "$txns" ]; then
         status=ok
-        if [ "$cpu" = - ]; then
-            log "$t $w: $tps tps, $txns transactions"
-        else
-            log "$t $w: $tps tps, $txns transactions, pooler CPU $cpu ticks"
-        fi
+        log "$t $w: $tps tps, $txns transactions, latency p50/p99 $(cut -f1,2 <<<"$lat" | tr '\t' /) ms ($(cut -f3 <<<"$lat") logged)$(
+            [ "$cpu" = - ] || echo ", pooler CPU $cpu ticks"), PostgreSQL CPU $pg_cpu ticks"
     else
         status=fail
         log "$t $w: FAILED (pgbench exit $rc, ${errs:-0} errors logged, ${txns:-no} transactions): $(grep -m1 -E 'error|ERROR|FATAL|abort' "$outf.err" 2>/dev/null || tail -n 1 "$outf.err")"
@@ -547,8 +639,8 @@ run_workload() { # target workload rep
     fi
     local client_cpu
     client_cpu=$(cat "$outf.cpu" 2>/dev/null || echo -)
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$w" "$rep" "$status" "$tps" "$txns" "$cpu" "${client_cpu:--}" \
-        >>"$OUT/runs.tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$w" "$rep" "$status" "$tps" "$txns" "$cpu" "${client_cpu:--}" \
+        "$pg_cpu" "$(cut -f1,2 <<<"$lat")" >>"$OUT/runs.tsv"
     # Every pooler that is up may keep its pool of server connections.
     settle $(( POOL_SIZE * ${#PID[@]} ))
 }
@@ -581,8 +673,65 @@ tls_info() { # port
                     END { if (p == "") print "?"; else printf "%s, %s, key exchange %s, signature %s\n", p, c, k, s }'
 }
 
+# System calls per transaction of a pooler: one more -S 100 run of
+# SYSCALL_DURATION seconds with strace -c -f attached to the pooler (all its
+# threads). strace slows the pooler several times over, so only the calls
+# per transaction count, not this run's TPS. The count includes the 100
+# logins and logouts, a small share of a run of thousands of transactions.
+takes_strace() { # target
+    case $1 in pgbouncer|pgbouncer125|pgcarrier|builtin) return 0 ;; esac
+    return 1
+}
+
+all_traced() { # pid: whether strace has attached to every thread
+    local s
+    for s in /proc/"$1"/task/*/status; do
+        grep -q '^TracerPid:[[:space:]]*0$' "$s" 2>/dev/null && return 1
+    done
+    return 0
+}
+
+mark_syscalls_failed() { # target rep
+    printf '%s\t%s\tfail\t0\t-\t-\t-\t-\t-\t-\t-\n' "$1" "$2" >>"$OUT/syscalls.tsv"
+}
+
+syscall_run() { # target rep
+    local t=$1 rep=$2 pid port clients T args rc txns out
+    pid=${PID[$t]:-}
+    port=$(port_of "$t")
+    workload_args S100
+    out="$TMP/strace.$t.$rep"
+    strace -c -f -o "$out" -p "$pid" 2>"$out.err" &
+    STRACE_PID=$!
+    for _ in $(seq 1 100); do
+        all_traced "$pid" && break
+        sleep 0.1
+    done
+    set +e
+    timeout -k 10 $(( SYSCALL_DURATION * 3 + 120 )) \
+        "$PGBIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -j 2 -T "$SYSCALL_DURATION" -c "$clients" \
+            "${args[@]}" "$DB" >"$out.pgbench" 2>&1
+    rc=$?
+    set -e
+    # SIGINT: strace detaches from every thread and writes its summary
+    kill -INT "$STRACE_PID" 2>/dev/null || true
+    wait "$STRACE_PID" 2>/dev/null || true
+    STRACE_PID=
+    txns=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$out.pgbench" | head -n 1)
+    if [ "$rc" -ne 0 ] || [ -z "$txns" ] || ! grep -q total "$out" 2>/dev/null; then
+        log "$t syscalls: FAILED (pgbench exit $rc, ${txns:-no} transactions): $(tail -n 1 "$out.err" 2>/dev/null)"
+        mark_syscalls_failed "$t" "$rep"
+        return 0
+    fi
+    local per
+    per=$("$PY" "$ROOT/bench/measure.py" syscalls "$out" "$txns")
+    log "$t syscalls per transaction (read write epoll_wait epoll_ctl futex other total): $(tr '\t' ' ' <<<"$per") ($txns transactions under strace)"
+    printf '%s\t%s\tok\t%s\t%s\n' "$t" "$rep" "$txns" "$per" >>"$OUT/syscalls.tsv"
+    settle $(( POOL_SIZE * ${#PID[@]} ))
+}
+
 mark_failed() { # target workload rep: the pooler is not there
-    printf '%s\t%s\t%s\tfail\t0\t0\t-\n' "$1" "$2" "$3" >>"$OUT/runs.tsv"
+    printf '%s\t%s\t%s\tfail\t0\t0\t-\t-\t-\t-\t-\n' "$1" "$2" "$3" >>"$OUT/runs.tsv"
 }
 
 idle_test() { # target rep, on a freshly started pooler
@@ -627,6 +776,10 @@ idle_test() { # target rep, on a freshly started pooler
     echo "kernel=Linux $(uname -r)"
     echo "postgres=$("$PGBIN/postgres" -V | sed 's/^postgres (PostgreSQL) /PostgreSQL /')"
     echo "pgbouncer=$(/usr/sbin/pgbouncer -V 2>/dev/null | head -n 1)"
+    if has "$ONLY" pgbouncer125; then echo "pgbouncer125=$("$PGBOUNCER125" -V 2>/dev/null | head -n 1)"; fi
+    echo "syscalls=$( [ "$SYSCALLS" = 1 ] && echo "$SYSCALL_DURATION" || echo 0)"
+    echo "latency_sample=$LATENCY_SAMPLE"
+    echo "latency_sample_1000=$LATENCY_SAMPLE_1000"
     echo "pgcarrier=$( [ -x "$TMP/pgcarrier" ] && "$TMP/pgcarrier" --version 2>/dev/null | head -n 1 | sed 's/^pgcarrier //' || echo '?')"
     echo "workers=$WORKERS"
     if has "$ONLY" builtin; then echo "builtin=$( [ "$BUILTIN_OK" = 1 ] && echo "src/extension/pgcarrier.so, the same pgcarrier binary, pgcarrier.server_host = the Unix socket" || echo "not built")"; fi
@@ -644,7 +797,7 @@ idle_test() { # target rep, on a freshly started pooler
 # two pgcarriers, both up at once, each workload run on one and then on the
 # other.
 for rep in $(seq 1 "$REPEAT"); do
-    for group in direct pgbouncer "pgcarrier builtin pgcarrier_noguard pgcarrier_nostats"; do
+    for group in direct pgbouncer pgbouncer125 "pgcarrier builtin pgcarrier_noguard pgcarrier_nostats"; do
         members=()
         for t in $group; do has "$ONLY" "$t" && members+=("$t"); done
         [ "${#members[@]}" -gt 0 ] || continue
@@ -710,6 +863,17 @@ for rep in $(seq 1 "$REPEAT"); do
                     run_workload "$t" "$w" "$rep"
                 done
             done
+            # The strace run, after the measured ones (it slows the pooler).
+            if [ "$SYSCALLS" = 1 ] && [ "$TLS_PHASE" = 0 ] && has "$WORKLOADS" S100; then
+                for t in "${phase[@]}"; do
+                    takes_strace "$t" || continue
+                    if pooler_alive "$t"; then
+                        syscall_run "$t" "$rep"
+                    else
+                        mark_syscalls_failed "$t" "$rep"
+                    fi
+                done
+            fi
             for t in "${phase[@]}"; do
                 if [ "$t" = direct ]; then
                     if [ "$TLS_PHASE" = 1 ]; then direct_ssl off || exit 1; fi
@@ -739,6 +903,7 @@ if [ -f "$TMP/chart.png" ]; then
 fi
 cp "$OUT/runs.tsv" "bench/results/$stamp.runs.tsv"
 cp "$OUT/idle.tsv" "bench/results/$stamp.idle.tsv"
+cp "$OUT/syscalls.tsv" "bench/results/$stamp.syscalls.tsv"
 echo
 cat "$TMP/table.md"
 echo

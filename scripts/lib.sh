@@ -1,10 +1,18 @@
 # Shell helpers shared by scripts/demo*.sh and bench/run.sh (sourced, not run).
 
 # A free TCP port on this machine, never one handed out before by this shell.
+# Below the kernel's ephemeral range where there is room (20000..32767 with
+# Linux's default 32768..60999): a port that is free now may otherwise be
+# taken as the source port of an outgoing connection before the server
+# binds it, and stay blocked in TIME_WAIT (bench/run.sh's -C runs make
+# thousands of connections, and a pooler started after them could not bind).
 free_port() {
-    local p
+    local p lo span
+    lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 0)
+    span=$(( lo - 20000 ))
+    [ "$span" -ge 2000 ] || span=40000
     for _ in $(seq 1 500); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((20000 + RANDOM % span))
         case " ${USED_PORTS:-} " in *" $p "*) continue ;; esac
         if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
             USED_PORTS="${USED_PORTS:-} $p"

@@ -156,6 +156,7 @@ import atexit
 import contextlib
 import os
 import pwd
+import random
 import resource
 import shutil
 import signal
@@ -208,8 +209,36 @@ def pgcarrier_bin():
     return os.path.join(REPO, "pgcarrier")
 
 
+_ports_given = set()
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    """A TCP port free on 127.0.0.1 right now (small race, acceptable)."""
+    """A TCP port free on 127.0.0.1 right now, never one this process gave
+    before, and below the kernel's ephemeral range (20000 up to it) where
+    there is room: a free ephemeral port may be taken as the source port of
+    an outgoing connection (a flood test, pgbench) before the server binds
+    it. Small race with other programs, acceptable."""
+    low = _ephemeral_low()
+    span = low - 20000 if low - 20000 >= 2000 else 0
+    for _ in range(200 if span else 0):
+        port = 20000 + random.randrange(span)
+        if port in _ports_given:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _ports_given.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

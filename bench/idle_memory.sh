@@ -17,6 +17,7 @@
 #       pgbouncer: /usr/sbin/pgbouncer; pgbouncer125: /tmp/pgb125/pgbouncer
 #   IDLE_WORKERS=0             pgcarrier workers (0: one per core)
 #   IDLE_PER_PROC=10000        clients per idle_clients.py process
+#   IDLE_CONCURRENCY=100       logins in progress at once, per process
 #
 # Prints one line per target and count: "target N clients: before kB ->
 # after kB, B bytes/client". A count that needs more file descriptors than
@@ -30,6 +31,7 @@ COUNTS=${IDLE_COUNTS:-5000 50000}
 TARGETS=${IDLE_TARGETS:-pgcarrier,pgbouncer,pgbouncer125}
 WORKERS=${IDLE_WORKERS:-0}
 PER_PROC=${IDLE_PER_PROC:-10000}
+CONCURRENCY=${IDLE_CONCURRENCY:-100}
 CARRIER_BIN=${IDLE_CARRIER_BIN:-$ROOT/build/release/pgcarrier}
 PGBIN=/usr/lib/postgresql/15/bin
 PY=/usr/bin/python3
@@ -160,7 +162,7 @@ measure() { # target n
         count=$(( left < PER_PROC ? left : PER_PROC ))
         k=$((i + 1))
         "$PY" "$ROOT/bench/idle_clients.py" --host 127.0.0.1 --port "$port" --source "127.0.0.$k" \
-            --user postgres --dbname postgres -n "$count" --ready-file "$TMP/ready.$i" --hold 900 \
+            --user postgres --dbname postgres -n "$count" --concurrency "$CONCURRENCY" --ready-file "$TMP/ready.$i" --hold 900 \
             >"$TMP/clients.$i.out" 2>&1 &
         CLIENT_PIDS+=($!)
         left=$((left - count)); i=$((i + 1))

@@ -193,8 +193,9 @@ struct pgc_client {
 	unsigned kill_gen;            /* of its database when it logged in (KILL) */
 	atomic_bool kill_requested;   /* KILL_CLIENT: its worker ends it at the next tick */
 	pgc_params params;            /* settings to apply on servers: startup parameters, then what it SET */
-	pgc_params startup;           /* the startup parameters as given, for RESET */
-	pgc_params reported;          /* reported parameters as the client was last told them */
+	struct pgc_shared_params *startup; /* the startup parameters as given, for RESET (shared, pshare.h) */
+	/* reported parameters as the client was last told them: shared with the worker's other clients told the same (pshare.h) */
+	struct pgc_shared_params *reported;
 	unsigned server_wide_gen;     /* pool->server_wide_gen when it was last told (relay.c) */
 	pgc_guard guard;
 	double state_since;           /* monotonic seconds: when state last changed */
@@ -382,6 +383,8 @@ struct pgc_worker {
 	int n_clients;
 	pgc_iobuf *free_bufs;
 	int n_free_bufs;
+	struct pgc_shared_params **share_buckets; /* its clients' shared parameter lists (pshare.c) */
+	uint32_t share_nbuckets, share_count;
 	struct epoll_event *events;   /* current batch, so closed objects can be forgotten */
 	int n_events;
 	int tls_steps;                /* TLS handshake steps with clients in this round */

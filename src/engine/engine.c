@@ -29,6 +29,7 @@
 #include "accept.h"
 #include "authq.h"
 #include "core.h"
+#include "pshare.h"
 #include "engine.h"
 #include "log.h"
 #include "metrics.h"
@@ -826,6 +827,7 @@ pgc_engine_free(void)
 			w->free_bufs = b->next_free;
 			free(b);
 		}
+		pgc_shared_params_worker_free(w);
 		close(w->epfd);
 		close(w->wakefd);
 		pgc_accept_worker_free(w);

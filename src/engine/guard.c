@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "guard.h"
+#include "pshare.h"
 #include "log.h"
 #include "sqlclass.h"
 #include "stats.h"
@@ -957,13 +958,14 @@ rewrite_reset(pgc_client *c, pgc_msgbuf *out, const uint8_t *body, size_t blen)
 	int kind = reset_target((const char *) body, blen - 1, name, sizeof(name));
 	size_t pos = 0, n = 0;
 	const char *k, *v;
+	pgc_params startup = pgc_shared_params_view(c->startup);
 
-	if (kind == 0 || (kind == 1 && pgc_params_get(&c->startup, name) == NULL))
+	if (kind == 0 || (kind == 1 && pgc_params_get(&startup, name) == NULL))
 		return false;
 	pgc_msgbuf_begin(out, PGC_FE_QUERY);
 	pgc_msgbuf_bytes(out, body, blen - 1);
 	pgc_msgbuf_text(out, "\n; SELECT ");
-	while (pgc_params_next(&c->startup, &pos, &k, &v))
+	while (pgc_params_next(&startup, &pos, &k, &v))
 	{
 		if (kind == 1 && strcasecmp(k, name) != 0)
 			continue;
@@ -1029,6 +1031,7 @@ discard_all_then_restore(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	pgc_msgbuf *out;
 	size_t pos = 0, n = 0;
 	const char *k, *v;
+	pgc_params startup;
 
 	if ((p = pgc_relay_forward(c, s, cur)) == NULL)
 		return PGC_GUARD_CLOSED;
@@ -1037,7 +1040,8 @@ discard_all_then_restore(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 		return out_of_memory(c);
 	pgc_msgbuf_begin(out, PGC_FE_QUERY);
 	pgc_msgbuf_text(out, "SELECT ");
-	while (pgc_params_next(&c->startup, &pos, &k, &v))
+	startup = pgc_shared_params_view(c->startup);
+	while (pgc_params_next(&startup, &pos, &k, &v))
 	{
 		if (n++)
 			pgc_msgbuf_text(out, ", ");
@@ -1066,7 +1070,7 @@ restore_startup_values(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	pgc_msgbuf *out;
 	pgc_pending *p;
 
-	if (c->startup.len == 0 || body_len(cur) == 0)
+	if (c->startup == NULL || body_len(cur) == 0)
 		return PGC_GUARD_PASS;
 	if (is_discard_all(sql, sqllen))
 		return discard_all_then_restore(c, s, cur);
@@ -1182,7 +1186,7 @@ pgc_guard_unguarded_query(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 {
 	int ready;
 
-	if (c->startup.len == 0)
+	if (c->startup == NULL)
 		return PGC_GUARD_PASS;
 	if (!may_reset(c, s, cur, &ready))
 		return ready == 0 ? PGC_GUARD_WAIT : PGC_GUARD_PASS;
@@ -1216,7 +1220,7 @@ pgc_guard_client_msg(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 			if (g->discard_at_sync)
 			{
 				g->discard_at_sync = false;
-				if (c->startup.len)
+				if (c->startup)
 					return discard_all_then_restore(c, s, cur);
 			}
 			return forward_unit(c, s, cur);
@@ -1384,7 +1388,8 @@ probe_apply(pgc_client *c, pgc_server *s)
 		}
 		/* RESET of a startup parameter goes back to the startup value, as with PostgreSQL. */
 		pos = 0;
-		while (pgc_params_next(&c->startup, &pos, &k, &v))
+		pgc_params startup = pgc_shared_params_view(c->startup);
+		while (pgc_params_next(&startup, &pos, &k, &v))
 			if (!pgc_param_is_reported(k) && !pgc_params_get(&g->probe_settings, k))
 				pgc_params_set(&nc, k, v);
 		pgc_params_free(&c->params);

@@ -386,6 +386,7 @@ struct pgc_worker {
 	int n_clients;
 	pgc_iobuf *free_bufs;
 	int n_free_bufs;
+	int free_bufs_low;            /* fewest free buffers since the last tick: the rest were not needed */
 	struct pgc_shared_params **share_buckets; /* its clients' shared parameter lists (pshare.c) */
 	uint32_t share_nbuckets, share_count;
 	struct epoll_event *events;   /* current batch, so closed objects can be forgotten */
@@ -498,6 +499,9 @@ bool pgc_param_is_server_wide(const char *key);
 void pgc_pool_server_wide_params(pgc_pool *p, const pgc_params *params);
 
 /* ---- iobuf.c ---- */
+/* A new empty buffer of PGC_IOBUF_SIZE (NULL when out of memory), and how any buffer is freed (mapped or malloc'd). */
+pgc_iobuf *pgc_iobuf_new(void);
+void pgc_iobuf_free(pgc_iobuf *b);
 /* Read once into *bufp (taken from w's free list if NULL). Bytes read, 0 on EOF, -1 on error, -2 if nothing now. */
 /*
  * All of these take the connection's TLS (NULL for a plain socket). With TLS,

@@ -825,7 +825,7 @@ pgc_engine_free(void)
 			pgc_iobuf *b = w->free_bufs;
 
 			w->free_bufs = b->next_free;
-			free(b);
+			pgc_iobuf_free(b);
 		}
 		pgc_shared_params_worker_free(w);
 		close(w->epfd);

@@ -70,7 +70,9 @@ async def until_ready(reader, writer, args):
 async def one_client(args, sem, held):
     async with sem:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(args.host, args.port), args.timeout)
+            asyncio.open_connection(args.host, args.port,
+                                    local_addr=(args.source, 0) if args.source else None),
+            args.timeout)
         try:
             params = b""
             for k, v in (("user", args.user), ("database", args.dbname),
@@ -94,6 +96,8 @@ async def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--source", help="local address to connect from (e.g. 127.0.0.2): "
+                    "more than ~28,000 clients need several, for the ephemeral ports")
     ap.add_argument("--user", default="postgres")
     ap.add_argument("--dbname", default="postgres")
     ap.add_argument("--password", default=os.environ.get("PGPASSWORD", ""))

@@ -23,6 +23,7 @@
 #include "console.h"
 #include "compat.h"
 #include "core.h"
+#include "pshare.h"
 #include "guard.h"
 #include "log.h"
 #include "relay.h"
@@ -153,13 +154,15 @@ pgc_client_close(pgc_client *c, const char *reason)
 	pgc_msgbuf_release(&c->out);
 	pgc_msgbuf_release(&c->handoff_error);
 	pgc_params_free(&c->params);
-	pgc_params_free(&c->startup);
-	pgc_params_free(&c->reported);
+	pgc_shared_params_release(w, &c->startup);
+	pgc_shared_params_release(w, &c->reported);
 	pgc_guard_client_free(c);
 	pgc_cauth_free(c);
 	pgc_console_free(c);
-	free(c->user);
-	free(c->dbname);
+	if (c->pool == NULL || c->user != c->pool->client_user)
+		free(c->user);
+	if (c->pool == NULL || c->dbname != c->pool->dbname)
+		free(c->dbname);
 	free(c);
 }
 
@@ -237,8 +240,10 @@ learn_canonical(pgc_client *c)
 	size_t pos = 0;
 	const char *k, *v;
 
+	pgc_params startup = pgc_shared_params_view(c->startup);
+
 	pthread_mutex_lock(&p->lock);
-	while (pgc_params_next(&c->startup, &pos, &k, &v))
+	while (pgc_params_next(&startup, &pos, &k, &v))
 	{
 		const char *now = pgc_params_get(&c->params, k);
 		char key[512];
@@ -266,32 +271,45 @@ send_welcome(pgc_client *c)
 	pgc_msgbuf_end(out);
 	/* From now on the startup values are known in the server's spelling. */
 	{
-		pgc_params spelled = {0};
+		pgc_params view = pgc_shared_params_view(c->startup);
+		pgc_params spelled = {0}, startup = {0};
 
-		while (pgc_params_next(&c->startup, &pos, &k, &v))
+		while (pgc_params_next(&view, &pos, &k, &v))
 		{
 			const char *now = pgc_params_get(&c->params, k);
 
 			if (pgc_param_is_reported(k) && now && strcmp(now, v) != 0)
 				pgc_params_set(&spelled, k, now);
 		}
-		pos = 0;
-		while (pgc_params_next(&spelled, &pos, &k, &v))
-			pgc_params_set(&c->startup, k, v);
+		if (spelled.len)
+		{
+			pgc_params_copy(&startup, &view);
+			pos = 0;
+			while (pgc_params_next(&spelled, &pos, &k, &v))
+				pgc_params_set(&startup, k, v);
+			pgc_shared_params_replace(c->worker, &c->startup, &startup);
+			pgc_params_free(&startup);
+		}
 		pgc_params_free(&spelled);
 		pos = 0;
 	}
 	/* The server's parameters as learned at the first login, with this client's own values. */
 	pthread_mutex_lock(&p->lock);
 	c->server_wide_gen = __atomic_load_n(&p->server_wide_gen, __ATOMIC_RELAXED);
-	while (pgc_params_next(&p->welcome, &pos, &k, &v))
 	{
-		const char *mine = pgc_params_get(&c->params, k);
+		pgc_params told = {0};
 
-		pgc_msgbuf_param(out, k, mine ? mine : v);
-		pgc_relay_told(c, k, mine ? mine : v);
+		while (pgc_params_next(&p->welcome, &pos, &k, &v))
+		{
+			const char *mine = pgc_params_get(&c->params, k);
+
+			pgc_msgbuf_param(out, k, mine ? mine : v);
+			pgc_params_set(&told, k, mine ? mine : v);
+		}
+		pthread_mutex_unlock(&p->lock);
+		pgc_relay_told(c, &told);   /* most clients of a pool are told the same: shared */
+		pgc_params_free(&told);
 	}
-	pthread_mutex_unlock(&p->lock);
 	pgc_msgbuf_begin(out, PGC_BE_BACKEND_KEY_DATA);
 	pgc_msgbuf_u32(out, c->cancel_pid);
 	pgc_msgbuf_u32(out, c->cancel_key);
@@ -416,8 +434,13 @@ client_login(pgc_client *c, const pgc_startup *st)
 	}
 	c->kill_gen = atomic_load(&c->pool->db_count->kill_gen);
 	pgc_stats_login(c);
-	c->user = strdup(user);
-	c->dbname = strdup(db);
+	/*
+	 * The pool outlives its clients and usually holds the same names: point
+	 * at its copies rather than make one per client (pgc_client_close frees
+	 * only a name that is not the pool's).
+	 */
+	c->user = strcmp(c->pool->client_user, user) == 0 ? c->pool->client_user : strdup(user);
+	c->dbname = strcmp(c->pool->dbname, db) == 0 ? c->pool->dbname : strdup(db);
 	pgc_msgbuf_init(&unknown);
 	for (int i = 0; i < st->nparams; i++)
 	{
@@ -436,7 +459,7 @@ client_login(pgc_client *c, const pgc_startup *st)
 			pgc_params_set(&c->params, k, st->values[i]);
 	}
 	pgc_compat_startup_params(c, cfg);     /* ignore_startup_parameters, application_name_add_host */
-	pgc_params_copy(&c->startup, &c->params);
+	pgc_shared_params_replace(c->worker, &c->startup, &c->params);   /* clients of an application share theirs */
 	if (PGC_PROTO_MINOR(st->code) > 0 || n_unknown > 0)
 	{
 		pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);

@@ -143,11 +143,9 @@ typedef struct pgc_guard {
 	bool seq_written;             /* may have set currval()/lastval() state on some server */
 	bool probing;                 /* the probe is in flight on the linked server */
 	bool probe_due;               /* the session state may have changed: look at the next boundary (state.h) */
-	uint64_t unsure_parses;       /* Parses made while the session state was not known (statement_context) */
 	bool probe_failed;
-	int probe_set;                /* which result set of the probe is arriving */
-	uint32_t probe_pinned;        /* pinned state the probe found */
-	pgc_params probe_settings;    /* session-level settings the probe found */
+	uint64_t unsure_parses;       /* Parses made while the session state was not known (statement_context) */
+	struct pgc_guard_probe *probe; /* what the probe in flight found so far (guard.c); NULL when none was sent */
 	pgc_params custom;            /* names of extension settings (x.y) the client SET: the probe asks for them */
 } pgc_guard;
 
@@ -162,10 +160,16 @@ typedef enum pgc_client_state {
 	CL_CLOSING
 } pgc_client_state;
 
+/*
+ * One client connection. Thousands of them sit idle, so its size is its
+ * cost: fields are ordered so that the compiler leaves (almost) no padding
+ * (bench/idle_memory.sh measures it); keep small fields together.
+ */
 struct pgc_client {
 	pgc_kind kind;                /* PGC_KIND_CLIENT */
 	int fd;
 	pgc_client_state state;
+	uint32_t epoll_events;        /* what is registered now */
 	pgc_worker *worker;
 	pgc_pool *pool;
 	pgc_server *server;           /* pool lock when set by another worker */
@@ -175,27 +179,28 @@ struct pgc_client {
 	bool held_ready;              /* a ReadyForQuery waits for pgcarrier's follow-up (relay.c) */
 	bool blocked;                 /* the relay waits for a peer to take what is queued for it */
 	char held_status;             /* its transaction status */
-	pgc_msgbuf *out;              /* bytes pgcarrier itself must still write to the client */
-	uint32_t epoll_events;        /* what is registered now */
 	bool want_write;              /* waiting for EPOLLOUT */
 	bool registered;              /* fd is in its worker's epoll set */
 	bool terminate_seen;          /* got 'X' */
 	uint8_t stmt_violation;       /* statement mode: ReadyForQuery answers kept from the client in a refused block */
+	pgc_msgbuf *out;              /* bytes pgcarrier itself must still write to the client */
 	bool counted;                 /* counted in engine->clients_total */
 	bool welcome_pending;         /* welcome waits for the server's spelling of the startup parameters */
 	bool in_inbox;                /* on its worker's inbox (pool/inbox locks) */
 	bool queued;                  /* in pool->waiters (pool lock) */
+	atomic_bool kill_requested;   /* KILL_CLIENT: its worker ends it at the next tick */
+	bool is_unix;                 /* came in on the Unix socket */
 	pgc_msgbuf *handoff_error;    /* an ErrorResponse from another worker (pool lock) */
 	uint32_t cancel_pid, cancel_key;
-	char *user;                   /* client-visible user and database */
+	char *user;                   /* client-visible user and database (usually its pool's strings) */
 	char *dbname;
 	uint64_t serial;              /* unique for the life of the engine, never reused */
-	unsigned kill_gen;            /* of its database when it logged in (KILL) */
-	atomic_bool kill_requested;   /* KILL_CLIENT: its worker ends it at the next tick */
 	pgc_params params;            /* settings to apply on servers: startup parameters, then what it SET */
-	pgc_params startup;           /* the startup parameters as given, for RESET */
-	pgc_params reported;          /* reported parameters as the client was last told them */
+	struct pgc_shared_params *startup; /* the startup parameters as given, for RESET (shared, pshare.h) */
+	/* reported parameters as the client was last told them: shared with the worker's other clients told the same (pshare.h) */
+	struct pgc_shared_params *reported;
 	unsigned server_wide_gen;     /* pool->server_wide_gen when it was last told (relay.c) */
+	unsigned kill_gen;            /* of its database when it logged in (KILL) */
 	pgc_guard guard;
 	double state_since;           /* monotonic seconds: when state last changed */
 	double wait_since;            /* when it joined the queue */
@@ -206,7 +211,6 @@ struct pgc_client {
 	struct pgc_tls *tls;          /* TLS with the client, NULL for plain */
 	char addr[64];                /* peer address, for logs */
 	struct sockaddr_storage peer; /* peer address, for the HBA file */
-	bool is_unix;                 /* came in on the Unix socket */
 	void *auth;                   /* pgc_cauth while authenticating */
 	/* ---- the startup phase and login admission (client_startup, accept.c) ---- */
 	bool in_login;                /* counted in its worker's and its address's login-phase bounds */
@@ -390,6 +394,9 @@ struct pgc_worker {
 	int n_clients;
 	pgc_iobuf *free_bufs;
 	int n_free_bufs;
+	int free_bufs_low;            /* fewest free buffers since the last tick: the rest were not needed */
+	struct pgc_shared_params **share_buckets; /* its clients' shared parameter lists (pshare.c) */
+	uint32_t share_nbuckets, share_count;
 	struct epoll_event *events;   /* current batch, so closed objects can be forgotten */
 	int n_events;
 	int tls_steps;                /* TLS handshake steps with clients in this round */
@@ -500,6 +507,9 @@ bool pgc_param_is_server_wide(const char *key);
 void pgc_pool_server_wide_params(pgc_pool *p, const pgc_params *params);
 
 /* ---- iobuf.c ---- */
+/* A new empty buffer of PGC_IOBUF_SIZE (NULL when out of memory), and how any buffer is freed (mapped or malloc'd). */
+pgc_iobuf *pgc_iobuf_new(void);
+void pgc_iobuf_free(pgc_iobuf *b);
 /* Read once into *bufp (taken from w's free list if NULL). Bytes read, 0 on EOF, -1 on error, -2 if nothing now. */
 /*
  * All of these take the connection's TLS (NULL for a plain socket). With TLS,

@@ -30,6 +30,7 @@
 #include "authq.h"
 #include "control.h"
 #include "core.h"
+#include "pshare.h"
 #include "engine.h"
 #include "log.h"
 #include "metrics.h"
@@ -832,8 +833,9 @@ pgc_engine_free(void)
 			pgc_iobuf *b = w->free_bufs;
 
 			w->free_bufs = b->next_free;
-			free(b);
+			pgc_iobuf_free(b);
 		}
+		pgc_shared_params_worker_free(w);
 		close(w->epfd);
 		close(w->wakefd);
 		pgc_accept_worker_free(w);

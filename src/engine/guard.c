@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "guard.h"
+#include "pshare.h"
 #include "log.h"
 #include "sqlclass.h"
 #include "stats.h"
@@ -32,6 +33,28 @@
 #define BIND_NAMES_LIMIT (16 * 1024)
 /* Describe and Close are small (PostgreSQL's PQ_SMALL_MESSAGE_LIMIT). */
 #define SMALL_LIMIT 10000
+
+/*
+ * What the session-state probe found so far. Only a client whose probe is
+ * in flight needs it, and idle clients are many: allocated when a probe is
+ * sent (queue_probe), freed when its answer is applied (probe_apply).
+ */
+typedef struct pgc_guard_probe {
+	int set;                      /* which result set of the probe is arriving */
+	uint32_t pinned;              /* pinned state the probe found */
+	pgc_params settings;          /* session-level settings the probe found */
+} pgc_guard_probe;
+
+static void
+probe_free(pgc_guard *g)
+{
+	if (g->probe)
+	{
+		pgc_params_free(&g->probe->settings);
+		free(g->probe);
+		g->probe = NULL;
+	}
+}
 
 /*
  * The probe. Everything is fully qualified, so that a client's search_path
@@ -957,13 +980,14 @@ rewrite_reset(pgc_client *c, pgc_msgbuf *out, const uint8_t *body, size_t blen)
 	int kind = reset_target((const char *) body, blen - 1, name, sizeof(name));
 	size_t pos = 0, n = 0;
 	const char *k, *v;
+	pgc_params startup = pgc_shared_params_view(c->startup);
 
-	if (kind == 0 || (kind == 1 && pgc_params_get(&c->startup, name) == NULL))
+	if (kind == 0 || (kind == 1 && pgc_params_get(&startup, name) == NULL))
 		return false;
 	pgc_msgbuf_begin(out, PGC_FE_QUERY);
 	pgc_msgbuf_bytes(out, body, blen - 1);
 	pgc_msgbuf_text(out, "\n; SELECT ");
-	while (pgc_params_next(&c->startup, &pos, &k, &v))
+	while (pgc_params_next(&startup, &pos, &k, &v))
 	{
 		if (kind == 1 && strcasecmp(k, name) != 0)
 			continue;
@@ -1029,6 +1053,7 @@ discard_all_then_restore(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	pgc_msgbuf *out;
 	size_t pos = 0, n = 0;
 	const char *k, *v;
+	pgc_params startup;
 
 	if ((p = pgc_relay_forward(c, s, cur)) == NULL)
 		return PGC_GUARD_CLOSED;
@@ -1037,7 +1062,8 @@ discard_all_then_restore(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 		return out_of_memory(c);
 	pgc_msgbuf_begin(out, PGC_FE_QUERY);
 	pgc_msgbuf_text(out, "SELECT ");
-	while (pgc_params_next(&c->startup, &pos, &k, &v))
+	startup = pgc_shared_params_view(c->startup);
+	while (pgc_params_next(&startup, &pos, &k, &v))
 	{
 		if (n++)
 			pgc_msgbuf_text(out, ", ");
@@ -1066,7 +1092,7 @@ restore_startup_values(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	pgc_msgbuf *out;
 	pgc_pending *p;
 
-	if (c->startup.len == 0 || body_len(cur) == 0)
+	if (c->startup == NULL || body_len(cur) == 0)
 		return PGC_GUARD_PASS;
 	if (is_discard_all(sql, sqllen))
 		return discard_all_then_restore(c, s, cur);
@@ -1182,7 +1208,7 @@ pgc_guard_unguarded_query(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 {
 	int ready;
 
-	if (c->startup.len == 0)
+	if (c->startup == NULL)
 		return PGC_GUARD_PASS;
 	if (!may_reset(c, s, cur, &ready))
 		return ready == 0 ? PGC_GUARD_WAIT : PGC_GUARD_PASS;
@@ -1216,7 +1242,7 @@ pgc_guard_client_msg(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 			if (g->discard_at_sync)
 			{
 				g->discard_at_sync = false;
-				if (c->startup.len)
+				if (c->startup)
 					return discard_all_then_restore(c, s, cur);
 			}
 			return forward_unit(c, s, cur);
@@ -1300,6 +1326,7 @@ static void
 probe_state_row(pgc_client *c, pgc_server *s, const uint8_t *body, size_t blen)
 {
 	pgc_guard *g = &c->guard;
+	pgc_guard_probe *pr = g->probe;
 	char v[256];
 
 	for (int i = 0; i < PROBE_COUNTS; i++)
@@ -1307,26 +1334,32 @@ probe_state_row(pgc_client *c, pgc_server *s, const uint8_t *body, size_t blen)
 		if (!datarow_str(body, blen, i, v, sizeof(v)))
 			g->probe_failed = true;
 		else if (strcmp(v, "0") != 0)
-			g->probe_pinned |= probe_pin_bits[i];
+			pr->pinned |= probe_pin_bits[i];
 	}
 	if (!datarow_str(body, blen, PROBE_ROLE_COL, v, sizeof(v)))
 		g->probe_failed = true;
 	else if (strcmp(v, "none") != 0)
-		pgc_params_set(&g->probe_settings, "role", v);
+		pgc_params_set(&pr->settings, "role", v);
 	if (!datarow_str(body, blen, PROBE_SESSION_USER_COL, v, sizeof(v)))
 		g->probe_failed = true;
 	else if (strcmp(v, s->pool->user) != 0)
-		g->probe_pinned |= PGC_SQL_SESSION_AUTH;
+		pr->pinned |= PGC_SQL_SESSION_AUTH;
 }
 
 static void
 probe_row(pgc_client *c, pgc_server *s, const uint8_t *body, size_t blen)
 {
 	pgc_guard *g = &c->guard;
+	pgc_guard_probe *pr = g->probe;
 	char key[128], val[1024];
 	size_t vl;
 
-	if (g->probe_set == 0)
+	if (pr == NULL)
+	{
+		g->probe_failed = true;     /* cannot happen: a probe is sent with its record */
+		return;
+	}
+	if (pr->set == 0)
 	{
 		probe_state_row(c, s, body, blen);
 		return;
@@ -1336,7 +1369,7 @@ probe_row(pgc_client *c, pgc_server *s, const uint8_t *body, size_t blen)
 		g->probe_failed = true;
 		return;
 	}
-	if (datarow_col(body, blen, 1, &vl) == NULL && g->probe_set == 2)
+	if (datarow_col(body, blen, 1, &vl) == NULL && pr->set == 2)
 		return;                     /* an extension setting that does not exist (any more) */
 	if (!datarow_str(body, blen, 1, val, sizeof(val)))
 	{
@@ -1349,7 +1382,7 @@ probe_row(pgc_client *c, pgc_server *s, const uint8_t *body, size_t blen)
 	 */
 	if (strncmp(key, "transaction_", 12) == 0)
 		return;
-	pgc_params_set(&g->probe_settings, key, val);
+	pgc_params_set(&pr->settings, key, val);
 }
 
 static void set_pinned(pgc_client *c, uint32_t pinned);
@@ -1359,9 +1392,10 @@ static void
 probe_apply(pgc_client *c, pgc_server *s)
 {
 	pgc_guard *g = &c->guard;
-	uint32_t pinned = g->probe_failed ? PGC_SQL_UNKNOWN : g->probe_pinned;
+	pgc_guard_probe *pr = g->probe;
+	uint32_t pinned = g->probe_failed || pr == NULL ? PGC_SQL_UNKNOWN : pr->pinned;
 
-	if (!g->probe_failed)
+	if (!g->probe_failed && pr)
 	{
 		pgc_params nc = {0}, ns = {0};
 		size_t pos = 0;
@@ -1375,7 +1409,7 @@ probe_apply(pgc_client *c, pgc_server *s)
 			if (pgc_param_is_reported(k))
 				pgc_params_set(&ns, k, v);
 		pos = 0;
-		while (pgc_params_next(&g->probe_settings, &pos, &k, &v))
+		while (pgc_params_next(&pr->settings, &pos, &k, &v))
 		{
 			if (pgc_param_is_reported(k))
 				continue;
@@ -1384,15 +1418,16 @@ probe_apply(pgc_client *c, pgc_server *s)
 		}
 		/* RESET of a startup parameter goes back to the startup value, as with PostgreSQL. */
 		pos = 0;
-		while (pgc_params_next(&c->startup, &pos, &k, &v))
-			if (!pgc_param_is_reported(k) && !pgc_params_get(&g->probe_settings, k))
+		pgc_params startup = pgc_shared_params_view(c->startup);
+		while (pgc_params_next(&startup, &pos, &k, &v))
+			if (!pgc_param_is_reported(k) && !pgc_params_get(&pr->settings, k))
 				pgc_params_set(&nc, k, v);
 		pgc_params_free(&c->params);
 		pgc_params_free(&s->params);
 		c->params = nc;
 		s->params = ns;
 	}
-	pgc_params_free(&g->probe_settings);
+	probe_free(g);
 	set_pinned(c, pinned);
 }
 
@@ -1436,7 +1471,8 @@ pgc_guard_pooler_msg(pgc_client *c, pgc_server *s, pgc_pending *p, pgc_cursor *c
 			probe_row(c, s, cur->body, body_len(cur));
 			break;
 		case PGC_BE_COMMAND_COMPLETE:
-			g->probe_set++;
+			if (g->probe)
+				g->probe->set++;
 			break;
 		case PGC_BE_ERROR:
 			{
@@ -1586,7 +1622,8 @@ queue_probe(pgc_client *c, pgc_server *s)
 
 	g->flags = 0;
 	g->probe_due = false;
-	if (out == NULL)
+	probe_free(g);                  /* one left by a probe that never finished (its server was lost) */
+	if (out == NULL || (g->probe = calloc(1, sizeof(*g->probe))) == NULL)
 	{
 		/* Cannot look: treat as pinned, which is always safe. */
 		g->pinned |= PGC_SQL_UNKNOWN;
@@ -1623,9 +1660,6 @@ queue_probe(pgc_client *c, pgc_server *s)
 	p->on_answer = PGC_ANSWER_PROBE;
 	g->probing = true;
 	g->probe_failed = false;
-	g->probe_set = 0;
-	g->probe_pinned = 0;
-	pgc_params_free(&g->probe_settings);
 	return PGC_HOLD_PROBING;
 }
 
@@ -1716,7 +1750,7 @@ pgc_guard_client_free(pgc_client *c)
 	if (c->pool == NULL)
 		return;                     /* never logged in: nothing was made */
 	pgc_params_free(&g->custom);
-	pgc_params_free(&g->probe_settings);
+	probe_free(g);
 	forget_unnamed(c);
 	pgc_stmt_map_clear(&g->stmts, &c->pool->stmts);
 }

@@ -4,11 +4,60 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "core.h"
 #include "tls.h"
+
+/*
+ * A buffer of PGC_IOBUF_SIZE is mapped from the system rather than
+ * malloc'd: given back (munmap), its memory leaves the process at once,
+ * whereas freed malloc memory lying among live client structs stays in it
+ * for good; and a fresh one costs only the pages actually written (the
+ * startup packet of a client logging in: one). The worker's free list
+ * (worker.c) keeps the forwarding path free of system calls. Bigger
+ * buffers (pgc_iobuf_grow) are malloc'd; cap tells which is which.
+ * Under AddressSanitizer all are malloc'd, so that it still catches
+ * overruns at a buffer's edges (it does not watch mapped memory).
+ */
+#define IOBUF_MAP_SIZE (sizeof(pgc_iobuf) + PGC_IOBUF_SIZE)
+#if defined(__SANITIZE_ADDRESS__)
+#define IOBUF_MAPPED 0
+#else
+#define IOBUF_MAPPED 1
+#endif
+
+pgc_iobuf *
+pgc_iobuf_new(void)
+{
+	pgc_iobuf *b;
+
+	if (IOBUF_MAPPED)
+	{
+		b = mmap(NULL, IOBUF_MAP_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (b == MAP_FAILED)
+			return NULL;
+	}
+	else if ((b = malloc(IOBUF_MAP_SIZE)) == NULL)
+		return NULL;
+	b->next_free = NULL;
+	b->cap = PGC_IOBUF_SIZE;
+	b->start = b->scan = b->end = 0;
+	return b;
+}
+
+void
+pgc_iobuf_free(pgc_iobuf *b)
+{
+	if (b == NULL)
+		return;
+	if (IOBUF_MAPPED && b->cap == PGC_IOBUF_SIZE)
+		munmap(b, IOBUF_MAP_SIZE);
+	else
+		free(b);
+}
 
 /* Drop the first n bytes of m. */
 static void
@@ -201,7 +250,7 @@ pgc_iobuf_grow(pgc_iobuf *b, size_t total)
 	nb->start = 0;
 	nb->scan = b->scan - b->start;
 	nb->end = keep;
-	free(b);
+	pgc_iobuf_free(b);
 	return nb;
 }
 

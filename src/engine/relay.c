@@ -15,6 +15,7 @@
 #include "control.h"
 #include "guard.h"
 #include "log.h"
+#include "pshare.h"
 #include "relay.h"
 #include "stats.h"
 #include "state.h"
@@ -387,9 +388,9 @@ gets_ready(const pgc_pending *p)
 /* ------------------------------------------------ reported parameters -- */
 
 void
-pgc_relay_told(pgc_client *c, const char *name, const char *value)
+pgc_relay_told(pgc_client *c, const pgc_params *told)
 {
-	pgc_params_set(&c->reported, name, value);
+	pgc_shared_params_replace(c->worker, &c->reported, told);
 }
 
 /*
@@ -417,7 +418,7 @@ tell_changes(pgc_client *c, pgc_server *s)
 
 		if (!pgc_param_is_reported(k))
 			continue;
-		told = pgc_params_get(&c->reported, k);
+		told = pgc_shared_params_get(c->reported, k);
 		if (told == NULL || strcmp(told, v) != 0)
 			pgc_params_set(&changed, k, v);
 	}
@@ -425,13 +426,22 @@ tell_changes(pgc_client *c, pgc_server *s)
 	if (changed.len == 0)
 		return true;
 	out = pgc_relay_inject(c, s, PGC_DIR_TO_CLIENT);
-	pos = 0;
-	while (out && pgc_params_next(&changed, &pos, &k, &v))
+	if (out)
 	{
-		pgc_msgbuf_param(out, k, v);
-		pgc_params_set(&c->reported, k, v);
-		if (!pgc_param_is_read_only(k))
-			pgc_params_set(&c->params, k, v);
+		pgc_params view = pgc_shared_params_view(c->reported);
+		pgc_params told = {0};
+
+		pgc_params_copy(&told, &view);
+		pos = 0;
+		while (pgc_params_next(&changed, &pos, &k, &v))
+		{
+			pgc_msgbuf_param(out, k, v);
+			pgc_params_set(&told, k, v);
+			if (!pgc_param_is_read_only(k))
+				pgc_params_set(&c->params, k, v);
+		}
+		pgc_relay_told(c, &told);
+		pgc_params_free(&told);
 	}
 	pgc_params_free(&changed);
 	return out != NULL && !out->failed;

@@ -170,6 +170,6 @@ void pgc_relay_server_free(pgc_server *s);
 bool pgc_relay_header_ok(pgc_client *c, uint8_t type, uint32_t len);
 
 /* The client's view of reported parameters: what it was last told (for the welcome). */
-void pgc_relay_told(pgc_client *c, const char *name, const char *value);
+void pgc_relay_told(pgc_client *c, const pgc_params *told);
 
 #endif

@@ -106,8 +106,8 @@ pgc_server_destroy(pgc_server *s)
 	wipe_password(s);
 	if (s->in && s->worker)
 		pgc_worker_put_buf(s->worker, s->in);
-	else
-		free(s->in);
+	else if (s->in)
+		pgc_iobuf_free(s->in);
 	pgc_params_free(&s->params);
 	pgc_params_free(&s->synced_client);
 	pgc_params_free(&s->synced_server);

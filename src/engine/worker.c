@@ -22,7 +22,16 @@ __thread pgc_worker *pgc_current_worker;
 
 static void wake(pgc_worker *w);
 
-#define MAX_FREE_BUFS 64
+/*
+ * The free list of I/O buffers absorbs the churn of busy clients (a client
+ * takes a buffer when it sends something and gives it back when it is idle
+ * again), so it may grow to MAX_FREE_BUFS; what it has not needed during a
+ * whole tick is given back to the system at the tick, half of it per tick
+ * down to MIN_FREE_BUFS (trim_free_bufs), so that a burst of logins or
+ * queries leaves no memory behind once its clients are idle.
+ */
+#define MAX_FREE_BUFS 256
+#define MIN_FREE_BUFS 8
 #define TICK_INTERVAL 0.2
 
 pgc_iobuf *
@@ -33,15 +42,11 @@ pgc_worker_get_buf(pgc_worker *w)
 	if (b)
 	{
 		w->free_bufs = b->next_free;
-		w->n_free_bufs--;
+		if (--w->n_free_bufs < w->free_bufs_low)
+			w->free_bufs_low = w->n_free_bufs;
 	}
-	else
-	{
-		b = malloc(sizeof(*b) + PGC_IOBUF_SIZE);
-		if (b == NULL)
-			return NULL;
-		b->cap = PGC_IOBUF_SIZE;
-	}
+	else if ((b = pgc_iobuf_new()) == NULL)
+		return NULL;
 	b->next_free = NULL;
 	b->start = b->scan = b->end = 0;
 	return b;
@@ -55,12 +60,29 @@ pgc_worker_put_buf(pgc_worker *w, pgc_iobuf *b)
 	/* Big buffers (a large message read whole) are not kept. */
 	if (w->n_free_bufs >= MAX_FREE_BUFS || b->cap != PGC_IOBUF_SIZE)
 	{
-		free(b);
+		pgc_iobuf_free(b);
 		return;
 	}
 	b->next_free = w->free_bufs;
 	w->free_bufs = b;
 	w->n_free_bufs++;
+}
+
+/* At the tick: give back half of the free buffers that no client took since the last one. */
+static void
+trim_free_bufs(pgc_worker *w)
+{
+	int spare = w->free_bufs_low - MIN_FREE_BUFS;
+
+	for (int i = 0; i < (spare + 1) / 2 && w->free_bufs; i++)
+	{
+		pgc_iobuf *b = w->free_bufs;
+
+		w->free_bufs = b->next_free;
+		w->n_free_bufs--;
+		pgc_iobuf_free(b);
+	}
+	w->free_bufs_low = w->n_free_bufs;
 }
 
 /* ptr left the ready list: pgc_worker_ready may add it again (on this or another worker). */
@@ -306,6 +328,7 @@ tick(pgc_worker *w)
 		pgc_server_tick(pgc_container_of(n, pgc_server, node), w->now);
 	}
 	pgc_cancel_tick(w, w->now);
+	trim_free_bufs(w);
 	/* Draining (SHUTDOWN WAIT_FOR_CLIENTS) keeps serving the clients that stay. */
 	pgc_pool_maintain_idle(w->engine, w, w->now, w->stopping && atomic_load(&w->engine->shutting_down));
 	if (w->id == 0)

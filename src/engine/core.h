@@ -280,6 +280,8 @@ struct pgc_server {
 	 */
 	pgc_params synced_client, synced_server;
 	unsigned synced_wide_gen;     /* the pool's server_wide_gen then (the welcome is an input) */
+	/* Likewise for the last tell_changes that had nothing to tell (relay.c): what was told, s->params. */
+	pgc_params told_client, told_server;
 	struct sockaddr_storage addr; /* for cancel requests */
 	socklen_t addrlen;
 	void *scram;                  /* pgc_scram_client during login */
@@ -491,6 +493,8 @@ void pgc_params_remove(pgc_params *p, const char *key);
 void pgc_params_free(pgc_params *p);
 /* Replace dst with a copy of src (dst left empty when out of memory). */
 void pgc_params_copy(pgc_params *dst, const pgc_params *src);
+/* Byte for byte the same list (the same pairs in the same order). */
+bool pgc_params_equal(const pgc_params *a, const pgc_params *b);
 /* Iterate: pos starts at 0; returns 0 at the end. */
 int pgc_params_next(const pgc_params *p, size_t *pos, const char **key, const char **value);
 /* True for parameters PostgreSQL reports with ParameterStatus (GUC_REPORT). */

@@ -403,6 +403,7 @@ static bool
 tell_changes(pgc_client *c, pgc_server *s)
 {
 	pgc_params changed = {0};
+	pgc_params reported;
 	size_t pos = 0;
 	const char *k, *v;
 	pgc_msgbuf *out;
@@ -412,6 +413,18 @@ tell_changes(pgc_client *c, pgc_server *s)
 	if (!s->report_pending && gen == c->server_wide_gen)
 		return true;
 	c->server_wide_gen = gen;
+	/*
+	 * At every link: a client told what the last one on s was told, with
+	 * s's parameters unchanged since, has nothing new to hear (two memcmp
+	 * calls, not a lookup of every parameter).
+	 */
+	reported = pgc_shared_params_view(c->reported);
+	if (s->told_server.blob != NULL && pgc_params_equal(&s->told_server, &s->params) &&
+		pgc_params_equal(&s->told_client, &reported))
+	{
+		s->report_pending = false;
+		return true;
+	}
 	while (pgc_params_next(&s->params, &pos, &k, &v))
 	{
 		const char *told;
@@ -424,7 +437,11 @@ tell_changes(pgc_client *c, pgc_server *s)
 	}
 	s->report_pending = false;
 	if (changed.len == 0)
+	{
+		pgc_params_copy(&s->told_client, &reported);
+		pgc_params_copy(&s->told_server, &s->params);
 		return true;
+	}
 	out = pgc_relay_inject(c, s, PGC_DIR_TO_CLIENT);
 	if (out)
 	{

@@ -111,6 +111,8 @@ pgc_server_destroy(pgc_server *s)
 	pgc_params_free(&s->params);
 	pgc_params_free(&s->synced_client);
 	pgc_params_free(&s->synced_server);
+	pgc_params_free(&s->told_client);
+	pgc_params_free(&s->told_server);
 	pgc_relay_server_free(s);
 	pgc_stmt_cache_clear(&s->stmts, &s->pool->stmts);
 	pgc_msgbuf_release(&s->out);
@@ -1102,12 +1104,6 @@ set_wanted(pgc_server *s, pgc_client *c, pgc_msgbuf *sql)
 	}
 }
 
-static bool
-params_equal(const pgc_params *a, const pgc_params *b)
-{
-	return a->len == b->len && (a->len == 0 || memcmp(a->blob, b->blob, a->len) == 0);
-}
-
 /*
  * What reset_leftovers and set_wanted do is a function of the client's
  * params, the server's and the pool's welcome only, and once they have
@@ -1121,7 +1117,7 @@ static bool
 sync_needed(const pgc_server *s, const pgc_client *c, unsigned wide_gen)
 {
 	return !(s->synced_wide_gen == wide_gen && s->synced_server.blob != NULL &&
-			 params_equal(&s->synced_server, &s->params) && params_equal(&s->synced_client, &c->params));
+			 pgc_params_equal(&s->synced_server, &s->params) && pgc_params_equal(&s->synced_client, &c->params));
 }
 
 void

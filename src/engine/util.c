@@ -157,6 +157,12 @@ pgc_params_copy(pgc_params *dst, const pgc_params *src)
 	}
 }
 
+bool
+pgc_params_equal(const pgc_params *a, const pgc_params *b)
+{
+	return a->len == b->len && (a->len == 0 || memcmp(a->blob, b->blob, a->len) == 0);
+}
+
 void
 pgc_params_free(pgc_params *p)
 {

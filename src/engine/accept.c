@@ -284,16 +284,6 @@ peer_host(const struct sockaddr_storage *ss, char *out, size_t outlen)
 		snprintf(out, outlen, "unix");
 }
 
-static int
-peer_port(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ntohs(((const struct sockaddr_in *) ss)->sin_port);
-	if (ss->ss_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *) ss)->sin6_port);
-	return 0;
-}
-
 /* ------------------------------------------------------- pausing listeners -- */
 
 /* Register w's listeners anew, edge-triggered or not. */
@@ -360,7 +350,6 @@ client_new(pgc_worker *w, int fd, const struct sockaddr_storage *ss, uint8_t ref
 {
 	const pgc_config *cfg = pgc_engine_config();
 	pgc_client *c = calloc(1, sizeof(*c));
-	char host[INET6_ADDRSTRLEN];
 
 	if (c == NULL)
 		return NULL;
@@ -370,7 +359,7 @@ client_new(pgc_worker *w, int fd, const struct sockaddr_storage *ss, uint8_t ref
 	c->serial = atomic_fetch_add(&w->engine->next_serial, 1) + 1;
 	c->state = CL_STARTUP;
 	c->state_since = w->now;
-	c->peer = *ss;
+	pgc_peer_set(&c->peer, ss);
 	c->is_unix = ss->ss_family == AF_UNIX;
 	c->refusal = refusal;
 	if (refusal == PGC_REFUSAL_NONE)
@@ -389,16 +378,12 @@ client_new(pgc_worker *w, int fd, const struct sockaddr_storage *ss, uint8_t ref
 		if (cfg->client_login_timeout > REFUSAL_GRACE)
 			c->state_since = w->now - (cfg->client_login_timeout - REFUSAL_GRACE);
 	}
-	if (c->is_unix)
-		snprintf(c->addr, sizeof(c->addr), "unix:%d", fd);
-	else
+	if (!c->is_unix)
 	{
 		int one = 1;
 
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		pgc_netopt_tcp(fd, cfg);	/* tcp_keepalive, tcp_user_timeout, ... */
-		peer_host(ss, host, sizeof(host));
-		snprintf(c->addr, sizeof(c->addr), "%s:%d", host, peer_port(ss));
 	}
 	pgc_list_push_tail(&w->clients, &c->node);
 	w->n_clients++;
@@ -531,7 +516,9 @@ reap_vanished(pgc_worker *w, const struct sockaddr_storage *ss)
 	{
 		pgc_client *c = pgc_container_of(l, pgc_client, node);
 
-		if (!c->in_login || c->fd < 0 || !same_host(&c->peer, ss))
+		struct sockaddr_storage peer = pgc_peer_storage(&c->peer);
+
+		if (!c->in_login || c->fd < 0 || !same_host(&peer, ss))
 			continue;
 		pfd[n].fd = c->fd;
 		pfd[n].events = POLLRDHUP;
@@ -659,7 +646,11 @@ login_phase_end(pgc_client *c)
 		return;
 	c->in_login = false;
 	w->n_login--;
-	addr_leave(w->engine->login_addrs, &c->peer);
+	{
+		struct sockaddr_storage peer = pgc_peer_storage(&c->peer);
+
+		addr_leave(w->engine->login_addrs, &peer);
+	}
 	accept_resume(w, PGC_ACCEPT_PAUSED_LOGIN_FULL);
 }
 
@@ -695,7 +686,9 @@ admit_late(pgc_client *c)
 	pgc_worker *w = c->worker;
 	const pgc_config *cfg = pgc_engine_config();
 
-	if (c->refusal != PGC_REFUSAL_ADDR || login_share_full(w, cfg) || !addr_admit(w, &c->peer, cfg))
+	struct sockaddr_storage peer = pgc_peer_storage(&c->peer);
+
+	if (c->refusal != PGC_REFUSAL_ADDR || login_share_full(w, cfg) || !addr_admit(w, &peer, cfg))
 		return false;
 	c->refusal = PGC_REFUSAL_NONE;
 	w->n_refusing--;
@@ -709,13 +702,15 @@ bool
 pgc_accept_refuse(pgc_client *c)
 {
 	pgc_msgbuf *out;
+	struct sockaddr_storage peer;
 	const char *detail;
 	char msg[160];
 
 	if (admit_late(c))
 		return false;
 	out = pgc_msgbuf_ensure(&c->out);
-	refusal_text(c->refusal, &c->peer, msg, sizeof(msg), &detail);
+	peer = pgc_peer_storage(&c->peer);
+	refusal_text(c->refusal, &peer, msg, sizeof(msg), &detail);
 	if (out)
 	{
 		pgc_msgbuf_error(out, PGC_BE_ERROR, "FATAL", SQLSTATE_TOO_MANY_CONNECTIONS, msg, detail, NULL);

@@ -143,7 +143,7 @@ static int
 refuse_password(pgc_client *c)
 {
 	pgc_log_limited(PGC_LOG, "login failed: client %s, user \"%s\", database \"%s\": wrong password or no secret",
-					c->addr, c->user, c->dbname);
+					pgc_client_addr(c), c->user, c->dbname);
 	pgc_client_fatal(c, "28P01", "password authentication failed for user \"%s\"", c->user);
 	return -1;
 }
@@ -167,7 +167,7 @@ peer_check(pgc_client *c)
 	if (strcmp(pw.pw_name, c->user) != 0)
 	{
 		pgc_log_limited(PGC_LOG, "client %s: provided user name (%s) and authenticated user name (%s) do not match",
-				c->addr, c->user, pw.pw_name);
+				pgc_client_addr(c), c->user, pw.pw_name);
 		pgc_client_fatal(c, "28000", "Peer authentication failed for user \"%s\"", c->user);
 		return -1;
 	}
@@ -197,13 +197,13 @@ cert_check(pgc_client *c, int method, pgc_hba_clientcert level)
 		return 1;
 	if (r < 0)
 		pgc_log_limited(PGC_LOG, "login failed: client %s, user \"%s\", database \"%s\": certificate: %s",
-						c->addr, c->user, c->dbname, cn);
+						pgc_client_addr(c), c->user, c->dbname, cn);
 	else if (method == PGC_HBA_CERT)
 		pgc_log_limited(PGC_LOG, "login failed: client %s, user \"%s\", database \"%s\": provided user name (%s) "
-						"and authenticated user name (%s) do not match", c->addr, c->user, c->dbname, c->user, cn);
+						"and authenticated user name (%s) do not match", pgc_client_addr(c), c->user, c->dbname, c->user, cn);
 	else
 		pgc_log_limited(PGC_LOG, "login failed: client %s, user \"%s\", database \"%s\": certificate validation "
-						"(clientcert=verify-full): CN mismatch", c->addr, c->user, c->dbname);
+						"(clientcert=verify-full): CN mismatch", pgc_client_addr(c), c->user, c->dbname);
 	/* The client hears what the method's own failure says, as from PostgreSQL. */
 	if (method == PGC_HBA_CERT)
 		pgc_client_fatal(c, "28000", "certificate authentication failed for user \"%s\"", c->user);
@@ -410,7 +410,7 @@ pgc_cauth_begin(pgc_client *c)
 				memset(&conn, 0, sizeof(conn));
 				conn.is_unix = c->is_unix;
 				conn.is_tls = c->tls != NULL;
-				conn.addr = c->peer;
+				conn.addr = pgc_peer_storage(&c->peer);
 				conn.database = c->dbname;
 				conn.user = c->user;
 				method = pgc_hba_match_rule(cfg->hba, &conn, &line, &clientcert);
@@ -420,7 +420,7 @@ pgc_cauth_begin(pgc_client *c)
 						pgc_hba_no_match_message(&conn, msg, sizeof(msg));
 					else
 						pgc_hba_reject_message(&conn, msg, sizeof(msg));
-					pgc_log_limited(PGC_LOG, "client %s: %s", c->addr, msg);
+					pgc_log_limited(PGC_LOG, "client %s: %s", pgc_client_addr(c), msg);
 					pgc_client_fatal(c, "28000", "%s", msg);
 					return -1;
 				}
@@ -497,10 +497,10 @@ sauth_failed(pgc_client *c, const pgc_sauth_error *err)
 {
 	if (err->log_detail[0])
 		pgc_log_limited(PGC_LOG, "login failed: client %s, user \"%s\", database \"%s\": %s",
-						c->addr, c->user, c->dbname, err->log_detail);
+						pgc_client_addr(c), c->user, c->dbname, err->log_detail);
 	else
 		pgc_log_limited(PGC_LOG, "login failed: client %s, user \"%s\", database \"%s\": %s",
-						c->addr, c->user, c->dbname, err->message);
+						pgc_client_addr(c), c->user, c->dbname, err->message);
 	if (err->detail[0])
 	{
 		pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);

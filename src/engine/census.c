@@ -386,7 +386,11 @@ fill_client(pgc_worker *w, pgc_client *cl, pgc_census_client *r)
 	r->console = cl->console != NULL;
 	snprintf(r->user, sizeof(r->user), "%s", cl->user ? cl->user : "");
 	snprintf(r->database, sizeof(r->database), "%s", cl->dbname ? cl->dbname : "");
-	addr_text(&cl->peer, r->addr, sizeof(r->addr), &r->port);
+	{
+		struct sockaddr_storage peer = pgc_peer_storage(&cl->peer);
+
+		addr_text(&peer, r->addr, sizeof(r->addr), &r->port);
+	}
 	local_text(cl->fd, r->local_addr, sizeof(r->local_addr), &r->local_port);
 	if (cl->is_unix)
 	{

@@ -103,7 +103,7 @@ pgc_client_close(pgc_client *c, const char *reason)
 		return;
 	pgc_accept_client_gone(c);
 	if (c->user && cfg->log_disconnections)
-		pgc_log(PGC_LOG, "closing client %s (%s/%s): %s", c->addr, c->dbname, c->user, reason);
+		pgc_log(PGC_LOG, "closing client %s (%s/%s): %s", pgc_client_addr(c), c->dbname, c->user, reason);
 	pgc_cancel_unregister(c);
 	/* Out of the queue; a server handed to us meanwhile comes back here. */
 	/*
@@ -184,7 +184,7 @@ pgc_client_fatal(pgc_client *c, const char *sqlstate, const char *fmt, ...)
 		(void) pgc_msgbuf_write(c->fd, c->tls, out);
 	}
 	if (pgc_engine_config()->log_pooler_errors)
-		pgc_log(PGC_LOG, "client %s: %s: %s", c->addr, sqlstate, msg);
+		pgc_log(PGC_LOG, "client %s: %s: %s", pgc_client_addr(c), sqlstate, msg);
 	pgc_stats_error(c, sqlstate);
 	pgc_client_close(c, msg);
 }
@@ -516,7 +516,7 @@ client_logged_in(pgc_client *c)
 		c->cancel_key = (uint32_t) rand();
 	pgc_cancel_register(c);
 	if (cfg->log_connections)
-		pgc_log(PGC_LOG, "client %s connected to %s as %s", c->addr, c->dbname, c->user);
+		pgc_log(PGC_LOG, "client %s connected to %s as %s", pgc_client_addr(c), c->dbname, c->user);
 	if (c->console)
 	{
 		pgc_console_welcome(c);
@@ -581,7 +581,7 @@ static void
 startup_drop(pgc_client *c, const char *why)
 {
 	if (pgc_engine_config()->log_pooler_errors)
-		pgc_log_limited(PGC_LOG, "client %s: %s", c->addr, why);
+		pgc_log_limited(PGC_LOG, "client %s: %s", pgc_client_addr(c), why);
 	pgc_client_close(c, why);
 }
 
@@ -600,7 +600,7 @@ startup_fatal_v2(pgc_client *c, const char *msg)
 		(void) pgc_msgbuf_write(c->fd, c->tls, out);
 	}
 	if (pgc_engine_config()->log_pooler_errors)
-		pgc_log_limited(PGC_LOG, "client %s: 0A000: %s", c->addr, msg);
+		pgc_log_limited(PGC_LOG, "client %s: 0A000: %s", pgc_client_addr(c), msg);
 	pgc_client_close(c, msg);
 }
 
@@ -810,7 +810,7 @@ client_tls_handshake(pgc_client *c)
 	if (r < 0)
 	{
 		if (pgc_engine_config()->log_pooler_errors)
-			pgc_log(PGC_LOG, "client %s: TLS handshake failed: %s", c->addr, err);
+			pgc_log(PGC_LOG, "client %s: TLS handshake failed: %s", pgc_client_addr(c), err);
 		pgc_client_close(c, "TLS handshake failed");
 		return;
 	}
@@ -1011,7 +1011,7 @@ pgc_client_tick(pgc_client *c, double now)
 			if (pgc_relay_in_flight(s) > 0 && query_timed_out(cfg, idle))
 			{
 				pgc_log(PGC_LOG, "client %s: query_timeout (%g s): cancelling its query and closing it",
-						c->addr, cfg->query_timeout);
+						pgc_client_addr(c), cfg->query_timeout);
 				pgc_cancel_backend(c->worker, s);
 				s->dirty_close = true;
 				pgc_client_fatal(c, "57014", "canceling statement due to query_timeout (%g s)",
@@ -1023,7 +1023,7 @@ pgc_client_tick(pgc_client *c, double now)
 				pgc_relay_idle(c, s) && pgc_compat_server_stale(s))
 			{
 				pgc_log(PGC_LOG, "client %s: its server connection is out of date (server_fast_close): "
-						"closing it", c->addr);
+						"closing it", pgc_client_addr(c));
 				s->dirty_close = true;
 				pgc_client_fatal(c, "57P01", "terminating connection because the server connection's "
 								 "configuration changed (server_fast_close)");

@@ -61,13 +61,13 @@ client_place(const pgc_client *c, char *out, size_t outlen)
 		snprintf(out, outlen, "unix(%d@%s):%d", (int) cred.pid, me, pgc_engine_config()->listen_port);
 		return;
 	}
-	if (getnameinfo((const struct sockaddr *) &c->peer, sizeof(c->peer), host, sizeof(host), port,
-					sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+	if (getnameinfo(&c->peer.sa, c->peer.sa.sa_family == AF_INET6 ? sizeof(c->peer.in6) : sizeof(c->peer.in4),
+					host, sizeof(host), port, sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
 	{
-		snprintf(out, outlen, "%s", c->addr);
+		snprintf(out, outlen, "%s", pgc_client_addr(c));
 		return;
 	}
-	snprintf(out, outlen, c->peer.ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+	snprintf(out, outlen, c->peer.sa.sa_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
 }
 
 void

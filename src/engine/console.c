@@ -176,7 +176,7 @@ pgc_console_welcome(pgc_client *c)
 	k->admin = k->trusted_peer || in_list(cfg->admin_users, c->user);
 	if (!k->admin && !in_list(cfg->stats_users, c->user))
 	{
-		pgc_log_limited(PGC_LOG, "client %s: user \"%s\" may not use the admin console (%s)", c->addr, c->user,
+		pgc_log_limited(PGC_LOG, "client %s: user \"%s\" may not use the admin console (%s)", pgc_client_addr(c), c->user,
 						"neither in admin_users nor in stats_users");
 		pgc_client_fatal(c, "42501", "permission denied for database \"%s\"", c->dbname);
 		return;

@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -88,6 +89,21 @@ typedef enum pgc_be_state {
 	PGC_BE_COPY_IN,               /* CopyInResponse sent: it waits for the client's data */
 	PGC_BE_SKIPPING               /* an error in the extended protocol: it discards messages until Sync */
 } pgc_be_state;
+
+/*
+ * A client's address: IPv4, IPv6, or a Unix socket (family AF_UNIX, nothing
+ * more). 28 bytes where a sockaddr_storage takes 128: every connected
+ * client keeps one.
+ */
+typedef union pgc_peer {
+	struct sockaddr sa;
+	struct sockaddr_in in4;
+	struct sockaddr_in6 in6;
+} pgc_peer;
+
+void pgc_peer_set(pgc_peer *p, const struct sockaddr_storage *ss);
+/* The address as a sockaddr_storage, for what takes one (HBA, the login bounds). */
+struct sockaddr_storage pgc_peer_storage(const pgc_peer *p);
 
 /* Doubly linked intrusive list. */
 typedef struct pgc_link {
@@ -209,8 +225,7 @@ struct pgc_client {
 	pgc_client *inbox_next;       /* worker->inbox (inbox lock) */
 	pgc_client *cancel_next;      /* cancel registry chain (registry lock) */
 	struct pgc_tls *tls;          /* TLS with the client, NULL for plain */
-	char addr[64];                /* peer address, for logs */
-	struct sockaddr_storage peer; /* peer address, for the HBA file */
+	pgc_peer peer;                /* its address (HBA, logs: pgc_client_addr) */
 	void *auth;                   /* pgc_cauth while authenticating */
 	/* ---- the startup phase and login admission (client_startup, accept.c) ---- */
 	bool in_login;                /* counted in its worker's and its address's login-phase bounds */
@@ -486,6 +501,14 @@ void pgc_list_push_tail(pgc_link *l, pgc_link *n);
 void pgc_list_remove(pgc_link *n);
 bool pgc_list_empty(const pgc_link *l);
 #define pgc_container_of(ptr, type, member) ((type *) ((char *) (ptr) - offsetof(type, member)))
+
+/*
+ * "host:port" of client c, or "unix:fd", for log lines. Made when asked (a
+ * client does not keep it): one of PGC_ADDR_BUFS buffers of the calling
+ * thread, valid until as many more calls have been made there.
+ */
+#define PGC_ADDR_BUFS 4
+const char *pgc_client_addr(const pgc_client *c);
 
 void pgc_params_set(pgc_params *p, const char *key, const char *value);
 const char *pgc_params_get(const pgc_params *p, const char *key);

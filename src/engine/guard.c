@@ -1441,11 +1441,11 @@ set_pinned(pgc_client *c, uint32_t pinned)
 	{
 		atomic_fetch_add(&c->worker->engine->pins_total, 1);
 		pgc_log(PGC_LOG, "client %s (%s/%s) pinned to its server connection: %s (%s)",
-				c->addr, c->dbname, c->user, pgc_sql_feature_name(pinned), g->kind ? g->kind : "statement");
+				pgc_client_addr(c), c->dbname, c->user, pgc_sql_feature_name(pinned), g->kind ? g->kind : "statement");
 	}
 	else if (!pinned && g->pinned)
 		pgc_log(PGC_LOG, "client %s (%s/%s) unpinned: its session state is gone",
-				c->addr, c->dbname, c->user);
+				pgc_client_addr(c), c->dbname, c->user);
 	pgc_stats_pin(c, g->pinned, pinned);
 	g->pinned = pinned;
 	g->kind = NULL;
@@ -1478,7 +1478,7 @@ pgc_guard_pooler_msg(pgc_client *c, pgc_server *s, pgc_pending *p, pgc_cursor *c
 			{
 				const char *m = pgc_error_field(cur->body, body_len(cur), PGC_ERRF_MESSAGE);
 
-				pgc_log(PGC_WARNING, "client %s: the session-state probe failed: %s", c->addr, m ? m : "?");
+				pgc_log(PGC_WARNING, "client %s: the session-state probe failed: %s", pgc_client_addr(c), m ? m : "?");
 				g->probe_failed = true;
 			}
 			break;

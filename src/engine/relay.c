@@ -938,7 +938,7 @@ ready_for_query(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	}
 	if (!found)
 	{
-		pgc_log(PGC_WARNING, "client %s: ReadyForQuery from the server answers nothing in flight", c->addr);
+		pgc_log(PGC_WARNING, "client %s: ReadyForQuery from the server answers nothing in flight", pgc_client_addr(c));
 		return STEP_SERVER_BAD;
 	}
 	if (owner == PGC_OWNER_POOLER)

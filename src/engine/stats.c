@@ -371,7 +371,7 @@ pgc_stats_server_lost(pgc_client *c, pgc_server *s, const char *why)
 	/* A server restart takes every connection at once: rate-limited. */
 	if (c)
 		pgc_log_limited(PGC_LOG, "server connection %s/%s (backend %u) lost while serving client %s (%s): %s",
-						p->dbname, p->user, s->backend_pid, c->addr, c->user ? c->user : "?", why);
+						p->dbname, p->user, s->backend_pid, pgc_client_addr(c), c->user ? c->user : "?", why);
 	else
 		pgc_log_limited(PGC_LOG, "server connection %s/%s (backend %u) lost: %s",
 						p->dbname, p->user, s->backend_pid, why);

@@ -1,7 +1,9 @@
 /*
  * util.c - small helpers for the engine: clock, intrusive lists, parameter lists.
  */
+#include <arpa/inet.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -222,4 +224,51 @@ pgc_param_is_read_only(const char *key)
 	};
 
 	return in_names(read_only, key);
+}
+
+/* ------------------------------------------------------ client address -- */
+
+void
+pgc_peer_set(pgc_peer *p, const struct sockaddr_storage *ss)
+{
+	memset(p, 0, sizeof(*p));
+	if (ss->ss_family == AF_INET)
+		memcpy(&p->in4, ss, sizeof(p->in4));
+	else if (ss->ss_family == AF_INET6)
+		memcpy(&p->in6, ss, sizeof(p->in6));
+	else
+		p->sa.sa_family = ss->ss_family;
+}
+
+struct sockaddr_storage
+pgc_peer_storage(const pgc_peer *p)
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (p->sa.sa_family == AF_INET)
+		memcpy(&ss, &p->in4, sizeof(p->in4));
+	else if (p->sa.sa_family == AF_INET6)
+		memcpy(&ss, &p->in6, sizeof(p->in6));
+	else
+		ss.ss_family = p->sa.sa_family;
+	return ss;
+}
+
+const char *
+pgc_client_addr(const pgc_client *c)
+{
+	static _Thread_local char bufs[PGC_ADDR_BUFS][INET6_ADDRSTRLEN + 8];
+	static _Thread_local unsigned next;
+	char *buf = bufs[next++ % PGC_ADDR_BUFS];
+	char host[INET6_ADDRSTRLEN];
+	const pgc_peer *p = &c->peer;
+
+	if (p->sa.sa_family == AF_INET && inet_ntop(AF_INET, &p->in4.sin_addr, host, sizeof(host)))
+		snprintf(buf, sizeof(bufs[0]), "%s:%d", host, ntohs(p->in4.sin_port));
+	else if (p->sa.sa_family == AF_INET6 && inet_ntop(AF_INET6, &p->in6.sin6_addr, host, sizeof(host)))
+		snprintf(buf, sizeof(bufs[0]), "%s:%d", host, ntohs(p->in6.sin6_port));
+	else
+		snprintf(buf, sizeof(bufs[0]), "unix:%d", c->fd);
+	return buf;
 }

@@ -12,9 +12,11 @@
 #
 # Usage (root):  bash bench/idle_memory.sh
 #   IDLE_COUNTS="5000 50000"   client counts
-#   IDLE_TARGETS=pgcarrier,pgbouncer,pgbouncer125
+#   IDLE_TARGETS=pgcarrier,pgbouncer[,pgbouncer125]
 #       pgcarrier: ./build/release/pgcarrier (IDLE_CARRIER_BIN to override)
-#       pgbouncer: /usr/sbin/pgbouncer; pgbouncer125: /tmp/pgb125/pgbouncer
+#       pgbouncer: /usr/sbin/pgbouncer; pgbouncer125: the binary that
+#       BENCH_PGBOUNCER125 names (as for bench/run.sh; in the default
+#       targets only when it is set)
 #   IDLE_WORKERS=0             pgcarrier workers (0: one per core)
 #   IDLE_PER_PROC=10000        clients per idle_clients.py process
 #   IDLE_CONCURRENCY=100       logins in progress at once, per process
@@ -28,7 +30,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 COUNTS=${IDLE_COUNTS:-5000 50000}
-TARGETS=${IDLE_TARGETS:-pgcarrier,pgbouncer,pgbouncer125}
+PGBOUNCER125=${BENCH_PGBOUNCER125:-}
+TARGETS=${IDLE_TARGETS:-pgcarrier,pgbouncer${PGBOUNCER125:+,pgbouncer125}}
 WORKERS=${IDLE_WORKERS:-0}
 PER_PROC=${IDLE_PER_PROC:-10000}
 CONCURRENCY=${IDLE_CONCURRENCY:-100}
@@ -69,9 +72,7 @@ cleanup() {
     rm -rf "$TMP"
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+cleanup_on_exit
 
 PGPORT=$(free_port)
 log "PostgreSQL 15 on $TMP/.s.PGSQL.$PGPORT"
@@ -102,23 +103,12 @@ log_stats = 0
 EOF
 }
 carrier_ini() { # port
-    cat >"$TMP/pgcarrier.ini" <<EOF
-[pgcarrier]
-listen_addr = 127.0.0.1
-listen_port = $1
-unix_socket_dir = $TMP
-workers = $WORKERS
-pool_mode = transaction
-default_pool_size = $POOL_SIZE
-max_client_conn = $MAX_CLIENTS
-auth_type = trust
-logfile = $TMP/pgcarrier.log
-log_connections = 0
-log_disconnections = 0
+    { bench_carrier_settings pgcarrier "$1" "$TMP"; cat <<EOF
 
 [databases]
 postgres = host=$TMP port=$PGPORT dbname=postgres
 EOF
+    } >"$TMP/pgcarrier.ini"
 }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
@@ -129,7 +119,9 @@ start_pooler() {
     case $t in
         pgcarrier) carrier_ini "$port"; set -- "$CARRIER_BIN" -c "$TMP/pgcarrier.ini" ;;
         pgbouncer) bouncer_ini "$t" "$port"; set -- /usr/sbin/pgbouncer "$TMP/$t.ini" ;;
-        pgbouncer125) bouncer_ini "$t" "$port"; set -- /tmp/pgb125/pgbouncer "$TMP/$t.ini" ;;
+        pgbouncer125)
+            [ -n "$PGBOUNCER125" ] || { echo "idle_memory: pgbouncer125 needs BENCH_PGBOUNCER125" >&2; return 1; }
+            bouncer_ini "$t" "$port"; set -- "$PGBOUNCER125" "$TMP/$t.ini" ;;
         *) echo "idle_memory: unknown target '$t'" >&2; return 1 ;;
     esac
     chown postgres: "$TMP"/*.ini "$TMP/userlist.txt"

@@ -264,9 +264,7 @@ cleanup() {
     fi
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+cleanup_on_exit
 
 # ------------------------------------------------------------- certificate
 # One self-signed certificate and key for every target's TLS workloads; the
@@ -376,20 +374,8 @@ done
 # session_guard out rather than lean on the default. pgcarrier_tls.ini is
 # pgcarrier.ini plus TLS with clients, for the TLS phase.
 carrier_ini() { # name port guard(on|off) stats(1|0) [file]
-    cat >"$TMP/${5:-$1}.ini" <<EOF
-[pgcarrier]
-listen_addr = 127.0.0.1
-listen_port = $2
-unix_socket_dir = $TMP
-workers = $WORKERS
-pool_mode = transaction
-default_pool_size = $POOL_SIZE
-max_client_conn = $MAX_CLIENTS
-auth_type = trust
-logfile = $TMP/$1.log
+    { bench_carrier_settings "$1" "$2" "$TMP"; cat <<EOF
 pidfile = $TMP/$1.pid
-log_connections = 0
-log_disconnections = 0
 session_guard = $3
 stats = $4
 $( [ -n "${5:-}" ] && tls_settings )
@@ -397,6 +383,7 @@ $( [ -n "${5:-}" ] && tls_settings )
 [databases]
 $DB = host=$TMP port=$PGPORT dbname=$DB
 EOF
+    } >"$TMP/${5:-$1}.ini"
 }
 carrier_ini pgcarrier "$CARRIER_PORT" on 1
 carrier_ini pgcarrier_noguard "$NOGUARD_PORT" off 1

@@ -74,9 +74,7 @@ cleanup() {
     rm -rf "$TMP"
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+cleanup_on_exit
 
 PGPORT=$(free_port)
 CPORT=$(free_port)

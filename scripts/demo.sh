@@ -60,9 +60,7 @@ cleanup() {
     rm -rf "$TMP"
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+cleanup_on_exit
 
 PGPORT=$(free_port)
 say "starting a throwaway PostgreSQL 15 on port $PGPORT (socket in $TMP)"

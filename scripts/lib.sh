@@ -94,3 +94,33 @@ pgbench_sampled() { # port backends_sql label
             printf "\nat most %d clients connected to %s at once; at most %d PostgreSQL backends used (pool size %d)\n", mc, label, mb, pool
         }' "$samples"
 }
+
+# Run the caller's cleanup function when the script exits, however it
+# exits: ^C and TERM exit with the shell's codes for them (130, 143), so
+# that cleanup sees why.
+cleanup_on_exit() {
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# The [pgcarrier] lines the benchmarks share (bench/run.sh, bench/idle_memory.sh),
+# as the project's benchmark method sets the poolers up: TCP on 127.0.0.1:PORT
+# and a Unix socket in DIR, transaction mode, trust, logging of connections
+# off; log file DIR/NAME.log. Uses WORKERS, POOL_SIZE and MAX_CLIENTS.
+bench_carrier_settings() { # name port dir
+    cat <<EOF
+[pgcarrier]
+listen_addr = 127.0.0.1
+listen_port = $2
+unix_socket_dir = $3
+workers = $WORKERS
+pool_mode = transaction
+default_pool_size = $POOL_SIZE
+max_client_conn = $MAX_CLIENTS
+auth_type = trust
+logfile = $3/$1.log
+log_connections = 0
+log_disconnections = 0
+EOF
+}

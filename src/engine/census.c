@@ -15,6 +15,7 @@
 
 #include "census.h"
 #include "log.h"
+#include "pshare.h"
 #include "tls.h"
 
 /* A request for one worker's slot, on that worker's inbox (inbox lock). */
@@ -378,7 +379,7 @@ local_text(int fd, char *buf, size_t len, int *port)
 static void
 fill_client(pgc_worker *w, pgc_client *cl, pgc_census_client *r)
 {
-	const char *app = pgc_params_get(&cl->params, "application_name");
+	const char *app = pgc_client_param(cl, "application_name");
 
 	memset(r, 0, sizeof(*r));
 	r->id = cl->cancel_pid;
@@ -447,7 +448,7 @@ fill_server(pgc_worker *w, pgc_server *s, pgc_census_server *r, bool pool_locked
 	if (s->client && s->state == SV_LINKED)
 	{
 		r->client_id = s->client->cancel_pid;
-		app = pgc_params_get(&s->client->params, "application_name");
+		app = pgc_client_param(s->client, "application_name");
 	}
 	snprintf(r->application_name, sizeof(r->application_name), "%s", app ? app : "");
 	r->backend_pid = s->backend_pid;

@@ -153,7 +153,7 @@ pgc_client_close(pgc_client *c, const char *reason)
 		pgc_worker_put_buf(w, c->in);
 	pgc_msgbuf_release(&c->out);
 	pgc_msgbuf_release(&c->handoff_error);
-	pgc_params_free(&c->params);
+	pgc_shared_params_release(c->worker, &c->params);
 	pgc_shared_params_release(w, &c->startup);
 	pgc_shared_params_release(w, &c->reported);
 	pgc_guard_client_free(c);
@@ -204,9 +204,10 @@ canonical_known(pgc_client *c)
 	size_t pos = 0;
 	const char *k, *v;
 	pgc_params spelled = {0};
+	pgc_params mine = pgc_client_params(c);
 	bool all = true;
 
-	while (pgc_params_next(&c->params, &pos, &k, &v))
+	while (pgc_params_next(&mine, &pos, &k, &v))
 	{
 		const char *w, *canon;
 		char key[512];
@@ -227,7 +228,7 @@ canonical_known(pgc_client *c)
 	}
 	pos = 0;
 	while (all && pgc_params_next(&spelled, &pos, &k, &v))
-		pgc_params_set(&c->params, k, v);
+		pgc_client_param_set(c, k, v);
 	pgc_params_free(&spelled);
 	return all;
 }
@@ -245,7 +246,7 @@ learn_canonical(pgc_client *c)
 	pthread_mutex_lock(&p->lock);
 	while (pgc_params_next(&startup, &pos, &k, &v))
 	{
-		const char *now = pgc_params_get(&c->params, k);
+		const char *now = pgc_client_param(c, k);
 		char key[512];
 
 		if (!pgc_param_is_reported(k) || now == NULL || p->canon.len > 64 * 1024)
@@ -276,7 +277,7 @@ send_welcome(pgc_client *c)
 
 		while (pgc_params_next(&view, &pos, &k, &v))
 		{
-			const char *now = pgc_params_get(&c->params, k);
+			const char *now = pgc_client_param(c, k);
 
 			if (pgc_param_is_reported(k) && now && strcmp(now, v) != 0)
 				pgc_params_set(&spelled, k, now);
@@ -301,7 +302,7 @@ send_welcome(pgc_client *c)
 
 		while (pgc_params_next(&p->welcome, &pos, &k, &v))
 		{
-			const char *mine = pgc_params_get(&c->params, k);
+			const char *mine = pgc_client_param(c, k);
 
 			pgc_msgbuf_param(out, k, mine ? mine : v);
 			pgc_params_set(&told, k, mine ? mine : v);
@@ -325,10 +326,11 @@ pgc_client_finish_welcome(pgc_client *c)
 	size_t pos = 0;
 	const char *k, *v;
 	pgc_params spelled = {0};
+	pgc_params mine = pgc_client_params(c);
 
 	c->welcome_pending = false;
 	/* No ParameterStatus means no change: the server's value is the client's, spelled its way. */
-	while (s && pgc_params_next(&c->params, &pos, &k, &v))
+	while (s && pgc_params_next(&mine, &pos, &k, &v))
 	{
 		const char *have = pgc_params_get(&s->params, k);
 
@@ -337,7 +339,7 @@ pgc_client_finish_welcome(pgc_client *c)
 	}
 	pos = 0;
 	while (pgc_params_next(&spelled, &pos, &k, &v))
-		pgc_params_set(&c->params, k, v);
+		pgc_client_param_set(c, k, v);
 	pgc_params_free(&spelled);
 	learn_canonical(c);
 	send_welcome(c);
@@ -345,7 +347,7 @@ pgc_client_finish_welcome(pgc_client *c)
 
 /* Startup parameter "options": take the "-c name=value" / "--name=value" settings. */
 static void
-parse_options(pgc_client *c, const char *opts)
+parse_options(pgc_params *params, const char *opts)
 {
 	char *copy = strdup(opts);
 	char *save = NULL;
@@ -376,7 +378,7 @@ parse_options(pgc_client *c, const char *opts)
 			for (char *q = setting; *q; q++)
 				if (*q == '-')
 					*q = '_';
-			pgc_params_set(&c->params, setting, eq + 1);
+			pgc_params_set(params, setting, eq + 1);
 		}
 	}
 	free(copy);
@@ -390,6 +392,7 @@ client_login(pgc_client *c, const pgc_startup *st)
 	const char *user = pgc_startup_get(st, "user");
 	const char *db = pgc_startup_get(st, "database");
 	char err[256];
+	pgc_params params = {0};      /* its settings as the startup packet gives them */
 	pgc_msgbuf unknown;
 	int n_unknown = 0;
 
@@ -454,12 +457,15 @@ client_login(pgc_client *c, const pgc_startup *st)
 			n_unknown++;
 		}
 		else if (strcmp(k, "options") == 0)
-			parse_options(c, st->values[i]);
+			parse_options(&params, st->values[i]);
 		else
-			pgc_params_set(&c->params, k, st->values[i]);
+			pgc_params_set(&params, k, st->values[i]);
 	}
-	pgc_compat_startup_params(c, cfg);     /* ignore_startup_parameters, application_name_add_host */
-	pgc_shared_params_replace(c->worker, &c->startup, &c->params);   /* clients of an application share theirs */
+	pgc_compat_startup_params(c, &params, cfg);     /* ignore_startup_parameters, application_name_add_host */
+	/* clients of an application share theirs */
+	pgc_shared_params_replace(c->worker, &c->startup, &params);
+	pgc_client_params_replace(c, &params);
+	pgc_params_free(&params);
 	if (PGC_PROTO_MINOR(st->code) > 0 || n_unknown > 0)
 	{
 		pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);

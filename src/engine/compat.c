@@ -71,7 +71,7 @@ client_place(const pgc_client *c, char *out, size_t outlen)
 }
 
 void
-pgc_compat_startup_params(pgc_client *c, const pgc_config *cfg)
+pgc_compat_startup_params(pgc_client *c, pgc_params *params, const pgc_config *cfg)
 {
 	if (cfg->ignore_startup_parameters)
 	{
@@ -79,20 +79,20 @@ pgc_compat_startup_params(pgc_client *c, const pgc_config *cfg)
 		size_t		pos = 0;
 		const char *k, *v;
 
-		while (pgc_params_next(&c->params, &pos, &k, &v))
+		while (pgc_params_next(params, &pos, &k, &v))
 			if (!pgc_compat_ignored_param(cfg, k))
 				pgc_params_set(&keep, k, v);
-		pgc_params_free(&c->params);
-		c->params = keep;
+		pgc_params_free(params);
+		*params = keep;
 	}
 	if (cfg->application_name_add_host)
 	{
-		const char *app = pgc_params_get(&c->params, "application_name");
+		const char *app = pgc_params_get(params, "application_name");
 		char		place[NI_MAXHOST + 300], name[NAMEDATALEN_MAX];
 
 		client_place(c, place, sizeof(place));
 		snprintf(name, sizeof(name), "%.500s - %s", app && app[0] ? app : "app", place);
-		pgc_params_set(&c->params, "application_name", name);
+		pgc_params_set(params, "application_name", name);
 	}
 }
 

@@ -21,13 +21,13 @@ bool pgc_compat_listed(const char *list, const char *name);
 bool pgc_compat_ignored_param(const pgc_config *cfg, const char *name);
 
 /*
- * After the startup parameters were read into c->params: drop those
+ * After client c's startup parameters were read into params: drop those
  * ignore_startup_parameters names (they may have come inside options),
  * and with application_name_add_host append " - ADDR:PORT" to the
  * client's application_name ("app" when it gave none), as PgBouncer
  * does, before they become the client's startup values.
  */
-void pgc_compat_startup_params(pgc_client *c, const pgc_config *cfg);
+void pgc_compat_startup_params(pgc_client *c, pgc_params *params, const pgc_config *cfg);
 
 /*
  * The [databases] entry auth_query runs on for a client of client_db: its

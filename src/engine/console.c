@@ -15,6 +15,7 @@
 #include "console.h"
 #include "control.h"
 #include "log.h"
+#include "pshare.h"
 #include "relay.h"
 #include "reload.h"
 #include "show.h"
@@ -170,7 +171,7 @@ pgc_console_welcome(pgc_client *c)
 {
 	const pgc_config *cfg = pgc_engine_config();
 	pgc_console *k = c->console;
-	const char *app = pgc_params_get(&c->params, "application_name");
+	const char *app = pgc_client_param(c, "application_name");
 	pgc_msgbuf *out;
 
 	k->admin = k->trusted_peer || in_list(cfg->admin_users, c->user);

@@ -211,7 +211,8 @@ struct pgc_client {
 	char *user;                   /* client-visible user and database (usually its pool's strings) */
 	char *dbname;
 	uint64_t serial;              /* unique for the life of the engine, never reused */
-	pgc_params params;            /* settings to apply on servers: startup parameters, then what it SET */
+	/* settings to apply on servers: startup parameters, then what it SET (shared, pshare.h; pgc_client_param_set) */
+	struct pgc_shared_params *params;
 	struct pgc_shared_params *startup; /* the startup parameters as given, for RESET (shared, pshare.h) */
 	/* reported parameters as the client was last told them: shared with the worker's other clients told the same (pshare.h) */
 	struct pgc_shared_params *reported;
@@ -226,12 +227,12 @@ struct pgc_client {
 	pgc_client *cancel_next;      /* cancel registry chain (registry lock) */
 	struct pgc_tls *tls;          /* TLS with the client, NULL for plain */
 	pgc_peer peer;                /* its address (HBA, logs: pgc_client_addr) */
-	void *auth;                   /* pgc_cauth while authenticating */
-	/* ---- the startup phase and login admission (client_startup, accept.c) ---- */
+	/* ---- the startup phase and login admission (client_startup, accept.c); after peer: no padding ---- */
 	bool in_login;                /* counted in its worker's and its address's login-phase bounds */
 	bool ssl_done;                /* SSLRequest answered: another one is a protocol violation, as in PG */
 	bool gss_done;                /* GSSENCRequest answered, or TLS is on: likewise */
 	uint8_t refusal;              /* PGC_REFUSAL_* (accept.h): refused, told why after its startup packet */
+	void *auth;                   /* pgc_cauth while authenticating */
 	/* ---- statistics (stats.h) and the admin console (console.h); the client's worker only ---- */
 	struct pgc_stat_block *stat;  /* its database's counters for its worker; NULL: not counted */
 	double st_query_start;        /* when its query in progress reached a server; 0: none */

@@ -233,7 +233,7 @@ refuse_on_server(pgc_client *c, pgc_server *s, pgc_cursor *cur, const char *mess
 static bool
 temp_in_path(const pgc_client *c)
 {
-	const char *sp = pgc_params_get(&c->params, "search_path");
+	const char *sp = pgc_client_param(c, "search_path");
 
 	return sp && strstr(sp, "pg_temp");
 }
@@ -427,8 +427,8 @@ path_in_context(const char *sp, char *buf, size_t len)
 static void
 statement_context(pgc_client *c, char *buf, size_t len)
 {
-	const char *role = pgc_params_get(&c->params, "role");
-	const char *sp = pgc_params_get(&c->params, "search_path");
+	const char *role = pgc_client_param(c, "role");
+	const char *sp = pgc_client_param(c, "search_path");
 	char path[80];
 
 	if (c->guard.probe_due || c->guard.probing)
@@ -1398,10 +1398,11 @@ probe_apply(pgc_client *c, pgc_server *s)
 	if (!g->probe_failed && pr)
 	{
 		pgc_params nc = {0}, ns = {0};
+		pgc_params mine = pgc_client_params(c);
 		size_t pos = 0;
 		const char *k, *v;
 
-		while (pgc_params_next(&c->params, &pos, &k, &v))
+		while (pgc_params_next(&mine, &pos, &k, &v))
 			if (pgc_param_is_reported(k))
 				pgc_params_set(&nc, k, v);
 		pos = 0;
@@ -1422,9 +1423,9 @@ probe_apply(pgc_client *c, pgc_server *s)
 		while (pgc_params_next(&startup, &pos, &k, &v))
 			if (!pgc_param_is_reported(k) && !pgc_params_get(&pr->settings, k))
 				pgc_params_set(&nc, k, v);
-		pgc_params_free(&c->params);
+		pgc_client_params_replace(c, &nc);
+		pgc_params_free(&nc);
 		pgc_params_free(&s->params);
-		c->params = nc;
 		s->params = ns;
 	}
 	probe_free(g);

@@ -134,3 +134,27 @@ pgc_shared_params_worker_free(pgc_worker *w)
 	w->share_buckets = NULL;
 	w->share_nbuckets = w->share_count = 0;
 }
+
+void
+pgc_client_param_set(pgc_client *c, const char *key, const char *value)
+{
+	pgc_params view = pgc_shared_params_view(c->params);
+	pgc_params p = {0};
+	const char *now = pgc_params_get(&view, key);
+
+	if (value ? (now && strcmp(now, value) == 0) : now == NULL)
+		return;
+	pgc_params_copy(&p, &view);
+	if (value)
+		pgc_params_set(&p, key, value);
+	else
+		pgc_params_remove(&p, key);
+	pgc_shared_params_replace(c->worker, &c->params, &p);
+	pgc_params_free(&p);
+}
+
+void
+pgc_client_params_replace(pgc_client *c, const pgc_params *p)
+{
+	pgc_shared_params_replace(c->worker, &c->params, p);
+}

@@ -33,6 +33,28 @@ void pgc_shared_params_release(pgc_worker *w, pgc_shared_params **slot);
 pgc_params pgc_shared_params_view(const pgc_shared_params *s);
 /* The value of key in s, NULL if none. */
 const char *pgc_shared_params_get(const pgc_shared_params *s, const char *key);
+/*
+ * A client's own settings (pgc_client.params) as such a list: read through
+ * a view or pgc_client_param; each change makes the list anew (copy, change,
+ * intern), which is for SET and logins, not for every message.
+ */
+static inline pgc_params
+pgc_client_params(const pgc_client *c)
+{
+	return pgc_shared_params_view(c->params);
+}
+
+static inline const char *
+pgc_client_param(const pgc_client *c, const char *key)
+{
+	return pgc_shared_params_get(c->params, key);
+}
+
+/* c's settings with key = value; value NULL: without key. */
+void pgc_client_param_set(pgc_client *c, const char *key, const char *value);
+/* c's settings := p. */
+void pgc_client_params_replace(pgc_client *c, const pgc_params *p);
+
 /* At the worker's end: free its table (every list must have been released). */
 void pgc_shared_params_worker_free(pgc_worker *w);
 

@@ -455,7 +455,7 @@ tell_changes(pgc_client *c, pgc_server *s)
 			pgc_msgbuf_param(out, k, v);
 			pgc_params_set(&told, k, v);
 			if (!pgc_param_is_read_only(k))
-				pgc_params_set(&c->params, k, v);
+				pgc_client_param_set(c, k, v);
 		}
 		pgc_relay_told(c, &told);
 		pgc_params_free(&told);
@@ -501,7 +501,7 @@ parameter_status(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 			{
 				pgc_params_remove(&s->params, k);
 				if (s->reports)
-					pgc_params_remove(&c->params, k);
+					pgc_client_param_set(c, k, NULL);
 			}
 		}
 		else if (strncmp(name, "pgcarrier.", 10) != 0)
@@ -521,7 +521,7 @@ parameter_status(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 			 * told (tell_changes); no other one is ever forwarded.
 			 */
 			if (s->reports && !pgc_param_is_reported(name))
-				pgc_params_set(&c->params, name, name + nl + 1);
+				pgc_client_param_set(c, name, name + nl + 1);
 		}
 	}
 	pgc_relay_drop(c, s, PGC_DIR_TO_CLIENT, cur);

@@ -22,6 +22,7 @@
 #include <openssl/crypto.h>
 
 #include "core.h"
+#include "pshare.h"
 #include "log.h"
 #include "netopt.h"
 #include "relay.h"
@@ -1037,13 +1038,13 @@ reset_leftovers(pgc_server *s, pgc_client *c, pgc_msgbuf *sql)
 	size_t pos = 0;
 	const char *k, *v;
 
-	if (pgc_params_get(&s->params, "role") && !pgc_params_get(&c->params, "role"))
+	if (pgc_params_get(&s->params, "role") && !pgc_client_param(c, "role"))
 		append_reset(sql, "role");
 	while (pgc_params_next(&s->params, &pos, &k, &v))
 	{
 		const char *dflt;
 
-		if (pgc_params_get(&c->params, k) || !valid_guc_name(k) || strcasecmp(k, "role") == 0 ||
+		if (pgc_client_param(c, k) || !valid_guc_name(k) || strcasecmp(k, "role") == 0 ||
 			pgc_param_is_read_only(k))
 			continue;
 		dflt = pgc_params_get(&c->pool->welcome, k);
@@ -1055,7 +1056,7 @@ reset_leftovers(pgc_server *s, pgc_client *c, pgc_msgbuf *sql)
 	}
 	pos = 0;
 	while (pgc_params_next(&s->params, &pos, &k, &v))
-		if (pgc_param_is_reported(k) || pgc_params_get(&c->params, k))
+		if (pgc_param_is_reported(k) || pgc_client_param(c, k))
 			pgc_params_set(&keep, k, v);
 	pgc_params_free(&s->params);
 	s->params = keep;
@@ -1073,10 +1074,11 @@ set_wanted(pgc_server *s, pgc_client *c, pgc_msgbuf *sql)
 	pgc_msgbuf calls;
 	size_t pos = 0;
 	const char *k, *v;
-	const char *role = pgc_params_get(&c->params, "role");
+	const char *role = pgc_client_param(c, "role");
+	pgc_params mine = pgc_client_params(c);
 
 	pgc_msgbuf_init(&calls);
-	while (pgc_params_next(&c->params, &pos, &k, &v))
+	while (pgc_params_next(&mine, &pos, &k, &v))
 	{
 		const char *have = pgc_params_get(&s->params, k);
 
@@ -1114,10 +1116,18 @@ set_wanted(pgc_server *s, pgc_client *c, pgc_msgbuf *sql)
  * calls instead of a comparison of every setting with every other.
  */
 static bool
+params_are(const pgc_params *p, const pgc_client *c)
+{
+	pgc_params mine = pgc_client_params(c);
+
+	return pgc_params_equal(p, &mine);
+}
+
+static bool
 sync_needed(const pgc_server *s, const pgc_client *c, unsigned wide_gen)
 {
 	return !(s->synced_wide_gen == wide_gen && s->synced_server.blob != NULL &&
-			 pgc_params_equal(&s->synced_server, &s->params) && pgc_params_equal(&s->synced_client, &c->params));
+			 pgc_params_equal(&s->synced_server, &s->params) && params_are(&s->synced_client, c));
 }
 
 void
@@ -1131,7 +1141,7 @@ pgc_server_sync_params(pgc_server *s, pgc_client *c)
 
 	if (!sync_needed(s, c, wide_gen))
 		return;
-	eoe = pgc_params_get(&c->params, "exit_on_error");
+	eoe = pgc_client_param(c, "exit_on_error");
 	pgc_msgbuf_init(&sql);
 	reset_leftovers(s, c, &sql);
 	set_wanted(s, c, &sql);
@@ -1139,7 +1149,9 @@ pgc_server_sync_params(pgc_server *s, pgc_client *c)
 	{
 		if (sql.len == 0 && !sql.failed)
 		{
-			pgc_params_copy(&s->synced_client, &c->params);
+			pgc_params mine = pgc_client_params(c);
+
+			pgc_params_copy(&s->synced_client, &mine);
 			pgc_params_copy(&s->synced_server, &s->params);
 			s->synced_wide_gen = wide_gen;
 		}

@@ -378,13 +378,9 @@ client_new(pgc_worker *w, int fd, const struct sockaddr_storage *ss, uint8_t ref
 		if (cfg->client_login_timeout > REFUSAL_GRACE)
 			c->state_since = w->now - (cfg->client_login_timeout - REFUSAL_GRACE);
 	}
-	if (!c->is_unix)
-	{
-		int one = 1;
-
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* TCP_NODELAY and the rest come from the listener (netopt.h), unless a reload changed them. */
+	if (!c->is_unix && !pgc_netopt_same(cfg, w->engine->listener_cfg))
 		pgc_netopt_tcp(fd, cfg);	/* tcp_keepalive, tcp_user_timeout, ... */
-	}
 	pgc_list_push_tail(&w->clients, &c->node);
 	w->n_clients++;
 	return c;

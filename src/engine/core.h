@@ -431,6 +431,8 @@ struct pgc_worker {
 	bool spare_lent;              /* spare_fd's slot is the connection of a refused client now */
 	double vanished_reaped_at;    /* w->now of its last look for vanished clients (accept.c) */
 	uint64_t vanished_reaped_upto; /* serial of its newest client then */
+	uint32_t random[64];          /* cancel keys to hand out (one getrandom() per 64 logins, client.c) */
+	int n_random;                 /* how many of them are left */
 	/* ---- statistics and listings (stats.h, census.h) ---- */
 	struct pgc_worker_stats *stats;      /* its event loop's counters (written by this worker only) */
 	struct pgc_census_ask *census_asks;  /* listings to describe its objects into (inbox lock) */
@@ -453,6 +455,7 @@ struct pgc_engine {
 	atomic_bool shutting_down;    /* SIGINT: graceful */
 	atomic_uint next_pid;
 	atomic_ullong next_serial;    /* pgc_client.serial */
+	const pgc_config *listener_cfg; /* the config its TCP listeners' socket options came from (netopt.h) */
 	atomic_ulong pins_total;      /* clients pinned to a server by the guard, ever */
 	atomic_bool paused_all;       /* PAUSE or KILL of every database (control.c) */
 	atomic_bool draining;         /* SHUTDOWN WAIT_FOR_CLIENTS: no new clients, exit when none is left */

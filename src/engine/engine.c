@@ -554,6 +554,8 @@ open_unix(pgc_engine *e, const pgc_config *cfg, const char *dir, int port, char 
 static int
 open_listeners(pgc_engine *e, const pgc_config *cfg, char *err, size_t errlen)
 {
+	/* The options its TCP listeners get (tcp_socket, pgc_netopt_listener), which clients inherit. */
+	e->listener_cfg = pgc_engine_config();
 	if (cfg->listen_addr && cfg->listen_addr[0])
 	{
 		char *list = strdup(cfg->listen_addr);

@@ -44,4 +44,15 @@ pgc_netopt_listener(int fd, const pgc_config *cfg)
 {
 	if (cfg->tcp_defer_accept)
 		set_int(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, DEFER_ACCEPT_SECONDS);
+	/* Linux gives an accepted socket its listener's options: set once here, not per client. */
+	set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+	pgc_netopt_tcp(fd, cfg);
+}
+
+bool
+pgc_netopt_same(const pgc_config *a, const pgc_config *b)
+{
+	return a->tcp_keepalive == b->tcp_keepalive && a->tcp_keepcnt == b->tcp_keepcnt &&
+		a->tcp_keepidle == b->tcp_keepidle && a->tcp_keepintvl == b->tcp_keepintvl &&
+		a->tcp_user_timeout == b->tcp_user_timeout && a->tcp_socket_buffer == b->tcp_socket_buffer;
 }

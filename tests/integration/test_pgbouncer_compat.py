@@ -477,6 +477,30 @@ def test_tcp_keepalive_sets_so_keepalive(carrier, pg, on):
             assert "keepalive" not in line, line
 
 
+def test_tcp_keepalive_after_a_reload_reaches_new_clients(carrier):
+    """Clients' sockets take their options from the listener (set once at
+    start, netopt.h); after a reload that changes them, new clients get the
+    new values."""
+    c = carrier(tcp_keepalive=1, tcp_keepidle=7777, pool_mode="session")
+
+    def client_timer():
+        with c.connect() as conn:
+            conn.execute("SELECT 1")
+            deadline = time.monotonic() + 10
+            while True:
+                lines = socket_timers(c.pid, "sport = :%d" % c.port)
+                if (lines and not any("timer:(on," in l for l in lines)) or time.monotonic() > deadline:
+                    return lines
+                time.sleep(0.2)
+
+    lines = client_timer()
+    assert lines and all("timer:(keepalive,129min" in l or "timer:(keepalive,2h" in l for l in lines), lines
+    c.reload(settings={"tcp_keepidle": 3000})
+    lines = client_timer()
+    # keepidle 3000 s: the timer shows about 50 min
+    assert lines and all("timer:(keepalive,49min" in l or "timer:(keepalive,50min" in l for l in lines), lines
+
+
 def test_unix_socket_mode_and_group(carrier):
     group = harness.RUN_AS or grp.getgrgid(os.getgid()).gr_name
     c = carrier(unix_socket_mode="0770", unix_socket_group=group)

@@ -117,6 +117,17 @@ typedef struct pgc_params {
 } pgc_params;
 
 /*
+ * What a pure function of two parameter lists (a client's, a server's) and
+ * a generation found to have nothing to do, the last time it had nothing
+ * to do: given the same inputs byte for byte, it has nothing to do again
+ * (server.c's sync, relay.c's tell_changes).
+ */
+typedef struct pgc_params_memo {
+	pgc_params client, server;    /* copies of the inputs; server.blob NULL: nothing kept */
+	unsigned gen;
+} pgc_params_memo;
+
+/*
  * A message in flight on a server: what its answers are and what to do with
  * them (relay.h). The guard adds what it needs to know about its messages.
  */
@@ -289,15 +300,10 @@ struct pgc_server {
 	char *login_password;         /* during login only; wiped after */
 	uint32_t backend_pid, backend_key;
 	pgc_params params;            /* reported parameters and the ones pgcarrier SET */
-	/*
-	 * The last pgc_server_sync_params that had nothing to send: for a
-	 * client with these params, on a server with these params, it has
-	 * nothing to send again (server.c).
-	 */
-	pgc_params synced_client, synced_server;
-	unsigned synced_wide_gen;     /* the pool's server_wide_gen then (the welcome is an input) */
-	/* Likewise for the last tell_changes that had nothing to tell (relay.c): what was told, s->params. */
-	pgc_params told_client, told_server;
+	/* The last pgc_server_sync_params that had nothing to send (server.c); gen: the pool's server_wide_gen. */
+	pgc_params_memo synced;
+	/* The last tell_changes that had nothing to tell (relay.c): what the client was told, s->params. */
+	pgc_params_memo told;
 	struct sockaddr_storage addr; /* for cancel requests */
 	socklen_t addrlen;
 	void *scram;                  /* pgc_scram_client during login */
@@ -522,6 +528,11 @@ void pgc_params_free(pgc_params *p);
 void pgc_params_copy(pgc_params *dst, const pgc_params *src);
 /* Byte for byte the same list (the same pairs in the same order). */
 bool pgc_params_equal(const pgc_params *a, const pgc_params *b);
+/* Whether m holds these inputs; keep them in m; free m. */
+bool pgc_params_memo_holds(const pgc_params_memo *m, const pgc_params *client, const pgc_params *server,
+						   unsigned gen);
+void pgc_params_memo_keep(pgc_params_memo *m, const pgc_params *client, const pgc_params *server, unsigned gen);
+void pgc_params_memo_free(pgc_params_memo *m);
 /* Iterate: pos starts at 0; returns 0 at the end. */
 int pgc_params_next(const pgc_params *p, size_t *pos, const char **key, const char **value);
 /* True for parameters PostgreSQL reports with ParameterStatus (GUC_REPORT). */

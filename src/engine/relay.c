@@ -419,8 +419,7 @@ tell_changes(pgc_client *c, pgc_server *s)
 	 * calls, not a lookup of every parameter).
 	 */
 	reported = pgc_shared_params_view(c->reported);
-	if (s->told_server.blob != NULL && pgc_params_equal(&s->told_server, &s->params) &&
-		pgc_params_equal(&s->told_client, &reported))
+	if (pgc_params_memo_holds(&s->told, &reported, &s->params, gen))
 	{
 		s->report_pending = false;
 		return true;
@@ -438,8 +437,7 @@ tell_changes(pgc_client *c, pgc_server *s)
 	s->report_pending = false;
 	if (changed.len == 0)
 	{
-		pgc_params_copy(&s->told_client, &reported);
-		pgc_params_copy(&s->told_server, &s->params);
+		pgc_params_memo_keep(&s->told, &reported, &s->params, gen);
 		return true;
 	}
 	out = pgc_relay_inject(c, s, PGC_DIR_TO_CLIENT);

@@ -110,10 +110,8 @@ pgc_server_destroy(pgc_server *s)
 	else if (s->in)
 		pgc_iobuf_free(s->in);
 	pgc_params_free(&s->params);
-	pgc_params_free(&s->synced_client);
-	pgc_params_free(&s->synced_server);
-	pgc_params_free(&s->told_client);
-	pgc_params_free(&s->told_server);
+	pgc_params_memo_free(&s->synced);
+	pgc_params_memo_free(&s->told);
 	pgc_relay_server_free(s);
 	pgc_stmt_cache_clear(&s->stmts, &s->pool->stmts);
 	pgc_msgbuf_release(&s->out);
@@ -1115,21 +1113,6 @@ set_wanted(pgc_server *s, pgc_client *c, pgc_msgbuf *sql)
  * clients of a pool connect with the same parameters, costs two memcmp
  * calls instead of a comparison of every setting with every other.
  */
-static bool
-params_are(const pgc_params *p, const pgc_client *c)
-{
-	pgc_params mine = pgc_client_params(c);
-
-	return pgc_params_equal(p, &mine);
-}
-
-static bool
-sync_needed(const pgc_server *s, const pgc_client *c, unsigned wide_gen)
-{
-	return !(s->synced_wide_gen == wide_gen && s->synced_server.blob != NULL &&
-			 pgc_params_equal(&s->synced_server, &s->params) && params_are(&s->synced_client, c));
-}
-
 void
 pgc_server_sync_params(pgc_server *s, pgc_client *c)
 {
@@ -1138,8 +1121,9 @@ pgc_server_sync_params(pgc_server *s, pgc_client *c)
 	pgc_pending *p;
 	const char *eoe;
 	unsigned wide_gen = __atomic_load_n(&s->pool->server_wide_gen, __ATOMIC_ACQUIRE);
+	pgc_params mine = pgc_client_params(c);
 
-	if (!sync_needed(s, c, wide_gen))
+	if (pgc_params_memo_holds(&s->synced, &mine, &s->params, wide_gen))
 		return;
 	eoe = pgc_client_param(c, "exit_on_error");
 	pgc_msgbuf_init(&sql);
@@ -1148,13 +1132,7 @@ pgc_server_sync_params(pgc_server *s, pgc_client *c)
 	if (sql.len == 0 || sql.failed)
 	{
 		if (sql.len == 0 && !sql.failed)
-		{
-			pgc_params mine = pgc_client_params(c);
-
-			pgc_params_copy(&s->synced_client, &mine);
-			pgc_params_copy(&s->synced_server, &s->params);
-			s->synced_wide_gen = wide_gen;
-		}
+			pgc_params_memo_keep(&s->synced, &mine, &s->params, wide_gen);
 		pgc_msgbuf_free(&sql);
 		return;
 	}

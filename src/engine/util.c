@@ -165,6 +165,28 @@ pgc_params_equal(const pgc_params *a, const pgc_params *b)
 	return a->len == b->len && (a->len == 0 || memcmp(a->blob, b->blob, a->len) == 0);
 }
 
+bool
+pgc_params_memo_holds(const pgc_params_memo *m, const pgc_params *client, const pgc_params *server, unsigned gen)
+{
+	return m->server.blob != NULL && m->gen == gen && pgc_params_equal(&m->server, server) &&
+		pgc_params_equal(&m->client, client);
+}
+
+void
+pgc_params_memo_keep(pgc_params_memo *m, const pgc_params *client, const pgc_params *server, unsigned gen)
+{
+	pgc_params_copy(&m->client, client);
+	pgc_params_copy(&m->server, server);
+	m->gen = gen;
+}
+
+void
+pgc_params_memo_free(pgc_params_memo *m)
+{
+	pgc_params_free(&m->client);
+	pgc_params_free(&m->server);
+}
+
 void
 pgc_params_free(pgc_params *p)
 {

@@ -244,6 +244,37 @@ def free_port():
         return s.getsockname()[1]
 
 
+def sanitizer_excerpt(text):
+    """The first sanitizer report in text with its context, or ''."""
+    for marker in SANITIZER_MARKERS:
+        i = text.find(marker)
+        if i >= 0:
+            start = text.rfind("\n", 0, max(0, i - 2000)) + 1
+            return text[start:i + 6000]
+    return ""
+
+
+def process_cmdlines():
+    """(pid, argv as a list of bytes) of every process that can be read."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                yield int(d), f.read().split(b"\0")
+        except OSError:
+            continue
+
+
+def postgres_tmpdir(prefix):
+    """A new temporary directory that the postgres user owns (mode 0755)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    pw = pwd.getpwnam("postgres")
+    os.chown(d, pw.pw_uid, pw.pw_gid)
+    os.chmod(d, 0o755)
+    return d
+
+
 def _port_open(host, port, timeout=0.5):
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -310,10 +341,7 @@ class PgServer:
         self.name = name
         self.host = "127.0.0.1"
         self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="pgc-%s-" % name)
-        pw = pwd.getpwnam("postgres")
-        os.chown(self.dir, pw.pw_uid, pw.pw_gid)
-        os.chmod(self.dir, 0o755)
+        self.dir = postgres_tmpdir("pgc-%s-" % name)
         self.sockdir = self.dir
         self.datadir = os.path.join(self.dir, "data")
         self.logfile = os.path.join(self.dir, "postgres.log")
@@ -513,11 +541,7 @@ class BuiltinPgServer(PgServer):
             if os.path.exists(os.path.join(self.datadir, "postmaster.pid")):
                 self.stop("fast")
             if SAN and os.environ.get("PGCARRIER_BUILTIN_DAEMON"):
-                text = self.log()
-                hits = [text.find(m) for m in SANITIZER_MARKERS if m in text]
-                if hits:
-                    i = min(hits)
-                    report = text[text.rfind("\n", 0, max(0, i - 2000)) + 1:i + 6000]
+                report = sanitizer_excerpt(self.log())
         finally:
             PgServer.cleanup(self)
         if report:
@@ -541,19 +565,8 @@ class BuiltinPgServer(PgServer):
 
     def pooler_pids(self):
         """The daemons run for this data directory (by their command line)."""
-        conf = os.path.join(self.datadir, "pgcarrier.ini")
-        pids = []
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open("/proc/%s/cmdline" % d, "rb") as f:
-                    args = f.read().split(b"\0")
-            except OSError:
-                continue
-            if conf.encode() in args:
-                pids.append(int(d))
-        return pids
+        conf = os.path.join(self.datadir, "pgcarrier.ini").encode()
+        return [pid for pid, args in process_cmdlines() if conf in args]
 
     def supervisor_pids(self):
         r = self.sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'pgcarrier supervisor'")
@@ -953,13 +966,7 @@ class Pgcarrier:
             return ""
 
     def sanitizer_report(self):
-        text = self.log()
-        for marker in SANITIZER_MARKERS:
-            i = text.find(marker)
-            if i >= 0:
-                start = text.rfind("\n", 0, max(0, i - 2000)) + 1
-                return text[start:i + 6000]
-        return ""
+        return sanitizer_excerpt(self.log())
 
     def cleanup(self, check=True):
         """Stop the daemon; with check, raise HarnessError describing a

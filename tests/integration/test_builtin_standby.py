@@ -13,9 +13,7 @@ target_session_attrs=read-write accepts the pooler)."""
 import os
 import shutil
 import subprocess
-import tempfile
 import time
-import pwd
 
 import psycopg
 import pytest
@@ -36,10 +34,7 @@ class Standby:
     def __init__(self, primary):
         self.port = harness.free_port()
         self.pooler_port = harness.free_port()
-        self.dir = tempfile.mkdtemp(prefix="pgc-standby-")
-        pw = pwd.getpwnam("postgres")
-        os.chown(self.dir, pw.pw_uid, pw.pw_gid)
-        os.chmod(self.dir, 0o755)
+        self.dir = harness.postgres_tmpdir("pgc-standby-")
         self.sockdir = self.dir
         self.datadir = os.path.join(self.dir, "data")
         self.logfile = os.path.join(self.dir, "postgres.log")
@@ -116,15 +111,10 @@ def primary_and_standby():
             standby.cleanup()
         primary.cleanup()
     # nothing of either is left: no daemon for their data directories
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/cmdline" % d, "rb") as f:
-                    cmd = f.read()
-            except OSError:
-                continue
-            assert (standby is None or standby.datadir.encode() not in cmd) and \
-                primary.datadir.encode() not in cmd, cmd
+    for _, args in harness.process_cmdlines():
+        cmd = b"\0".join(args)
+        assert (standby is None or standby.datadir.encode() not in cmd) and \
+            primary.datadir.encode() not in cmd, cmd
 
 
 def write(conn, key):

@@ -408,11 +408,6 @@ def test_demo_builtin_runs_and_leaves_nothing_behind():
     assert "pgcarrier supervisor" in out, out[-3000:]
     left = set(glob.glob("/tmp/pgcarrier-demo-builtin.*")) - before
     assert left == set(), left
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/cmdline" % d, "rb") as f:
-                    cmd = f.read()
-            except OSError:
-                continue
-            assert b"/tmp/pgcarrier-demo-builtin." not in cmd, "left running: %r" % cmd
+    for _, args in harness.process_cmdlines():
+        cmd = b"\0".join(args)
+        assert b"/tmp/pgcarrier-demo-builtin." not in cmd, "left running: %r" % cmd

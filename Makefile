@@ -123,7 +123,7 @@ integration: $(BUILD)/pgcarrier integration-install
 TSAN_TESTS = $(addprefix tests/integration/,test_concurrency.py test_limits.py \
 	test_lifecycle.py test_auth_query.py test_guard_scale.py test_tls.py \
 	test_pgbouncer_compat.py test_console_commands.py test_pause_restart.py test_metrics.py \
-	test_builtin_guard.py test_builtin_sql.py)
+	test_builtin_guard.py test_builtin_sql.py test_pipeline.py)
 
 check-plain:
 	$(MAKE) -k SAN=0 unit integration

@@ -20,6 +20,7 @@
 
 #include "core.h"
 #include "log.h"
+#include "pipeline.h"
 
 #define CANCEL_BUCKETS 4096
 
@@ -152,6 +153,7 @@ pgc_cancel_forward(pgc_worker *w, uint32_t pid, uint32_t key, int client_fd)
 	struct sockaddr_storage addr;
 	socklen_t addrlen = 0;
 	uint32_t backend_pid = 0, backend_key = 0;
+	bool held = false;
 
 	pthread_mutex_lock(&registry_lock);
 	for (pgc_client *c = registry[pid % CANCEL_BUCKETS]; c; c = c->cancel_next)
@@ -161,7 +163,10 @@ pgc_cancel_forward(pgc_worker *w, uint32_t pid, uint32_t key, int client_fd)
 			pgc_pool *p = c->pool;
 
 			pthread_mutex_lock(&p->lock);
-			if (c->server && c->server->state == SV_LINKED)
+			/* A pipelined client's unit is not running yet: its cancel is sent when it is. */
+			if (pgc_pipeline_cancel_requested(c))
+				held = true;
+			else if (c->server && c->server->state == SV_LINKED)
 			{
 				memcpy(&addr, &c->server->addr, sizeof(addr));
 				addrlen = c->server->addrlen;
@@ -173,7 +178,7 @@ pgc_cancel_forward(pgc_worker *w, uint32_t pid, uint32_t key, int client_fd)
 		}
 	}
 	pthread_mutex_unlock(&registry_lock);
-	if (addrlen == 0)
+	if (addrlen == 0 || held)
 	{
 		close(client_fd);       /* unknown key, or nothing running: nothing to cancel */
 		return;

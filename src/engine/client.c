@@ -26,6 +26,7 @@
 #include "pshare.h"
 #include "guard.h"
 #include "log.h"
+#include "pipeline.h"
 #include "relay.h"
 #include "stats.h"
 #include "tls.h"
@@ -118,6 +119,9 @@ pgc_client_close(pgc_client *c, const char *reason)
 	 */
 	if (c->state == CL_AUTH)
 		pgc_cauth_abandon(c);
+	if (c->state == CL_PIPELINED)
+		pgc_pipeline_leave(c);
+	pgc_pipeline_forget_client(c);
 	if (c->state == CL_WAITING || c->state == CL_LOGIN || c->state == CL_AUTH)
 		s = pgc_pool_cancel_wait(c);
 	else
@@ -812,6 +816,9 @@ pgc_client_begin_request(pgc_client *c)
 		pgc_client_close(c, "client terminated");
 		return;
 	}
+	/* No idle server: behind another client's unit on a busy one, if it may (pipeline.h). */
+	if (pgc_pipeline_offer(c))
+		return;
 	c->state = CL_WAITING;
 	c->state_since = c->worker->now;
 	if (pgc_pool_request(c))
@@ -1015,6 +1022,7 @@ pgc_client_tick(pgc_client *c, double now)
 			break;
 		case CL_WAITING:
 		case CL_LOGIN:
+		case CL_PIPELINED:
 			if (atomic_load(&c->worker->engine->shutting_down))
 				pgc_client_fatal(c, "57P01", "terminating connection due to administrator command");
 			else if (c->state == CL_WAITING && query_timed_out(cfg, now - c->wait_since))

@@ -335,6 +335,8 @@ static const key_def main_keys[] = {
 	KKIND(server_check_query, K_CHECKQ),
 	KTIME(server_check_delay),
 	KBOOL(server_round_robin),
+	KINT(server_pipeline_depth, 0, 64),
+	KTIME(server_pipeline_max_wait),
 	KBOOL(server_reset_query_always),
 	KBOOL(server_fast_close),
 	KSTR(auth_dbname),
@@ -1480,6 +1482,7 @@ config_new(int dialect)
 	cfg->cancel_wait_timeout = 10;
 	cfg->server_check_query = strdup("");     /* PgBouncer's "<empty>" */
 	cfg->server_check_delay = 30;
+	cfg->server_pipeline_max_wait = 0.002;
 	cfg->listen_backlog = 4096;                 /* pgbench -c 1000 connects at once; PgBouncer says 128 */
 	cfg->tcp_keepalive = 1;
 	cfg->unix_socket_mode = 0777;

@@ -171,6 +171,9 @@ typedef struct pgc_config {
 	char *server_check_query;         /* NULL: no check; "": an empty query (PgBouncer's "<empty>") */
 	double server_check_delay;        /* 30 s: idle longer than this: checked before reuse */
 	int server_round_robin;           /* bool 0: idle servers reused oldest first instead of newest */
+	/* pipelined multiplexing (pipeline.h) */
+	int server_pipeline_depth;        /* 0 = off: units of work in flight on one server at once */
+	double server_pipeline_max_wait;  /* 0.002 s: never queue behind a unit running longer than this */
 	int server_reset_query_always;    /* bool 0: server_reset_query in every pool mode */
 	int server_fast_close;            /* bool 0: session mode: a stale server closes at the next transaction end */
 	char *auth_dbname;                /* auth_query runs on this [databases] entry's server; NULL: the client's */

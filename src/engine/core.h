@@ -141,9 +141,11 @@ typedef struct pgc_pending {
 	bool trailing;                /* Query: pgcarrier appended a SELECT; drop its rows */
 	bool seen_complete;           /* Query: the client's own CommandComplete went by */
 	bool unnamed;                 /* Parse of the client's unnamed statement */
+	bool pipelinable;             /* Query: a self-contained read-only unit others may queue behind (pipeline.h) */
 	char sqlstate[6];             /* made up: the error's SQLSTATE */
 	pgc_stmt *st;                 /* Parse: the statement prepared (a reference) */
 	char *text;                   /* Parse: the client's name; made up: message or command tag */
+	pgc_client *follower;         /* a pipelined unit of this client, queued behind the linked one's (pipeline.h) */
 } pgc_pending;
 
 /* The in-flight entries of a server, oldest at q[head] (a ring). */
@@ -184,6 +186,7 @@ typedef enum pgc_client_state {
 	CL_IDLE,          /* logged in, no server */
 	CL_WAITING,       /* has a request, waits in its pool's queue */
 	CL_LINKED,        /* a server connection is linked to it */
+	CL_PIPELINED,     /* its unit was sent to a server busy with another client's (pipeline.h) */
 	CL_CLOSING
 } pgc_client_state;
 
@@ -252,6 +255,11 @@ struct pgc_client {
 	double st_pinned_since;       /* when the guard pinned it; 0: not pinned */
 	uint64_t st_last_server;      /* serial of its last server connection (swaps); 0: none */
 	struct pgc_console *console;  /* the admin console's session; NULL for a pooled client */
+	/* ---- pipelining (pipeline.h); the client's worker only, pipe_server also under the pool lock ---- */
+	pgc_server *pipe_server;      /* CL_PIPELINED: the server its unit was sent to */
+	pgc_client *pipe_next;        /* the next follower on pipe_server, or the next one to run again */
+	atomic_bool pipe_cancel;      /* CL_PIPELINED: a cancel request came; sent once its unit runs */
+	bool pipe_redo;               /* on its worker's list of clients whose unit runs again */
 };
 
 typedef enum pgc_server_state {
@@ -321,6 +329,13 @@ struct pgc_server {
 	pgc_link node;                /* pool->idle (pool lock) or worker->servers */
 	/* ---- listings (census.h) ---- */
 	uint64_t serial;              /* unique for the life of the engine: SHOW SERVERS' id */
+	/* ---- pipelining (pipeline.h): followers queued behind the linked client's unit ---- */
+	pgc_client *pipe_first, *pipe_last;
+	uint32_t pipe_len;            /* followers (each has one entry in inflight) */
+	bool pipe_ok;                 /* the linked client's unit in flight is one others may queue behind */
+	bool pipe_dirty;              /* on its worker's list of servers with followers' bytes to write */
+	atomic_bool pipe_cancel;      /* a cancel request for the linked client is on its way: no handoff */
+	double pipe_since;            /* when the unit now running was sent */
 };
 
 /* A pool: one (database, user) pair. */
@@ -444,6 +459,10 @@ struct pgc_worker {
 	struct pgc_census_ask *census_asks;  /* listings to describe its objects into (inbox lock) */
 	bool census_closed;           /* its loop has ended: listings get an empty answer at once (inbox lock) */
 	struct pgc_census *census_mine;      /* listings its own clients asked for (this worker only) */
+	/* ---- pipelining (pipeline.h) ---- */
+	pgc_server **pipe_flush;      /* servers with followers' units to write at the end of the round */
+	int n_pipe_flush, cap_pipe_flush;
+	pgc_client *pipe_redo;        /* clients whose pipelined unit is to run again (a list via pipe_next) */
 };
 
 struct pgc_engine {
@@ -646,6 +665,8 @@ void pgc_server_set_events(pgc_server *s, uint32_t events);
 void pgc_server_tick(pgc_server *s, double now);
 /* Queue the parameter sync for c's settings in front of c's first message. */
 void pgc_server_sync_params(pgc_server *s, pgc_client *c);
+/* pgc_server_sync_params(s, c) would send nothing, as far as its memo tells (pipeline.c). */
+bool pgc_server_params_match(pgc_server *s, pgc_client *c);
 /* Set the epoll interest of a linked server from its buffers. */
 void pgc_server_update_events(pgc_server *s);
 /*
@@ -682,6 +703,15 @@ void pgc_pool_idle_event(pgc_server *s);
 struct pgc_counter *pgc_pool_db_counter(pgc_engine *e, const char *name);
 /* PAUSE or KILL holds the pool's database (control.c). */
 bool pgc_pool_paused(const pgc_pool *p);
+/*
+ * No server of p is idle on any worker, none can be added, no client
+ * waits and p is not paused: a unit may be pipelined (pipeline.h).
+ * Caller holds p->lock.
+ */
+bool pgc_pool_all_busy_unlocked(const pgc_pool *p, const pgc_engine *e);
+/* The client that has waited longest for a server of p, or NULL; and taking it off the queue. Lock held. */
+pgc_client *pgc_pool_oldest_waiter_unlocked(pgc_pool *p);
+void pgc_pool_unqueue_unlocked(pgc_pool *p, pgc_client *c);
 /* Refresh every pool's settings from the current config. */
 void pgc_pool_reconfigure(pgc_engine *e);
 void pgc_pool_free_all(pgc_engine *e);

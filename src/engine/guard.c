@@ -13,6 +13,7 @@
 #include "guard.h"
 #include "pshare.h"
 #include "log.h"
+#include "pipeline.h"
 #include "sqlclass.h"
 #include "stats.h"
 #include "state.h"
@@ -1180,7 +1181,33 @@ client_query(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 		if (res != PGC_GUARD_PASS)
 			return res;
 	}
-	return forward_unit(c, s, cur);
+	res = forward_unit(c, s, cur);
+	/* A read that touches no session state: other clients' units may queue behind it (pipeline.h). */
+	if (res == PGC_GUARD_DONE)
+		pgc_pipeline_note_unit(c, s, flags == 0 && !g->pinned && !g->probe_due);
+	return res;
+}
+
+bool
+pgc_guard_pipelinable(const pgc_client *c, const char *sql, size_t len)
+{
+	const pgc_guard *g = &c->guard;
+	const char *kind;
+	uint32_t flags;
+
+	if (g->pinned || g->probe_due || g->probing || g->barrier || g->drop_until_sync || g->discard_at_sync ||
+		c->held_ready || len == 0 || sql[len - 1] != '\0')
+		return false;
+	flags = pgc_sql_classify(sql, len - 1, &kind);
+	return search_path_flags(c, flags, &kind) == 0;
+}
+
+void
+pgc_guard_unit_pipelined(pgc_client *c)
+{
+	/* What client_query does for a unit with no flag: a simple Query drops the unnamed statement. */
+	forget_unnamed(c);
+	c->guard.discard_at_sync = false;
 }
 
 /* The first word of a Query, if it is one that may need the startup values back. */

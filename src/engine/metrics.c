@@ -324,7 +324,7 @@ render_census(pgc_msgbuf *b, pgc_engine *e, const pgc_census *census)
 
 			if (c->console)
 				clients[4]++;
-			else if (c->state == CL_LINKED)
+			else if (c->state == CL_LINKED || c->state == CL_PIPELINED)
 				clients[0]++;
 			else if (c->state == CL_WAITING || c->state == CL_LOGIN)
 				clients[2]++;

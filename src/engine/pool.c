@@ -31,6 +31,7 @@
 #include "compat.h"
 #include "core.h"
 #include "log.h"
+#include "pipeline.h"
 #include "stats.h"
 
 /* The retry delay after failed server logins grows to at most this many times server_login_retry. */
@@ -525,6 +526,29 @@ take_idle(pgc_pool *p, pgc_worker *w, const pgc_config *cfg, double now, pgc_ser
 	return NULL;
 }
 
+pgc_client *
+pgc_pool_oldest_waiter_unlocked(pgc_pool *p)
+{
+	return pgc_list_empty(&p->waiters) ? NULL : pgc_container_of(p->waiters.next, pgc_client, wait_node);
+}
+
+void
+pgc_pool_unqueue_unlocked(pgc_pool *p, pgc_client *c)
+{
+	dequeue(p, c);
+}
+
+bool
+pgc_pool_all_busy_unlocked(const pgc_pool *p, const pgc_engine *e)
+{
+	if (p->n_waiters > 0 || p->total < p->pool_size || p->connecting > 0 || pgc_pool_paused(p))
+		return false;
+	for (int i = 0; i < e->n_workers; i++)
+		if (!pgc_list_empty(&p->idle[i]))
+			return false;
+	return true;
+}
+
 bool
 pgc_pool_request(pgc_client *c)
 {
@@ -721,6 +745,8 @@ pgc_pool_put(pgc_server *s)
 	bool was_connecting = PGC_SV_STARTING(s->state);
 	int failures = 0;
 
+	if (s->pipe_dirty || s->pipe_len)
+		pgc_pipeline_server_gone(s);    /* not w's to write to any more */
 	pgc_list_remove(&s->node);  /* off w->servers: it is the pool's now */
 	pthread_mutex_lock(&p->lock);
 	if (s->client)

@@ -15,6 +15,7 @@
 #include "control.h"
 #include "guard.h"
 #include "log.h"
+#include "pipeline.h"
 #include "pshare.h"
 #include "relay.h"
 #include "stats.h"
@@ -474,6 +475,9 @@ parameter_status(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 
 	if (w <= 0)
 		return w < 0 ? STEP_SERVER_BAD : STEP_WAIT;
+	/* The session changed under the units queued behind: they run again. */
+	if (pgc_pipeline_has_followers(s))
+		pgc_pipeline_break(s, "the server reported a parameter change");
 	name = (const char *) cur->body;
 	nl = strnlen(name, blen);
 	if (nl + 1 < blen && strnlen(name + nl + 1, blen - nl - 1) < blen - nl - 1)
@@ -662,6 +666,9 @@ pgc_pending *
 pgc_relay_forward(pgc_client *c, pgc_server *s, const pgc_cursor *cur)
 {
 	pgc_pending *p = pgc_relay_expect(s, cur->type, PGC_OWNER_CLIENT);
+
+	/* Nothing may queue behind this unless the guard says so (pgc_pipeline_note_unit). */
+	s->pipe_ok = false;
 
 	if (p == NULL)
 	{
@@ -928,6 +935,8 @@ ready_for_query(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	}
 	s->txn_status = status;
 	s->be_state = PGC_BE_READY;
+	if (status != PGC_TXN_IDLE && pgc_pipeline_has_followers(s))
+		pgc_pipeline_break(s, "a unit left a transaction open");
 	if (status == PGC_TXN_IDLE)
 	{
 		/* A reporting backend reports pinned state before every idle ReadyForQuery that has some. */
@@ -1120,6 +1129,9 @@ scan_server(pgc_client *c, pgc_server *s)
 
 		if (b == NULL || !finish_current(c, s, PGC_DIR_TO_CLIENT))
 			return STEP_NEXT;
+		/* The answers from here on are a follower's: they wait until s is handed to it. */
+		if (s->pipe_len && head_of(s) && head_of(s)->follower)
+			return STEP_NEXT;
 		if (!emit_made_up(c, s))
 			return STEP_WAIT;
 		if (!pgc_msg_header(b->data + b->scan, b->end - b->scan, &type, &len))
@@ -1156,12 +1168,17 @@ server_died(pgc_client *c, pgc_server *s)
 		pgc_client_fatal(c, "08006", "server closed the connection unexpectedly");
 }
 
-/* Nothing is in flight either way, whatever the transaction status. */
+/*
+ * Nothing of c's is in flight either way, whatever the transaction status.
+ * What follows in s's input is its followers' (pipeline.h), if it has any.
+ */
 static bool
 relay_quiet(const pgc_client *c, const pgc_server *s)
 {
-	return s->inflight.len == 0 && !s->unsynced && c->fe_state == PGC_FE_READY && !c->held_ready &&
-		s->be.skip == 0 && s->be.discard == 0 && (s->in == NULL || s->in->start == s->in->end) &&
+	size_t answered = s->in ? (s->pipe_len ? s->in->scan : s->in->end) : 0;
+
+	return s->inflight.len == s->pipe_len && !s->unsynced && c->fe_state == PGC_FE_READY && !c->held_ready &&
+		s->be.skip == 0 && s->be.discard == 0 && (s->in == NULL || s->in->start == answered) &&
 		(s->out == NULL || s->out->len == 0) && c->fe.skip == 0 && c->fe.discard == 0 &&
 		(c->in == NULL || c->in->start == c->in->scan) && !s->confused;
 }
@@ -1271,8 +1288,12 @@ pgc_relay_pump(pgc_client *c)
 		s = c->server;
 		if (s == NULL)
 			break;
-		/* client -> server: pgcarrier's own messages first, in the same write when possible */
-		if (c->in && (c->in->scan < c->in->end || c->fe.skip || c->fe.discard))
+		/*
+		 * client -> server: pgcarrier's own messages first, in the same
+		 * write when possible. Not while followers are queued: what c sends
+		 * next waits for a server of its own (pipeline.h).
+		 */
+		if (c->in && (c->in->scan < c->in->end || c->fe.skip || c->fe.discard) && s->pipe_len == 0)
 		{
 			if (!scan_client(c, s))
 				return;
@@ -1339,6 +1360,17 @@ pgc_relay_pump(pgc_client *c)
 					return;
 				if (h == PGC_HOLD_PROBING || !c->guard.barrier)
 					continue;
+			}
+			else if (pgc_pipeline_has_followers(s))
+			{
+				/* Its unit is done and was as assumed: s goes to the follower whose unit runs now. */
+				int r = pgc_pipeline_boundary(c, s);
+
+				if (r < 0)
+					return;
+				if (r > 0)
+					continue;
+				break;
 			}
 			/* A client that already sent more keeps its server: no release in the middle of a pipeline. */
 			else if (s->txn_status == PGC_TXN_IDLE && !more)

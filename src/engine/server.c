@@ -24,6 +24,7 @@
 #include "core.h"
 #include "pshare.h"
 #include "log.h"
+#include "pipeline.h"
 #include "netopt.h"
 #include "relay.h"
 #include "sauth.h"
@@ -97,6 +98,8 @@ server_unwatch(pgc_server *s)
 void
 pgc_server_destroy(pgc_server *s)
 {
+	if (s->pipe_len || s->pipe_dirty)
+		pgc_pipeline_server_gone(s);
 	if (s->worker)
 		server_unwatch(s);
 	pgc_tls_free(s->tls);
@@ -1113,6 +1116,15 @@ set_wanted(pgc_server *s, pgc_client *c, pgc_msgbuf *sql)
  * clients of a pool connect with the same parameters, costs two memcmp
  * calls instead of a comparison of every setting with every other.
  */
+bool
+pgc_server_params_match(pgc_server *s, pgc_client *c)
+{
+	unsigned wide_gen = __atomic_load_n(&s->pool->server_wide_gen, __ATOMIC_ACQUIRE);
+	pgc_params mine = pgc_client_params(c);
+
+	return pgc_params_memo_holds(&s->synced, &mine, &s->params, wide_gen);
+}
+
 void
 pgc_server_sync_params(pgc_server *s, pgc_client *c)
 {

@@ -362,6 +362,7 @@ client_state_name(const pgc_census_client *c)
 	switch (c->state)
 	{
 		case CL_LINKED:
+		case CL_PIPELINED:
 			return "active";
 		case CL_WAITING:
 		case CL_LOGIN:
@@ -1055,20 +1056,22 @@ show_workers(pgc_engine *e, const pgc_census *census, result *r)
 	static const col cols[] = {
 		{"worker", T_INT4}, {"clients", T_INT4}, {"login_clients", T_INT4}, {"servers", T_INT4},
 		{"idle_servers", T_INT4}, {"events", T_INT8}, {"loops", T_INT8}, {"cpu_seconds", T_NUMERIC},
-		{"free_buffers", T_INT4}, {"used_buffers", T_INT4},
+		{"free_buffers", T_INT4}, {"used_buffers", T_INT4}, {"pipelined", T_INT8},
+		{"pipeline_reruns", T_INT8},
 	};
 
 	res_begin(r, r->out, cols, NCOLS(cols));
 	for (int w = 0; w < pgc_census_workers(census); w++)
 	{
 		const pgc_census_slot *sl = pgc_census_part(census, w);
-		uint64_t loops, events;
+		uint64_t loops, events, pipelined, reruns;
 		int idle = 0;
 
 		for (int k = 0; k < sl->n_servers; k++)
 			if (sl->servers[k].state == SV_IDLE)
 				idle++;
 		pgc_stats_worker(e, w, &loops, &events);
+		pgc_stats_worker_pipeline(e, w, &pipelined, &reruns);
 		res_row(r, NCOLS(cols));
 		res_int(r, w);
 		res_int(r, sl->n_clients);
@@ -1080,6 +1083,8 @@ show_workers(pgc_engine *e, const pgc_census *census, result *r)
 		res_num(r, sl->cpu_seconds, 3);
 		res_int(r, sl->free_buffers);
 		res_int(r, sl->used_buffers);
+		res_u64(r, pipelined);
+		res_u64(r, reruns);
 	}
 	res_end(r);
 	return 0;

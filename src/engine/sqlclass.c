@@ -1379,6 +1379,9 @@ typedef struct stmt {
 
 	/* DECLARE */
 	bool seen_cursor;
+
+	/* a word that may mean more than reading: INSERT, UPDATE, DELETE, MERGE, INTO, SHARE */
+	bool write_word;
 } stmt;
 
 static void
@@ -1886,6 +1889,32 @@ on_word(stmt *st, const token *t)
 }
 
 /* Token number i (in the ring) of the statement. */
+/*
+ * Words that make a statement more than a read: a data-modifying WITH,
+ * SELECT INTO, FOR UPDATE / FOR [KEY] SHARE. Anywhere in the statement,
+ * so a column of that name makes it count too: that only ever costs a
+ * pipelining chance (pipeline.h), never correctness.
+ */
+static bool
+is_write_word(const token *t)
+{
+	switch (t->len ? lower_ascii(t->p[0]) : 0)
+	{
+		case 'i':
+			return kw_eq(t, "insert", 6) || kw_eq(t, "into", 4);
+		case 'u':
+			return kw_eq(t, "update", 6);
+		case 'd':
+			return kw_eq(t, "delete", 6);
+		case 'm':
+			return kw_eq(t, "merge", 5);
+		case 's':
+			return kw_eq(t, "share", 5);
+		default:
+			return false;
+	}
+}
+
 static void
 feed(stmt *st, uint32_t i)
 {
@@ -1938,6 +1967,10 @@ feed(stmt *st, uint32_t i)
 				st->in_cte = false;
 			break;
 		case T_WORD:
+			if (is_write_word(t))
+				st->write_word = true;
+			on_word(st, t);
+			break;
 		case T_QIDENT:
 			on_word(st, t);
 			break;
@@ -2291,6 +2324,8 @@ finish_stmt(stmt *st)
 		mark(st, PGC_SQL_UNKNOWN, "unparseable statement");
 		return;
 	}
+	if (st->write_word || (st->cmd != C_SELECT && st->cmd != C_VALUES && st->cmd != C_TABLE && st->cmd != C_WITH))
+		st->flags |= PGC_SQL_WRITE;
 	switch (st->cmd)
 	{
 		case C_SET:

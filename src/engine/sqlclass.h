@@ -94,8 +94,18 @@
 /* SET LOCAL (and SET TRANSACTION ...): settings that last until the transaction ends. */
 #define PGC_SQL_LOCAL_SETTING (1u << 13)
 
+/*
+ * More than a read: any statement but SELECT, VALUES, TABLE or WITH, and
+ * those with INSERT, UPDATE, DELETE, MERGE, INTO or SHARE among their words
+ * (a data-modifying WITH, SELECT INTO, FOR UPDATE/SHARE). A statement
+ * without it only reads, as far as its text tells: running it twice is
+ * running it once (pipeline.h relies on this).
+ */
+#define PGC_SQL_WRITE        (1u << 15)
+
 /* The bits that only inform (no session state of their own). */
-#define PGC_SQL_INFO    (PGC_SQL_SEQ_READ | PGC_SQL_SEQ_WRITE | PGC_SQL_DDL | PGC_SQL_LOCAL_SETTING)
+#define PGC_SQL_INFO    (PGC_SQL_SEQ_READ | PGC_SQL_SEQ_WRITE | PGC_SQL_DDL | PGC_SQL_LOCAL_SETTING | \
+						 PGC_SQL_WRITE)
 
 /*
  * SET SESSION AUTHORIZATION: the session runs as another user. Pinned, not

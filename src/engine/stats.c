@@ -268,7 +268,7 @@ pgc_stats_link(pgc_client *c, pgc_server *s)
 	if (c->state == CL_LOGIN && pgc_pool_mode_of(c->pool) != PGC_POOL_SESSION)
 		return;
 	/* wait_since: when it asked its pool for a server (pool.c), whether it had to queue or not. */
-	if (c->state == CL_WAITING || c->state == CL_LOGIN)
+	if (c->state == CL_WAITING || c->state == CL_LOGIN || c->state == CL_PIPELINED)
 		waited = to_us(c->worker->now - c->wait_since);
 	pgc_stat_add(b, PGC_STAT_ASSIGNMENTS, 1);
 	pgc_stat_add(b, PGC_STAT_WAIT_US, waited);
@@ -503,6 +503,18 @@ pgc_stats_worker(pgc_engine *e, int i, uint64_t *loops, uint64_t *events)
 		return;
 	*loops = atomic_load_explicit(&st->workers[i].loops, memory_order_relaxed);
 	*events = atomic_load_explicit(&st->workers[i].events, memory_order_relaxed);
+}
+
+void
+pgc_stats_worker_pipeline(pgc_engine *e, int i, uint64_t *pipelined, uint64_t *reruns)
+{
+	struct pgc_stats *st = e->stats;
+
+	*pipelined = *reruns = 0;
+	if (st == NULL || i < 0 || i >= st->n_workers)
+		return;
+	*pipelined = atomic_load_explicit(&st->workers[i].pipelined, memory_order_relaxed);
+	*reruns = atomic_load_explicit(&st->workers[i].pipeline_reruns, memory_order_relaxed);
 }
 
 double

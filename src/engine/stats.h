@@ -118,6 +118,8 @@ typedef struct pgc_dbstats pgc_dbstats;
 typedef struct pgc_worker_stats {
 	_Alignas(64) _Atomic uint64_t loops;    /* epoll_wait returns */
 	_Atomic uint64_t events;                /* events handled */
+	_Atomic uint64_t pipelined;             /* units sent behind another client's (pipeline.h) */
+	_Atomic uint64_t pipeline_reruns;       /* ... whose answers were dropped and that ran again */
 } pgc_worker_stats;
 
 /* ---- the engine's side ---- */
@@ -226,6 +228,13 @@ pgc_stats_loop(pgc_worker *w, int n)
 							  (uint64_t) n, memory_order_relaxed);
 }
 
+/* Add one to a counter of w's (written by w only: no read-modify-write needed). */
+static inline void
+pgc_stats_worker_add(pgc_worker *w, _Atomic uint64_t *counter)
+{
+	atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
 /* ---- readers, any thread ---- */
 
 /* One database as the console and /metrics see it. */
@@ -246,6 +255,8 @@ int pgc_stats_rows(pgc_engine *e, bool with_none, pgc_stat_row **rows);
 void pgc_stats_sum_rows(const pgc_stat_row *rows, int n, pgc_stat_row *out);
 /* Worker i's loop counters. */
 void pgc_stats_worker(pgc_engine *e, int i, uint64_t *loops, uint64_t *events);
+/* Worker i's pipelining counters. */
+void pgc_stats_worker_pipeline(pgc_engine *e, int i, uint64_t *pipelined, uint64_t *reruns);
 
 /* The q-quantile (0..1) of a wait histogram, in microseconds (interpolated in its bucket); 0 if empty. */
 double pgc_stats_wait_quantile(const uint64_t *hist, double q);

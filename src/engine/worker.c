@@ -15,6 +15,7 @@
 #include "census.h"
 #include "core.h"
 #include "log.h"
+#include "pipeline.h"
 #include "stats.h"
 #include "tls.h"
 
@@ -390,6 +391,7 @@ pgc_worker_main(void *arg)
 		}
 		w->n_events = 0;
 		run_ready(w);
+		pgc_pipeline_round(w);
 		drain_inbox(w);
 		pgc_census_poll(w);
 		if (w->now >= w->next_tick)
@@ -412,5 +414,6 @@ pgc_worker_main(void *arg)
 	pgc_cancel_drop_all(w);
 	free(w->donate);
 	free(w->ready);
+	free(w->pipe_flush);
 	return NULL;
 }

@@ -143,7 +143,7 @@ CREATE VIEW @extschema@.workers AS
   SELECT * FROM @extschema@.show('WORKERS') AS t(
     worker int, clients int, login_clients int, servers int, idle_servers int,
     events bigint, loops bigint, cpu_seconds numeric, free_buffers int,
-    used_buffers int);
+    used_buffers int, pipelined bigint, pipeline_reruns bigint);
 
 CREATE VIEW @extschema@.errors AS
   SELECT * FROM @extschema@.show('ERRORS') AS t(

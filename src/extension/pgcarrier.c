@@ -174,6 +174,12 @@ define_settings(void)
 	define_int("pgcarrier.max_prepared_statements",
 			   "Protocol-level prepared statements cached per server connection.",
 			   &pgc_set.max_prepared_statements, 200, 1, 100000, PGC_SIGHUP, 0);
+	define_int("pgcarrier.server_pipeline_depth",
+			   "Units of work of different clients in flight on one backend connection at once; 0: off.",
+			   &pgc_set.server_pipeline_depth, 0, 0, 64, PGC_SIGHUP, 0);
+	define_int("pgcarrier.server_pipeline_max_wait",
+			   "A unit is never queued behind one that has run longer than this.",
+			   &pgc_set.server_pipeline_max_wait, 2, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS);
 	DefineCustomEnumVariable("pgcarrier.session_pinning",
 							 "What state that cannot move between server connections does: pin or error.",
 							 NULL, &pgc_set.session_pinning, PGC_EXT_PIN_ALLOW, pinning_options,

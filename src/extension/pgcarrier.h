@@ -54,6 +54,8 @@ typedef struct pgc_settings
 	int			server_lifetime;
 	int			idle_transaction_timeout;
 	int			max_prepared_statements;
+	int			server_pipeline_depth;	/* units in flight on a backend connection; 0: off */
+	int			server_pipeline_max_wait;	/* ms */
 	int			session_pinning;
 	int			stats_listen_port;
 	char	   *databases;		/* "": every database */

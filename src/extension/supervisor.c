@@ -307,6 +307,8 @@ config_text(void)
 	appendStringInfo(&b, "server_lifetime = %dms\n", pgc_set.server_lifetime);
 	appendStringInfo(&b, "idle_transaction_timeout = %dms\n", pgc_set.idle_transaction_timeout);
 	appendStringInfo(&b, "max_prepared_statements = %d\n", pgc_set.max_prepared_statements);
+	appendStringInfo(&b, "server_pipeline_depth = %d\n", pgc_set.server_pipeline_depth);
+	appendStringInfo(&b, "server_pipeline_max_wait = %dms\n", pgc_set.server_pipeline_max_wait);
 	appendStringInfo(&b, "session_pinning = %s\n", pgc_set.session_pinning == PGC_EXT_PIN_ERROR ? "error" : "pin");
 	appendStringInfo(&b, "stats_listen_port = %d\n", pgc_set.stats_listen_port);
 	appendStringInfo(&b, "log_connections = %d\n", pgc_set.log_connections ? 1 : 0);

@@ -22,7 +22,41 @@ cls(const char *sql)
 static uint32_t
 info(const char *sql)
 {
-	return pgc_sql_classify(sql, strlen(sql), NULL) & PGC_SQL_INFO;
+	return pgc_sql_classify(sql, strlen(sql), NULL) & PGC_SQL_INFO & ~PGC_SQL_WRITE;
+}
+
+/* More than a read (PGC_SQL_WRITE), as far as the text tells. */
+static bool
+writes(const char *sql)
+{
+	return (pgc_sql_classify(sql, strlen(sql), NULL) & PGC_SQL_WRITE) != 0;
+}
+
+/* Only SELECT, VALUES, TABLE and a WITH that only reads are reads; what pipelining may run twice. */
+static void
+test_write_flag(void **state)
+{
+	(void) state;
+	assert_false(writes("SELECT abalance FROM pgbench_accounts WHERE aid = 1"));
+	assert_false(writes("select 1; VALUES (2); TABLE t"));
+	assert_false(writes("WITH x AS (SELECT 1) SELECT * FROM x"));
+	assert_false(writes("(SELECT 1)"));
+	assert_true(writes("WITH x AS (DELETE FROM t RETURNING *) SELECT * FROM x"));
+	assert_true(writes("WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x"));
+	assert_true(writes("SELECT 1 INTO t"));
+	assert_true(writes("SELECT * FROM t FOR UPDATE"));
+	assert_true(writes("SELECT * FROM t FOR KEY SHARE"));
+	assert_true(writes("INSERT INTO t VALUES (1)"));
+	assert_true(writes("UPDATE t SET a = 1"));
+	assert_true(writes("BEGIN"));
+	assert_true(writes("SELECT 1; BEGIN"));
+	assert_true(writes("select 1; commit"));
+	assert_true(writes("SHOW work_mem"));
+	assert_false(writes("EXPLAIN ANALYZE SELECT 1"));   /* runs the SELECT: a read */
+	assert_true(writes("EXPLAIN ANALYZE INSERT INTO t VALUES (1)"));
+	assert_true(writes("CALL p()"));
+	assert_true(writes("VACUUM"));
+	assert_true(writes("SET x = 1"));
 }
 
 static const char *
@@ -670,6 +704,7 @@ main(void)
 		cmocka_unit_test(test_parser_says_no_call),
 		cmocka_unit_test(test_hidden_by_quoting),
 		cmocka_unit_test(test_multi_statement),
+		cmocka_unit_test(test_write_flag),
 		cmocka_unit_test(test_plain_statements_stay_fast),
 		cmocka_unit_test(test_too_complex_for_parser),
 		cmocka_unit_test(test_feature_names),

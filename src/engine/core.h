@@ -173,6 +173,8 @@ typedef struct pgc_guard {
 	bool probing;                 /* the probe is in flight on the linked server */
 	bool probe_due;               /* the session state may have changed: look at the next boundary (state.h) */
 	bool probe_failed;
+	bool unit_clean;              /* the unit being sent so far only reads, touching no session state (pipeline.h) */
+	uint32_t unit_mark;           /* its server's pushes when the unit began */
 	uint64_t unsure_parses;       /* Parses made while the session state was not known (statement_context) */
 	struct pgc_guard_probe *probe; /* what the probe in flight found so far (guard.c); NULL when none was sent */
 	pgc_params custom;            /* names of extension settings (x.y) the client SET: the probe asks for them */
@@ -257,6 +259,8 @@ struct pgc_client {
 	struct pgc_console *console;  /* the admin console's session; NULL for a pooled client */
 	/* ---- pipelining (pipeline.h); the client's worker only, pipe_server also under the pool lock ---- */
 	pgc_server *pipe_server;      /* CL_PIPELINED: the server its unit was sent to */
+	uint8_t *pipe_copy;           /* CL_PIPELINED: its unit as it sent it, to send again if the pipeline breaks */
+	uint32_t pipe_copy_len;
 	pgc_client *pipe_next;        /* the next follower on pipe_server, or the next one to run again */
 	atomic_bool pipe_cancel;      /* CL_PIPELINED: a cancel request came; sent once its unit runs */
 	bool pipe_redo;               /* on its worker's list of clients whose unit runs again */
@@ -331,7 +335,9 @@ struct pgc_server {
 	uint64_t serial;              /* unique for the life of the engine: SHOW SERVERS' id */
 	/* ---- pipelining (pipeline.h): followers queued behind the linked client's unit ---- */
 	pgc_client *pipe_first, *pipe_last;
-	uint32_t pipe_len;            /* followers (each has one entry in inflight) */
+	uint32_t pipe_len;            /* followers */
+	uint32_t pushes;              /* in-flight entries ever added (relay.c): where a unit's entries begin */
+	pgc_client *pipe_scanning;    /* the follower whose unit is being added: its entries are marked so */
 	bool pipe_ok;                 /* the linked client's unit in flight is one others may queue behind */
 	bool pipe_dirty;              /* on its worker's list of servers with followers' bytes to write */
 	atomic_bool pipe_cancel;      /* a cancel request for the linked client is on its way: no handoff */

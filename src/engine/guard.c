@@ -302,9 +302,16 @@ unit_sent(pgc_client *c)
 static pgc_guard_result
 forward_unit(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 {
+	pgc_guard *g = &c->guard;
+
 	if (pgc_relay_forward(c, s, cur) == NULL)
 		return PGC_GUARD_CLOSED;
 	unit_sent(c);
+	/* A unit that only read, touching no session state: other clients' units may queue behind it. */
+	pgc_pipeline_note_unit(c, s, g->unit_clean && !g->pinned && !g->probe_due && !g->barrier,
+						   s->pushes - g->unit_mark);
+	g->unit_clean = true;
+	g->unit_mark = s->pushes;
 	return PGC_GUARD_DONE;
 }
 
@@ -619,6 +626,8 @@ parse_unnamed(pgc_client *c, pgc_server *s, pgc_cursor *cur, const uint8_t *rest
 	pgc_stmt *st;
 	pgc_pending *p;
 
+	if (flags != 0)
+		g->unit_clean = false;
 	if ((flags & PGC_SQL_DEALLOCATE) && deallocate_unnamed(c, s, rest, (size_t) ql, cur))
 		return PGC_GUARD_DONE;
 	if (refusal_needed(flags))
@@ -741,6 +750,8 @@ statement_used(pgc_client *c, pgc_server *s, pgc_cursor *cur, const pgc_stmt *st
 	const char *kind = st->kind;
 	uint32_t flags = search_path_flags(c, st->flags, &kind);
 
+	if (flags != 0)
+		c->guard.unit_clean = false;
 	note_flags(c, s, flags, kind);
 	return sequence_check(c, s, cur, flags);
 }
@@ -1138,6 +1149,7 @@ client_query(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	}
 	if (!cur->whole)
 	{
+		g->unit_clean = false;
 		note_flags(c, s, PGC_SQL_UNKNOWN, "long query");
 		if ((res = sequence_check(c, s, cur, PGC_SQL_UNKNOWN)) != PGC_GUARD_PASS)
 			return res;
@@ -1146,6 +1158,8 @@ client_query(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	sql = (const char *) cur->body;
 	sqllen = body_len(cur) ? body_len(cur) - 1 : 0;
 	flags = pgc_sql_classify(sql, sqllen, &kind);
+	if (flags != 0)
+		g->unit_clean = false;
 	if ((flags & PGC_SQL_DEALLOCATE) && pgc_sql_deallocate(sql, sqllen, name, sizeof(name), &all) && !all)
 	{
 		pgc_stmt *st = pgc_stmt_map_take(&g->stmts, name);
@@ -1170,6 +1184,8 @@ client_query(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 		return refuse_on_server(c, s, cur, msg, pinning_hint);
 	}
 	flags = search_path_flags(c, flags, &kind);
+	if (flags != 0)
+		g->unit_clean = false;
 	note_flags(c, s, flags, kind);
 	if ((res = sequence_check(c, s, cur, flags)) != PGC_GUARD_PASS)
 		return res;
@@ -1181,34 +1197,83 @@ client_query(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 		if (res != PGC_GUARD_PASS)
 			return res;
 	}
-	res = forward_unit(c, s, cur);
-	/* A read that touches no session state: other clients' units may queue behind it (pipeline.h). */
-	if (res == PGC_GUARD_DONE)
-		pgc_pipeline_note_unit(c, s, flags == 0 && !g->pinned && !g->probe_due);
-	return res;
+	return forward_unit(c, s, cur);
+}
+
+/* The flags of SQL text (len bytes, not NUL-terminated) as the guard sees them for c. */
+static uint32_t
+text_flags(const pgc_client *c, const uint8_t *sql, size_t len)
+{
+	const char *kind;
+
+	return search_path_flags(c, pgc_sql_classify((const char *) sql, len, &kind), &kind);
+}
+
+/* A statement that reads only, for c (its search_path may make any statement unknown). */
+static bool
+stmt_reads_only(const pgc_client *c, const pgc_stmt *st)
+{
+	const char *kind = st->kind;
+
+	return st != NULL && search_path_flags(c, st->flags, &kind) == 0;
 }
 
 bool
-pgc_guard_pipelinable(const pgc_client *c, const char *sql, size_t len)
+pgc_guard_pipelinable(const pgc_client *c, const uint8_t *m, size_t n)
 {
 	const pgc_guard *g = &c->guard;
-	const char *kind;
-	uint32_t flags;
+	bool unnamed_ok = g->unnamed && stmt_reads_only(c, g->unnamed);
 
 	if (g->pinned || g->probe_due || g->probing || g->barrier || g->drop_until_sync || g->discard_at_sync ||
-		c->held_ready || len == 0 || sql[len - 1] != '\0')
+		c->held_ready)
 		return false;
-	flags = pgc_sql_classify(sql, len - 1, &kind);
-	return search_path_flags(c, flags, &kind) == 0;
+	for (size_t pos = 0; pos < n;)
+	{
+		uint8_t type = m[pos];
+		size_t blen = pgc_get_u32(m + pos + 1) - PGC_MSG_LENGTH_SIZE;
+		const uint8_t *body = m + pos + PGC_MSG_HEADER_SIZE;
+		long nl, ql;
+		const pgc_stmt *st;
+
+		switch (type)
+		{
+			case PGC_FE_QUERY:
+				if (blen == 0 || body[blen - 1] != '\0' || text_flags(c, body, blen - 1) != 0)
+					return false;
+				break;
+			case PGC_FE_PARSE:
+				/* Only the unnamed statement: a named one would exist twice if the unit ran again. */
+				if ((nl = cstr_len(body, blen)) != 0 || (ql = cstr_len(body + 1, blen - 1)) < 0 ||
+					text_flags(c, body + 1, (size_t) ql) != 0)
+					return false;
+				unnamed_ok = true;
+				break;
+			case PGC_FE_BIND:
+				if ((nl = cstr_len(body, blen)) < 0 || (ql = cstr_len(body + nl + 1, blen - (size_t) nl - 1)) < 0)
+					return false;
+				if (ql == 0 ? !unnamed_ok
+					: ((st = pgc_stmt_map_get(&g->stmts, (const char *) body + nl + 1)) == NULL ||
+					   !stmt_reads_only(c, st)))
+					return false;
+				break;
+			case PGC_FE_DESCRIBE:
+				if (blen < 1 || body[0] != PGC_TARGET_PORTAL)
+					return false;
+				break;
+			case PGC_FE_EXECUTE:
+				break;
+			case PGC_FE_SYNC:
+				if (pos + blen + PGC_MSG_HEADER_SIZE != n)
+					return false;
+				break;
+			default:
+				return false;
+		}
+		pos += blen + PGC_MSG_HEADER_SIZE;
+	}
+	return true;
 }
 
-void
-pgc_guard_unit_pipelined(pgc_client *c)
-{
-	/* What client_query does for a unit with no flag: a simple Query drops the unnamed statement. */
-	forget_unnamed(c);
-	c->guard.discard_at_sync = false;
-}
 
 /* The first word of a Query, if it is one that may need the startup values back. */
 static bool
@@ -1260,7 +1325,25 @@ pgc_guard_client_msg(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	{
 		/* As PostgreSQL does after an error in an extended-query message. */
 		pgc_relay_drop(c, s, PGC_DIR_TO_SERVER, cur);
+		g->unit_clean = false;
 		return PGC_GUARD_DONE;
+	}
+	/* What may be more than a read, as far as pipelining goes (pipeline.h). */
+	switch (cur->type)
+	{
+		case PGC_FE_QUERY:
+		case PGC_FE_BIND:
+		case PGC_FE_DESCRIBE:
+		case PGC_FE_EXECUTE:
+		case PGC_FE_SYNC:
+			break;
+		case PGC_FE_PARSE:
+			if (cur->have < 1 || cur->body[0] != '\0')
+				g->unit_clean = false;      /* a named statement: made once only */
+			break;
+		default:
+			g->unit_clean = false;
+			break;
 	}
 	switch (cur->type)
 	{
@@ -1268,6 +1351,7 @@ pgc_guard_client_msg(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 			g->drop_until_sync = false;
 			if (g->discard_at_sync)
 			{
+				g->unit_clean = false;
 				g->discard_at_sync = false;
 				if (c->startup)
 					return discard_all_then_restore(c, s, cur);
@@ -1637,6 +1721,8 @@ pgc_guard_attach(pgc_client *c, pgc_server *s)
 {
 	c->guard.on = pgc_guard_wanted(c->pool);
 	c->guard.drop_until_sync = false;
+	c->guard.unit_clean = true;
+	c->guard.unit_mark = s->pushes;
 	s->report_cycle = 0;
 }
 

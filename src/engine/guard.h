@@ -54,14 +54,13 @@ typedef enum pgc_guard_result {
 /* Whether a client of pool p is guarded under the current configuration. */
 bool pgc_guard_wanted(const pgc_pool *p);
 /*
- * Pipelining (pipeline.h): may c's Query, with this body (len bytes, its
- * NUL included), be sent behind another client's unit? Only a read that
- * touches no session state, from a client with nothing pending in the
- * guard.
+ * Pipelining (pipeline.h): may c's unit, the whole messages m[0..n) (one
+ * Query, or Parse of the unnamed statement, Bind, Describe of a portal
+ * and Execute ending in Sync), be sent behind another client's unit? Only
+ * reads that touch no session state, of statements c has, from a client
+ * with nothing pending in the guard.
  */
-bool pgc_guard_pipelinable(const pgc_client *c, const char *sql, size_t len);
-/* c's Query was sent, pipelined: what the guard notes for a Query with no flag. */
-void pgc_guard_unit_pipelined(pgc_client *c);
+bool pgc_guard_pipelinable(const pgc_client *c, const uint8_t *m, size_t n);
 /* c was linked to s. */
 void pgc_guard_attach(pgc_client *c, pgc_server *s);
 /* A client message (outside COPY) is at the cursor. */

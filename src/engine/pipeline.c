@@ -4,13 +4,17 @@
  *
  * Bookkeeping. A server's followers are a FIFO (s->pipe_first, via
  * c->pipe_next), oldest first, in the order their units were appended to
- * the server's output. Each has exactly one entry in the server's
- * in-flight queue, after every entry of the linked client, marked with the
- * follower (pgc_pending.follower); the relay stops reading answers when
- * such an entry comes to the head (relay.c), so a follower's answers wait
- * in the server's input buffer until the server is handed to it. A
- * follower's unit stays at the start of its own input buffer until then:
- * handing over consumes it, breaking leaves it there to be sent again.
+ * the server's output. Their units go through the guard as they are sent
+ * (pgc_relay_send_unit), so that what it injects (a Parse of a statement
+ * the server lacks, say) and what it notes about the server are right for
+ * the place of each message in the server's stream; every in-flight entry
+ * they add is marked with the follower (pgc_pending.follower), and the
+ * relay stops reading answers when such an entry comes to the head
+ * (relay.c). So a follower's answers wait in the server's input buffer
+ * until the server is handed to it, and then the relay goes on with that
+ * pair as with any other. A follower keeps a copy of its unit as it sent
+ * it: if the pipeline breaks, the copy goes back to the front of its input
+ * and is sent again through the ordinary path.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,50 +32,119 @@ depth_setting(void)
 	return pgc_engine_config()->server_pipeline_depth;
 }
 
-/* The length of c's first message if it is a whole Query that could be pipelined; 0 if not. */
+/* May a unit have this message (not the first of a simple Query unit)? */
+static bool
+extended_unit_type(uint8_t type)
+{
+	return type == PGC_FE_PARSE || type == PGC_FE_BIND || type == PGC_FE_DESCRIBE || type == PGC_FE_EXECUTE;
+}
+
+/*
+ * The length of the unit at the start of c's input: one whole Query, or
+ * whole extended-protocol messages up to and with a Sync; 0 if there is
+ * none there that could be pipelined.
+ */
 static size_t
 unit_length(const pgc_client *c)
 {
 	const pgc_iobuf *b = c->in;
-	uint8_t type;
-	uint32_t len;
+	size_t pos, avail;
 
 	if (b == NULL || b->start != b->scan || c->fe.skip || c->fe.discard || c->fe_state != PGC_FE_READY)
 		return 0;
-	if (!pgc_msg_header(b->data + b->start, b->end - b->start, &type, &len) || type != PGC_FE_QUERY ||
-		len <= PGC_MSG_LENGTH_SIZE)
-		return 0;
-	if ((size_t) len + 1 > PGC_PIPELINE_UNIT_LIMIT || b->end - b->start < (size_t) len + 1)
-		return 0;
-	return (size_t) len + 1;
+	avail = b->end - b->start;
+	if (avail > PGC_PIPELINE_UNIT_LIMIT)
+		avail = PGC_PIPELINE_UNIT_LIMIT;
+	for (pos = 0;;)
+	{
+		uint8_t type;
+		uint32_t len;
+
+		if (!pgc_msg_header(b->data + b->start + pos, avail - pos, &type, &len) ||
+			len < PGC_MSG_LENGTH_SIZE || pos + len + 1 > avail)
+			return 0;
+		pos += (size_t) len + 1;
+		if (type == PGC_FE_SYNC || (type == PGC_FE_QUERY && pos == (size_t) len + 1))
+			return pos;
+		if (!extended_unit_type(type))
+			return 0;
+	}
 }
 
-/* The entry of follower f in s's in-flight queue; NULL if there is none. */
-static pgc_pending *
-entry_of(pgc_server *s, const pgc_client *f)
+/* Every in-flight entry of follower f: its answers are read and dropped, as those of pgcarrier's own. */
+static void
+drop_answers_of(pgc_server *s, const pgc_client *f)
 {
 	pgc_pending *p;
 
 	for (uint32_t i = 0; (p = pgc_relay_entry(s, i)) != NULL; i++)
 		if (p->follower == f)
-			return p;
-	return NULL;
+		{
+			p->follower = NULL;
+			p->owner = PGC_OWNER_POOLER;
+			p->on_answer = PGC_ANSWER_DROP;
+			p->made_up = PGC_MADE_UP_NONE;
+		}
 }
 
-/* Its answers are read and dropped, as those of pgcarrier's own Queries are. */
+/* Follower f's entries are the linked client's now. */
 static void
-drop_answers(pgc_pending *p)
+adopt_answers_of(pgc_server *s, const pgc_client *f)
 {
-	p->follower = NULL;
-	p->owner = PGC_OWNER_POOLER;
-	p->on_answer = PGC_ANSWER_DROP;
-	p->pipelinable = false;
+	pgc_pending *p;
+
+	for (uint32_t i = 0; (p = pgc_relay_entry(s, i)) != NULL; i++)
+		if (p->follower == f)
+			p->follower = NULL;
+}
+
+/* Its unit will not be sent again. */
+static void
+forget_copy(pgc_client *c)
+{
+	free(c->pipe_copy);
+	c->pipe_copy = NULL;
+	c->pipe_copy_len = 0;
 }
 
 /*
- * The busy server of c's worker with the fewest followers that may take
- * c's unit; NULL if none.
+ * Put c's copy of its unit back at the front of its input, to be sent
+ * again. False when out of memory: c cannot go on.
  */
+static bool
+restore_unit(pgc_client *c)
+{
+	pgc_iobuf *b = c->in;
+	size_t n = c->pipe_copy_len, have;
+
+	if (c->pipe_copy == NULL)
+		return true;
+	if (b == NULL && (b = c->in = pgc_worker_get_buf(c->worker)) == NULL)
+		return false;
+	have = b->end - b->start;
+	if (b->start >= n)
+		b->start -= n;
+	else
+	{
+		if (have + n > b->cap)
+		{
+			pgc_iobuf *nb = pgc_iobuf_grow(b, have + n);
+
+			if (nb == NULL)
+				return false;
+			b = c->in = nb;
+			have = b->end - b->start;
+		}
+		memmove(b->data + n, b->data + b->start, have);
+		b->start = 0;
+		b->end = have + n;
+	}
+	memcpy(b->data + b->start, c->pipe_copy, n);
+	b->scan = b->start;
+	forget_copy(c);
+	return true;
+}
+
 static bool has_room(const pgc_server *s, int depth, double max_wait, double now);
 
 /* The busy server of c's worker with the fewest followers that may take c's unit; NULL if none. */
@@ -124,9 +197,7 @@ want_flush(pgc_worker *w, pgc_server *s)
 static bool
 eligible(pgc_client *c, pgc_server *s, size_t n)
 {
-	return pgc_guard_pipelinable(c, (const char *) c->in->data + c->in->start + PGC_MSG_HEADER_SIZE,
-								 n - PGC_MSG_HEADER_SIZE) &&
-		pgc_server_params_match(s, c);
+	return pgc_guard_pipelinable(c, c->in->data + c->in->start, n) && pgc_server_params_match(s, c);
 }
 
 /* May s take one more follower now? */
@@ -134,36 +205,52 @@ static bool
 has_room(const pgc_server *s, int depth, double max_wait, double now)
 {
 	return s->state == SV_LINKED && s->client && s->pipe_ok && (int) s->pipe_len + 1 < depth &&
-		pgc_relay_in_flight(s) == s->pipe_len + 1 && now - s->pipe_since <= max_wait &&
-		!s->dirty_close && !s->confused && !atomic_load(&s->pipe_cancel);
+		now - s->pipe_since <= max_wait && !s->dirty_close && !s->confused && !atomic_load(&s->pipe_cancel);
 }
 
-/* Append c's unit (its first n input bytes) to s's output; c->pipe_server is s already. */
+/* Take c off the list of s's followers. */
+static void
+unlink_follower(pgc_server *s, pgc_client *c)
+{
+	pgc_client *prev = NULL;
+
+	for (pgc_client *f = s->pipe_first; f; prev = f, f = f->pipe_next)
+	{
+		if (f != c)
+			continue;
+		if (prev)
+			prev->pipe_next = c->pipe_next;
+		else
+			s->pipe_first = c->pipe_next;
+		if (s->pipe_last == c)
+			s->pipe_last = prev;
+		c->pipe_next = NULL;
+		s->pipe_len--;
+		return;
+	}
+}
+
+/*
+ * Send c's unit (the first n bytes of its input) to s as a follower;
+ * c->pipe_server is s already. False if it was not sent (c goes on as if
+ * nothing happened), or c was closed (*closed).
+ */
 static bool
-enqueue(pgc_client *c, pgc_server *s, size_t n)
+enqueue(pgc_client *c, pgc_server *s, size_t n, bool *closed)
 {
 	pgc_worker *w = c->worker;
-	/* After what the linked client's messages passed so far, which may not be written yet. */
-	pgc_msgbuf *out = pgc_relay_inject(s->client, s, PGC_DIR_TO_SERVER);
-	pgc_pending *e;
+	int rc;
 
-	if (out)
-		pgc_msgbuf_bytes(out, c->in->data + c->in->start, n);
-	e = out && !out->failed ? pgc_relay_expect(s, PGC_FE_QUERY, PGC_OWNER_CLIENT) : NULL;
-	if (e == NULL)
+	*closed = false;
+	if ((c->pipe_copy = malloc(n)) == NULL)
 	{
-		/* Part of it may be in the output: the server's stream cannot be trusted now. */
-		s->dirty_close = true;
 		pthread_mutex_lock(&s->pool->lock);
 		c->pipe_server = NULL;
 		pthread_mutex_unlock(&s->pool->lock);
-		pgc_pipeline_break(s, "out of memory");
 		return false;
 	}
-	e->follower = c;
-	e->pipelinable = true;
-	pgc_guard_unit_pipelined(c);
-	pgc_stats_client_msg(c, PGC_FE_QUERY);
+	memcpy(c->pipe_copy, c->in->data + c->in->start, n);
+	c->pipe_copy_len = (uint32_t) n;
 	c->pipe_next = NULL;
 	if (s->pipe_last)
 		s->pipe_last->pipe_next = c;
@@ -173,6 +260,19 @@ enqueue(pgc_client *c, pgc_server *s, size_t n)
 	s->pipe_len++;
 	c->state = CL_PIPELINED;
 	c->state_since = w->now;
+	rc = pgc_relay_send_unit(c, s, n);
+	if (rc < 0)
+	{
+		*closed = true;         /* pgc_pipeline_leave dropped what it had sent */
+		return false;
+	}
+	if (rc == 0)
+	{
+		/* Part of it may be on its way: the server's stream cannot be trusted now. */
+		s->dirty_close = true;
+		pgc_pipeline_break(s, "a unit could not be sent whole");
+		return false;
+	}
 	if (w->stats)
 		pgc_stats_worker_add(w, &w->stats->pipelined);
 	want_flush(w, s);
@@ -188,7 +288,7 @@ pgc_pipeline_offer(pgc_client *c)
 	pgc_worker *w = c->worker;
 	pgc_server *s;
 	size_t n;
-	bool ok;
+	bool ok, closed;
 
 	if (depth_setting() < 2 || p == NULL || c->console || c->welcome_pending ||
 		pgc_pool_mode_of(p) != PGC_POOL_TRANSACTION || !pgc_guard_wanted(p))
@@ -199,7 +299,7 @@ pgc_pipeline_offer(pgc_client *c)
 		return false;
 	if (!eligible(c, s, n))
 		return false;
-	/* Idle servers first, and never ahead of clients that wait for one (pgc_pipeline_refill serves those). */
+	/* Idle servers first, and never ahead of clients that wait for one (refill serves those). */
 	pthread_mutex_lock(&p->lock);
 	ok = pgc_pool_all_busy_unlocked(p, w->engine);
 	if (ok)
@@ -208,7 +308,10 @@ pgc_pipeline_offer(pgc_client *c)
 	if (!ok)
 		return false;
 	c->wait_since = w->now;
-	return enqueue(c, s, n);
+	if (enqueue(c, s, n, &closed))
+		return true;
+	/* Not sent, or sent in part and to run again: either way through the ordinary path (or gone). */
+	return closed || c->pipe_redo;
 }
 
 /*
@@ -225,12 +328,11 @@ refill(pgc_server *s)
 	pgc_pool *p = s->pool;
 	pgc_worker *w = s->worker;
 
-	if (cfg->server_pipeline_depth < 2)
-		return;
 	while (has_room(s, cfg->server_pipeline_depth, cfg->server_pipeline_max_wait, w->now))
 	{
 		pgc_client *c;
 		size_t n = 0;
+		bool closed;
 
 		pthread_mutex_lock(&p->lock);
 		c = pgc_pool_oldest_waiter_unlocked(p);
@@ -243,18 +345,25 @@ refill(pgc_server *s)
 		pgc_pool_unqueue_unlocked(p, c);
 		c->pipe_server = s;
 		pthread_mutex_unlock(&p->lock);
-		if (!enqueue(c, s, n))
+		if (!enqueue(c, s, n, &closed))
+		{
+			if (!closed && !c->pipe_redo)
+				pgc_client_begin_request(c);    /* back in the queue, at its end */
 			return;
+		}
 	}
 }
 
 void
-pgc_pipeline_note_unit(pgc_client *c, pgc_server *s, bool pipelinable)
+pgc_pipeline_note_unit(pgc_client *c, pgc_server *s, bool pipelinable, uint32_t unit_entries)
 {
+	if (s->client != c)
+		return;                 /* a follower's unit being sent (pgc_relay_send_unit) */
 	/* A cancel request that came before this unit was sent is not about it. */
 	atomic_store(&s->pipe_cancel, false);
-	s->pipe_ok = pipelinable && depth_setting() >= 2 && pgc_relay_in_flight(s) == 1 && s->pipe_len == 0 &&
-		s->txn_status == PGC_TXN_IDLE && !s->unsynced && c->in && c->in->scan == c->in->end;
+	/* Nothing but this unit in flight: entries are answered in order, so none of an earlier one is left. */
+	s->pipe_ok = pipelinable && depth_setting() >= 2 && pgc_relay_in_flight(s) <= unit_entries &&
+		s->pipe_len == 0 && s->txn_status == PGC_TXN_IDLE && !s->unsynced && c->in && c->in->scan == c->in->end;
 	s->pipe_since = c->worker->now;
 	if (s->pipe_ok)
 		refill(s);
@@ -266,11 +375,7 @@ pop_follower(pgc_server *s)
 {
 	pgc_client *f = s->pipe_first;
 
-	s->pipe_first = f->pipe_next;
-	if (s->pipe_first == NULL)
-		s->pipe_last = NULL;
-	f->pipe_next = NULL;
-	s->pipe_len--;
+	unlink_follower(s, f);
 	return f;
 }
 
@@ -291,24 +396,21 @@ redo_later(pgc_client *c)
 
 /*
  * A follower whose cancel request came before its unit ran, and whose
- * unit will not run as pipelined: it gets what a cancelled query gives,
- * and its unit is consumed. False if it was closed.
+ * unit will not run as pipelined: it gets what a cancelled query gives
+ * (an error, then ReadyForQuery), and its unit is not sent again.
  */
-static bool
+static void
 answer_cancelled(pgc_client *c)
 {
-	size_t n = unit_length(c);
 	pgc_msgbuf *out = pgc_msgbuf_ensure(&c->out);
 
-	if (n == 0 || out == NULL)
-		return true;            /* cannot: it runs again instead, as a cancel that came too late */
+	if (out == NULL)
+		return;                 /* it runs again instead, as if the cancel came too late */
 	pgc_msgbuf_error(out, PGC_BE_ERROR, "ERROR", "57014", "canceling statement due to user request", NULL, NULL);
 	pgc_msgbuf_ready(out, PGC_TXN_IDLE);
 	pgc_stats_error(c, "57014");
-	c->in->start += n;
-	c->in->scan = c->in->start;
 	c->st_query_start = c->st_xact_start = 0;
-	return true;
+	forget_copy(c);
 }
 
 void
@@ -328,13 +430,12 @@ pgc_pipeline_break(pgc_server *s, const char *why)
 	pthread_mutex_unlock(&p->lock);
 	while (s->pipe_len)
 	{
-		pgc_pending *e;
-
 		f = pop_follower(s);
-		if ((e = entry_of(s, f)) != NULL)
-			drop_answers(e);
+		drop_answers_of(s, f);
 		if (atomic_exchange(&f->pipe_cancel, false))
-			(void) answer_cancelled(f);
+			answer_cancelled(f);
+		else if (!restore_unit(f))
+			f->kill_requested = true;       /* no memory to send it again: its worker ends it at the next tick */
 		redo_later(f);
 	}
 }
@@ -343,28 +444,15 @@ void
 pgc_pipeline_leave(pgc_client *c)
 {
 	pgc_server *s = c->pipe_server;
-	pgc_pending *e;
 
+	forget_copy(c);
 	if (s == NULL)
 		return;
 	pthread_mutex_lock(&s->pool->lock);
 	c->pipe_server = NULL;
 	pthread_mutex_unlock(&s->pool->lock);
-	if ((e = entry_of(s, c)) != NULL)
-		drop_answers(e);
-	for (pgc_client **pp = &s->pipe_first; *pp; pp = &(*pp)->pipe_next)
-	{
-		if (*pp == c)
-		{
-			*pp = c->pipe_next;
-			break;
-		}
-	}
-	s->pipe_last = NULL;
-	for (pgc_client *f = s->pipe_first; f; f = f->pipe_next)
-		s->pipe_last = f;
-	c->pipe_next = NULL;
-	s->pipe_len--;
+	drop_answers_of(s, c);
+	unlink_follower(s, c);
 }
 
 void
@@ -433,8 +521,6 @@ hand_over(pgc_client *c, pgc_server *s)
 	pgc_worker *w = c->worker;
 	pgc_pool *p = s->pool;
 	pgc_client *f = s->pipe_first;
-	pgc_pending *e = entry_of(s, f);
-	size_t n = unit_length(f);
 	bool cancel;
 
 	pthread_mutex_lock(&p->lock);
@@ -459,10 +545,9 @@ hand_over(pgc_client *c, pgc_server *s)
 	s->last_type = 0;
 	s->report_pending = true;
 	pgc_guard_attach(f, s);
-	/* Its unit was sent: what is left of its input comes after it. */
-	f->in->start += n;
-	f->in->scan = f->in->start;
-	e->follower = NULL;
+	adopt_answers_of(s, f);
+	forget_copy(f);
+	/* Its unit was sent as one that others may queue behind. */
 	s->pipe_ok = true;
 	s->pipe_since = w->now;
 	cancel = atomic_exchange(&f->pipe_cancel, false);
@@ -508,12 +593,6 @@ pgc_pipeline_boundary(pgc_client *c, pgc_server *s)
 	{
 		/* A probe runs after the followers' units (their answers are dropped), or c keeps s. */
 		pgc_pipeline_break(s, h == PGC_HOLD_PROBING ? "the session is probed" : "the client keeps its server");
-		return 1;
-	}
-	if (unit_length(s->pipe_first) == 0)
-	{
-		/* Cannot happen: its unit stays at the start of its input until now. Never send it twice. */
-		pgc_pipeline_break(s, "a follower's unit is not where it was");
 		return 1;
 	}
 	if (!hand_over(c, s))

@@ -67,11 +67,12 @@
 bool pgc_pipeline_offer(pgc_client *c);
 
 /*
- * The guard forwarded the linked client's Query p to s; pipelinable: the
- * unit reads only and touches no session state. Others may queue behind
- * it if it is all that is in flight.
+ * The guard forwarded the end of a unit of c's (a Query, or a Sync) to s;
+ * pipelinable: the unit reads only and touches no session state;
+ * unit_entries: in-flight entries it added. Others may queue behind it if
+ * it is all that is in flight.
  */
-void pgc_pipeline_note_unit(pgc_client *c, pgc_server *s, bool pipelinable);
+void pgc_pipeline_note_unit(pgc_client *c, pgc_server *s, bool pipelinable, uint32_t unit_entries);
 
 /* Followers are queued on s behind its linked client's unit. */
 static inline bool

@@ -249,6 +249,8 @@ q_push(pgc_server *s, uint8_t kind, uint8_t owner)
 	memset(p, 0, sizeof(*p));
 	p->kind = kind;
 	p->owner = owner;
+	p->follower = s->pipe_scanning;
+	s->pushes++;
 	return p;
 }
 
@@ -667,8 +669,9 @@ pgc_relay_forward(pgc_client *c, pgc_server *s, const pgc_cursor *cur)
 {
 	pgc_pending *p = pgc_relay_expect(s, cur->type, PGC_OWNER_CLIENT);
 
-	/* Nothing may queue behind this unless the guard says so (pgc_pipeline_note_unit). */
-	s->pipe_ok = false;
+	/* Nothing may queue behind this unless the guard says so (pgc_pipeline_note_unit); followers' units may. */
+	if (s->client == c)
+		s->pipe_ok = false;
 
 	if (p == NULL)
 	{
@@ -810,6 +813,50 @@ scan_client(pgc_client *c, pgc_server *s)
 		if (r == STEP_GONE)
 			return false;
 	}
+}
+
+int
+pgc_relay_send_unit(pgc_client *c, pgc_server *s, size_t n)
+{
+	size_t end = c->in->start + n;
+	int rc = 1;
+
+	/* What the linked client passed, but was not written yet, goes first. */
+	if (s->client && pgc_relay_inject(s->client, s, PGC_DIR_TO_SERVER) == NULL)
+		return 0;
+	c->guard.on = pgc_guard_wanted(c->pool);
+	s->pipe_scanning = c;
+	while (c->in->scan < end)
+	{
+		pgc_cursor cur;
+		pgc_guard_result g;
+
+		/* Whole messages only (pipeline.c checked): nothing here waits for more bytes. */
+		cursor_at(c->in, &cur);
+		pgc_stats_client_msg(c, cur.type);
+		g = pgc_guard_client_msg(c, s, &cur);
+		if (g == PGC_GUARD_CLOSED)
+		{
+			rc = -1;
+			break;
+		}
+		if (g == PGC_GUARD_WAIT)
+		{
+			rc = 0;
+			break;
+		}
+		if (g == PGC_GUARD_PASS && client_msg(c, s, &cur) == STEP_GONE)
+		{
+			rc = -1;
+			break;
+		}
+	}
+	s->pipe_scanning = NULL;
+	if (rc == 1 && !move_passed_out(c->in, &s->out))
+		rc = 0;
+	if (rc == 0)
+		c->in->start = c->in->scan = end;   /* the unit goes again from its copy (pipeline.c) */
+	return rc;
 }
 
 /* ------------------------------------------------------ server side -- */
@@ -1168,23 +1215,37 @@ server_died(pgc_client *c, pgc_server *s)
 		pgc_client_fatal(c, "08006", "server closed the connection unexpectedly");
 }
 
+/* In-flight entries of followers (pipeline.h). */
+static uint32_t
+followers_in_flight(pgc_server *s)
+{
+	uint32_t n = 0;
+
+	if (s->pipe_len == 0)
+		return 0;
+	for (uint32_t i = 0; i < s->inflight.len; i++)
+		if (q_at(&s->inflight, i)->follower)
+			n++;
+	return n;
+}
+
 /*
  * Nothing of c's is in flight either way, whatever the transaction status.
  * What follows in s's input is its followers' (pipeline.h), if it has any.
  */
 static bool
-relay_quiet(const pgc_client *c, const pgc_server *s)
+relay_quiet(const pgc_client *c, pgc_server *s)
 {
 	size_t answered = s->in ? (s->pipe_len ? s->in->scan : s->in->end) : 0;
 
-	return s->inflight.len == s->pipe_len && !s->unsynced && c->fe_state == PGC_FE_READY && !c->held_ready &&
+	return s->inflight.len == followers_in_flight(s) && !s->unsynced && c->fe_state == PGC_FE_READY && !c->held_ready &&
 		s->be.skip == 0 && s->be.discard == 0 && (s->in == NULL || s->in->start == answered) &&
 		(s->out == NULL || s->out->len == 0) && c->fe.skip == 0 && c->fe.discard == 0 &&
 		(c->in == NULL || c->in->start == c->in->scan) && !s->confused;
 }
 
 bool
-pgc_relay_idle(const pgc_client *c, const pgc_server *s)
+pgc_relay_idle(const pgc_client *c, pgc_server *s)
 {
 	return relay_quiet(c, s) && s->txn_status == PGC_TXN_IDLE;
 }

@@ -151,7 +151,17 @@ void pgc_relay_server_event(pgc_client *c, pgc_server *s, uint32_t events);
 /* The client linked to a server has bytes to forward, or room to take more. */
 void pgc_relay_pump(pgc_client *c);
 /* Nothing of a transaction is in flight either way: s could part from c. */
-bool pgc_relay_idle(const pgc_client *c, const pgc_server *s);
+bool pgc_relay_idle(const pgc_client *c, pgc_server *s);
+/*
+ * Pipelining (pipeline.h): send c's unit, the whole messages that are the
+ * first n bytes of its input, to s, behind everything s has been sent (s is
+ * linked to another client, or to none). The guard sees each message as it
+ * would on c's own server; every entry they add is marked as c's
+ * (pgc_pending.follower, through s->pipe_scanning). 1 when sent, and c's
+ * input is past them; 0 when it could not be, and s must not be reused; -1
+ * when c was closed.
+ */
+int pgc_relay_send_unit(pgc_client *c, pgc_server *s, size_t n);
 /* Forget s's in-flight entries (it is closed or reset, not reused as it is). */
 void pgc_relay_forget(pgc_client *c, pgc_server *s);
 /*

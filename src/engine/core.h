@@ -142,6 +142,7 @@ typedef struct pgc_pending {
 	bool seen_complete;           /* Query: the client's own CommandComplete went by */
 	bool unnamed;                 /* Parse of the client's unnamed statement */
 	bool pipelinable;             /* Query: a self-contained read-only unit others may queue behind (pipeline.h) */
+	bool dropped;                 /* a follower's, whose pipeline broke: its answers are nobody's (pipeline.h) */
 	char sqlstate[6];             /* made up: the error's SQLSTATE */
 	pgc_stmt *st;                 /* Parse: the statement prepared (a reference) */
 	char *text;                   /* Parse: the client's name; made up: message or command tag */
@@ -339,6 +340,7 @@ struct pgc_server {
 	uint32_t pushes;              /* in-flight entries ever added (relay.c): where a unit's entries begin */
 	pgc_client *pipe_scanning;    /* the follower whose unit is being added: its entries are marked so */
 	bool pipe_ok;                 /* the linked client's unit in flight is one others may queue behind */
+	bool pipe_broken;             /* dropped units in flight: the linked client sends nothing until they are done */
 	bool pipe_dirty;              /* on its worker's list of servers with followers' bytes to write */
 	atomic_bool pipe_cancel;      /* a cancel request for the linked client is on its way: no handoff */
 	double pipe_since;            /* when the unit now running was sent */

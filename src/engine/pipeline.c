@@ -84,6 +84,8 @@ drop_answers_of(pgc_server *s, const pgc_client *f)
 			p->owner = PGC_OWNER_POOLER;
 			p->on_answer = PGC_ANSWER_DROP;
 			p->made_up = PGC_MADE_UP_NONE;
+			p->dropped = true;
+			s->pipe_broken = true;
 		}
 }
 
@@ -461,6 +463,7 @@ pgc_pipeline_server_gone(pgc_server *s)
 	pgc_worker *w = s->worker;
 
 	pgc_pipeline_break(s, "the server connection ended");
+	s->pipe_broken = false;     /* whoever gets it next is synced at its link */
 	if (s->pipe_dirty && w)
 	{
 		for (int i = 0; i < w->n_pipe_flush; i++)

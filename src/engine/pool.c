@@ -745,7 +745,7 @@ pgc_pool_put(pgc_server *s)
 	bool was_connecting = PGC_SV_STARTING(s->state);
 	int failures = 0;
 
-	if (s->pipe_dirty || s->pipe_len)
+	if (s->pipe_dirty || s->pipe_len || s->pipe_broken)
 		pgc_pipeline_server_gone(s);    /* not w's to write to any more */
 	pgc_list_remove(&s->node);  /* off w->servers: it is the pool's now */
 	pthread_mutex_lock(&p->lock);

@@ -465,6 +465,50 @@ tell_changes(pgc_client *c, pgc_server *s)
 	return out != NULL && !out->failed;
 }
 
+/*
+ * ParameterStatus answering a dropped unit (pipeline.h), whole: the
+ * server's session changed, and nobody's settings did. pgcarrier's view of
+ * the server follows; the linked client's server is synced to it again
+ * before it sends anything more (pgc_relay_pump), whoever gets the server
+ * next is synced at its link.
+ */
+static step
+dropped_unit_status(pgc_client *c, pgc_server *s, pgc_cursor *cur)
+{
+	const char *name = (const char *) cur->body;
+	size_t blen = (size_t) cur->len - PGC_MSG_LENGTH_SIZE;
+	size_t nl = strnlen(name, blen);
+
+	if (nl + 1 < blen && strnlen(name + nl + 1, blen - nl - 1) < blen - nl - 1)
+	{
+		const char *value = name + nl + 1;
+
+		if (strcmp(name, PGC_STATE_PARAM) == 0)
+		{
+			/* Pinned state made by a unit whose client never sees it: only a DISCARD ALL clears that. */
+			if (pgc_state_report_pins(value))
+				s->needs_discard = true;
+		}
+		else if (strcmp(name, PGC_RESET_PARAM) == 0)
+		{
+			if (!pgc_param_is_reported(value))
+				pgc_params_remove(&s->params, value);
+		}
+		else if (strncmp(name, "pgcarrier.", 10) != 0)
+		{
+			pgc_params_set(&s->params, name, value);
+			if (pgc_param_is_server_wide(name))
+			{
+				pthread_mutex_lock(&s->pool->lock);
+				pgc_pool_server_wide_params(s->pool, &s->params);
+				pthread_mutex_unlock(&s->pool->lock);
+			}
+		}
+	}
+	pgc_relay_drop(c, s, PGC_DIR_TO_CLIENT, cur);
+	return STEP_NEXT;
+}
+
 /* ParameterStatus from the server: pgcarrier's view of it; the client hears at ReadyForQuery. */
 static step
 parameter_status(pgc_client *c, pgc_server *s, pgc_cursor *cur)
@@ -480,6 +524,8 @@ parameter_status(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	/* The session changed under the units queued behind: they run again. */
 	if (pgc_pipeline_has_followers(s))
 		pgc_pipeline_break(s, "the server reported a parameter change");
+	if (head_of(s) && head_of(s)->dropped)
+		return dropped_unit_status(c, s, cur);
 	name = (const char *) cur->body;
 	nl = strnlen(name, blen);
 	if (nl + 1 < blen && strnlen(name + nl + 1, blen - nl - 1) < blen - nl - 1)
@@ -1215,6 +1261,16 @@ server_died(pgc_client *c, pgc_server *s)
 		pgc_client_fatal(c, "08006", "server closed the connection unexpectedly");
 }
 
+/* Entries of dropped units in flight (pipeline.h). */
+static bool
+dropped_in_flight(pgc_server *s)
+{
+	for (uint32_t i = 0; i < s->inflight.len; i++)
+		if (q_at(&s->inflight, i)->dropped)
+			return true;
+	return false;
+}
+
 /* In-flight entries of followers (pipeline.h). */
 static uint32_t
 followers_in_flight(pgc_server *s)
@@ -1354,7 +1410,14 @@ pgc_relay_pump(pgc_client *c)
 		 * write when possible. Not while followers are queued: what c sends
 		 * next waits for a server of its own (pipeline.h).
 		 */
-		if (c->in && (c->in->scan < c->in->end || c->fe.skip || c->fe.discard) && s->pipe_len == 0)
+		if (s->pipe_broken && !dropped_in_flight(s))
+		{
+			/* The dropped units are done: whatever they did to the session, c's settings again. */
+			s->pipe_broken = false;
+			pgc_server_sync_params(s, c);
+		}
+		if (c->in && (c->in->scan < c->in->end || c->fe.skip || c->fe.discard) && s->pipe_len == 0 &&
+			!s->pipe_broken)
 		{
 			if (!scan_client(c, s))
 				return;
@@ -1451,6 +1514,9 @@ pgc_relay_pump(pgc_client *c)
 			c->blocked = false;
 			continue;
 		}
+		/* The last dropped unit was answered: c may go on (synced first, above). */
+		if (s->pipe_broken && !dropped_in_flight(s))
+			continue;
 		break;
 	}
 	if (c->server)

@@ -97,13 +97,15 @@ CREATE TABLE pl_uniq(id int PRIMARY KEY);
 -- Its text calls no function: the guard sees a plain read, yet it changes
 -- a reported setting of the session it runs in.
 CREATE VIEW pl_tokyo AS SELECT set_config('TimeZone', 'Asia/Tokyo', false) AS tz;
+DROP VIEW IF EXISTS pl_german;
+CREATE VIEW pl_german AS SELECT set_config('DateStyle', 'German, DMY', false) AS ds;
 CREATE PROCEDURE pl_commit() LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO pl_uniq VALUES (-1) ON CONFLICT DO NOTHING;
   COMMIT;
 END $$;
 GRANT ALL ON pl_items, pl_uniq TO app;
-GRANT SELECT ON pl_tokyo TO app;
+GRANT SELECT ON pl_tokyo, pl_german TO app;
 """
 
 # Reads the session's time zone, directly and through formatting.
@@ -254,6 +256,34 @@ def test_units_behind_a_unit_that_changed_the_session_run_again(carrier, pg):
     assert head_box["result"][0] == "ok", head_box
     done, again = pipelined(c)
     assert again == 2, (done, again)
+
+
+def queries(dsn, sqls):
+    with psycopg.connect(dsn, autocommit=True, prepare_threshold=None) as conn:
+        return [conn.execute(q).fetchall() for q in sqls]
+
+
+@pytest.mark.timeout(60)
+def test_units_dropped_after_a_break_leave_no_setting_behind(carrier, pg):
+    """The unit ahead changes DateStyle (a break); the one behind it changes
+    TimeZone, and runs although its answers are dropped: nobody else may
+    see that TimeZone, and its own client must, when its unit runs again."""
+    pg.sql(SETUP, db="app")
+    c = slow_carrier(carrier)
+    head_sqls = ["SELECT ds, pg_sleep(1.5) FROM pl_german", TZ_READ]
+    changer_sqls = ["SELECT tz FROM pl_tokyo", TZ_READ]
+    expected = [queries(pg.dsn(), q) for q in (head_sqls, changer_sqls, [TZ_READ])]
+    head, head_box = in_thread(queries, c.dsn(), head_sqls)
+    wait_for(lambda: active_clients(c) == 1, "the slow unit to run")
+    changer, changer_box = in_thread(queries, c.dsn(), changer_sqls)
+    wait_for(lambda: pipelined(c)[0] == 1, "the unit that changes TimeZone to be pipelined")
+    reader, reader_box = in_thread(queries, c.dsn(), [TZ_READ])
+    wait_for(lambda: pipelined(c)[0] == 2, "a unit behind it")
+    for t in (head, changer, reader):
+        t.join(20)
+    assert [head_box.get("result"), changer_box.get("result"), reader_box.get("result")] == expected, \
+        (head_box, changer_box, reader_box)
+    assert pipelined(c)[1] >= 2
 
 
 @pytest.mark.timeout(60)

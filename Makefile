@@ -34,7 +34,7 @@ SAN     ?= 0
 WARN     = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
 CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -pthread -g $(WARN) -Isrc/engine $(PQ_CFLAGS)
-LDLIBS   = -l:libpg_query.a -lpq -lssl -lcrypto -lpthread
+LDLIBS   = -l:libpg_query.a -lpq -lssl -lcrypto -luring -lpthread
 
 ifeq ($(SAN),1)
 BUILD    = build/san

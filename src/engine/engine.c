@@ -37,6 +37,7 @@
 #include "reload.h"
 #include "stats.h"
 #include "netopt.h"
+#include "poller.h"
 
 pgc_engine *pgc_the_engine;
 static atomic_int workers_running;
@@ -595,6 +596,8 @@ worker_thread(void *arg)
 static int
 worker_init(pgc_engine *e, pgc_worker *w, int id, char *err, size_t errlen)
 {
+	char why[200];
+
 	w->kind = PGC_KIND_WAKEUP;
 	w->listener_kind = PGC_KIND_LISTENER;
 	w->id = id;
@@ -604,11 +607,15 @@ worker_init(pgc_engine *e, pgc_worker *w, int id, char *err, size_t errlen)
 	pgc_list_init(&w->servers);
 	pgc_list_init(&w->cancels);
 	pthread_mutex_init(&w->inbox_lock, NULL);
-	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (w->epfd < 0 || w->wakefd < 0)
+	if (w->wakefd < 0)
 	{
 		snprintf(err, errlen, "could not create event loop: %s", strerror(errno));
+		return -1;
+	}
+	if ((w->poller = pgc_poller_create(PGC_IO_EPOLL, why, sizeof(why))) == NULL)
+	{
+		snprintf(err, errlen, "could not create event loop: %s", why);
 		return -1;
 	}
 	pgc_worker_watch(w, w->wakefd, w, EPOLLIN);
@@ -838,7 +845,7 @@ pgc_engine_free(void)
 			pgc_iobuf_free(b);
 		}
 		pgc_shared_params_worker_free(w);
-		close(w->epfd);
+		pgc_poller_destroy(w->poller);
 		close(w->wakefd);
 		pgc_accept_worker_free(w);
 		free(w->listen_fds);

@@ -14,6 +14,14 @@
  *    (listeners whose accepting is paused) takes a multishot request
  *    instead: it completes once per wake-up of the socket, as epoll's edge
  *    does, and stays armed.
+ *  - Parked: io_uring always polls for EPOLLRDHUP too. A socket whose peer
+ *    has shut down its side, watched without EPOLLIN (a client after its
+ *    Terminate, a full buffer), would complete every one-shot request at
+ *    once with nothing the engine asked for: the loop would spin. Such a
+ *    slot is parked on a multishot request, which completes only when the
+ *    socket is woken again; the first completion that carries an event the
+ *    engine wants brings it back to one-shot requests (so that it is told
+ *    again while it stays ready), as does any change of interest.
  *  - Stale completions: each descriptor's slot has a generation, carried in
  *    the request's user_data with the descriptor. Unwatching, and changing
  *    the interest of a request in flight, cancel the request and bump the
@@ -60,6 +68,7 @@ typedef struct uring_slot {
 	bool watched;
 	bool in_flight;               /* a request of generation gen is queued or armed */
 	bool dirty;                   /* on the dirty list: looked at before the next wait */
+	bool parked;                  /* only EPOLLRDHUP is ready: a multishot request waits for a wake-up */
 } uring_slot;
 
 typedef struct uring_poller {
@@ -155,7 +164,7 @@ arm(uring_poller *up, int fd, uring_slot *s)
 		(void) mark_dirty(up, fd);   /* tried again at the next wait */
 		return;
 	}
-	if (s->want & EPOLLET)
+	if ((s->want & EPOLLET) || s->parked)
 		io_uring_prep_poll_multishot(sqe, fd, mask);
 	else
 		io_uring_prep_poll_add(sqe, fd, mask);
@@ -182,6 +191,7 @@ retire(uring_poller *up, int fd, uring_slot *s)
 		s->in_flight = false;
 	}
 	s->gen++;
+	s->parked = false;
 }
 
 static int
@@ -197,6 +207,7 @@ uring_watch(pgc_poller *p, int fd, void *ptr, uint32_t events)
 	s->ptr = ptr;
 	s->want = events;
 	s->watched = true;
+	s->parked = false;
 	s->gen++;
 	if (mark_dirty(up, fd) < 0)
 	{
@@ -281,6 +292,13 @@ completion_event(uring_poller *up, const struct io_uring_cqe *cqe, void **ptr)
 	}
 	else
 		ev = (uint32_t) cqe->res & (s->want | EPOLLERR | EPOLLHUP) & ~(uint32_t) REGISTRATION_FLAGS;
+	if (s->parked && ev != 0)
+	{
+		retire(up, fd, s);      /* back to one-shot requests, armed by the next wait */
+		(void) mark_dirty(up, fd);
+	}
+	else if (ev == 0 && cqe->res > 0 && !(s->want & EPOLLET))
+		s->parked = true;       /* ready with nothing asked for (poller.h's level-triggering would spin) */
 	*ptr = s->ptr;
 	return ev;
 }

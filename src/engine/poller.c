@@ -73,6 +73,12 @@ pgc_poller_wait(pgc_poller *p, pgc_poll_event *out, int max, int timeout_ms)
 }
 
 void
+pgc_poller_flush(pgc_poller *p)
+{
+	p->ops->flush(p);
+}
+
+void
 pgc_poller_destroy(pgc_poller *p)
 {
 	if (p)

@@ -66,6 +66,12 @@ void pgc_poller_unwatch_closing(pgc_poller *p, int fd);
  * at most max events. The count, or -1 with errno set (EINTR: try again).
  */
 int pgc_poller_wait(pgc_poller *p, pgc_poll_event *out, int max, int timeout_ms);
+/*
+ * Hand the kernel what is queued (cancellations) without waiting for
+ * events: a worker that leaves its loop calls it, so that the sockets it
+ * closed on the way out are closed now, not when the poller is destroyed.
+ */
+void pgc_poller_flush(pgc_poller *p);
 void pgc_poller_destroy(pgc_poller *p);
 
 /* ---- the backends' tables (poller.c dispatches through them) ---- */
@@ -75,6 +81,7 @@ typedef struct pgc_poller_ops {
 	void (*unwatch)(pgc_poller *p, int fd);
 	void (*unwatch_closing)(pgc_poller *p, int fd);
 	int (*wait)(pgc_poller *p, pgc_poll_event *out, int max, int timeout_ms);
+	void (*flush)(pgc_poller *p);
 	void (*destroy)(pgc_poller *p);
 } pgc_poller_ops;
 

@@ -82,6 +82,13 @@ epoll_wait_events(pgc_poller *p, pgc_poll_event *out, int max, int timeout_ms)
 	return n;
 }
 
+/* epoll_ctl and close() act at once: nothing is queued. */
+static void
+epoll_flush(pgc_poller *p)
+{
+	(void) p;
+}
+
 static void
 epoll_destroy(pgc_poller *p)
 {
@@ -98,6 +105,7 @@ static const pgc_poller_ops epoll_ops = {
 	.unwatch = epoll_unwatch,
 	.unwatch_closing = epoll_unwatch_closing,
 	.wait = epoll_wait_events,
+	.flush = epoll_flush,
 	.destroy = epoll_destroy,
 };
 

@@ -361,6 +361,20 @@ uring_wait(pgc_poller *p, pgc_poll_event *out, int max, int timeout_ms)
 	return n;
 }
 
+/*
+ * Submit the queued cancellations, and run the work that completes them
+ * (GETEVENTS: with DEFER_TASKRUN it runs only then), which lets go of their
+ * files. Their completions are left in the queue: nobody reads them now.
+ */
+static void
+uring_flush(pgc_poller *p)
+{
+	uring_poller *up = (uring_poller *) p;
+
+	if (up->enabled)
+		(void) io_uring_submit_and_get_events(&up->ring);
+}
+
 static void
 uring_destroy(pgc_poller *p)
 {
@@ -378,6 +392,7 @@ static const pgc_poller_ops uring_ops = {
 	.unwatch = uring_unwatch,
 	.unwatch_closing = uring_unwatch,
 	.wait = uring_wait,
+	.flush = uring_flush,
 	.destroy = uring_destroy,
 };
 

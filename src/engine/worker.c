@@ -409,6 +409,8 @@ pgc_worker_main(void *arg)
 	pgc_pool_maintain_idle(w->engine, w, w->now, true);
 	pgc_census_worker_exit(w);
 	pgc_cancel_drop_all(w);
+	/* Our listeners and the servers closed above: closed in the kernel now, not at the engine's exit (io_uring). */
+	pgc_poller_flush(w->poller);
 	free(w->donate);
 	free(w->ready);
 	return NULL;

@@ -275,6 +275,25 @@ test_close_releases_socket(void **state)
 	assert_int_equal(read(f->b, &c, 1), 0);                  /* EOF, not EAGAIN */
 }
 
+/* The same when the loop ends instead: flush hands the cancellation to the kernel. */
+static void
+test_flush_releases_socket(void **state)
+{
+	fixture *f = *state;
+	int me;
+	uint32_t events;
+	char c;
+
+	NEED_BACKEND(f);
+	assert_int_equal(pgc_poller_watch(f->p, f->a, &me, EPOLLIN), 0);
+	assert_int_equal(wait_for(f, 0, &me, &events), 0);       /* armed */
+	pgc_poller_unwatch_closing(f->p, f->a);
+	close(f->a);
+	f->a = -1;
+	pgc_poller_flush(f->p);
+	assert_int_equal(read(f->b, &c, 1), 0);
+}
+
 /* rewatch changes the interest and the pointer; only the current interest is reported. */
 static void
 test_rewatch(void **state)
@@ -416,6 +435,7 @@ main(void)
 		BOTH(test_no_event_after_unwatch),
 		BOTH(test_descriptor_reused),
 		BOTH(test_close_releases_socket),
+		BOTH(test_flush_releases_socket),
 		BOTH(test_rewatch),
 		BOTH(test_edge_triggered),
 		BOTH(test_peer_shutdown_unread),

@@ -150,12 +150,12 @@ check:
 	  if $(MAKE) --no-print-directory "$$@"; then r=passed; else r=FAILED; fi; \
 	  echo "make check: $$what $$r ($$(( $$(date +%s) - t0 )) s)" >> $(CHECK_SUMMARY); \
 	}; \
-	part "plain build, unit tests:            " SAN=0 unit; \
-	part "plain build, integration, epoll:    " SAN=0 integration IO_BACKEND=epoll; \
-	part "plain build, integration, io_uring: " SAN=0 integration IO_BACKEND=io_uring; \
-	part "ASan+UBSan build, unit tests:       " SAN=1 unit; \
-	part "ASan+UBSan build, integration suite:" SAN=1 integration; \
-	part "TSan build, multi-threaded tests:   " SAN=thread integration PYTEST_ARGS="$(TSAN_TESTS)"; \
+	part "plain build, unit tests:                " SAN=0 unit; \
+	part "plain build, integration, epoll:        " SAN=0 integration IO_BACKEND=epoll; \
+	part "plain build, integration, io_uring:     " SAN=0 integration IO_BACKEND=io_uring; \
+	part "ASan+UBSan build, unit tests:           " SAN=1 unit; \
+	part "ASan+UBSan build, integration, io_uring:" SAN=1 integration IO_BACKEND=io_uring; \
+	part "TSan build, multi-threaded tests:       " SAN=thread integration PYTEST_ARGS="$(TSAN_TESTS)"; \
 	echo; echo "== make check summary"; cat $(CHECK_SUMMARY); \
 	if grep -q FAILED $(CHECK_SUMMARY); then echo "make check: FAILED"; exit 1; fi; \
 	echo "make check: all parts passed"

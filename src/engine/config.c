@@ -1447,7 +1447,7 @@ config_new(int dialect)
 	cfg->listen_port = 6432;
 	cfg->unix_socket_dir = strdup("/tmp");
 	cfg->workers = 0;
-	cfg->io_backend = PGC_IO_AUTO;
+	cfg->io_backend = PGC_IO_EPOLL;   /* io_uring's re-armed polls cost more CPU than epoll_ctl saves (docs/behaviour.md) */
 	cfg->pool_mode = PGC_POOL_TRANSACTION;
 	cfg->default_pool_size = 20;
 	cfg->min_pool_size = 0;

@@ -84,7 +84,10 @@ def serves(c):
 
 
 def make(carrier, setting, env, **kw):
-    c = carrier(start=False, io_backend=setting, **CONSOLE_SETTINGS)
+    """A pgcarrier with io_backend = setting (None: not set) and
+    PGCARRIER_IO_BACKEND = env (None: unset), whatever the test run's is."""
+    settings = dict(CONSOLE_SETTINGS, **({"io_backend": setting} if setting else {}))
+    c = carrier(start=False, **settings)
     c.env_changes["PGCARRIER_IO_BACKEND"] = env
     for k, v in kw.items():
         setattr(c, k, v)
@@ -94,6 +97,7 @@ def make(carrier, setting, env, **kw):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("setting,env,used", [
     ("epoll", None, "epoll"),
+    (None, None, "epoll"),                 # the default
     ("io_uring", None, "io_uring"),
     ("auto", None, "io_uring"),
     ("epoll", "io_uring", "io_uring"),      # the variable overrides the file
@@ -108,7 +112,7 @@ def test_backend_in_use(carrier, setting, env, used):
     with console(c) as adm:
         cfg = {r["key"]: r for r in show(adm, "CONFIG")}
         # SHOW CONFIG gives the setting (the file's); the log line, what runs
-        assert cfg["io_backend"]["value"] == setting and cfg["io_backend"]["default"] == "auto"
+        assert cfg["io_backend"]["value"] == (setting or "epoll") and cfg["io_backend"]["default"] == "epoll"
         assert cfg["io_backend"]["changeable"] == "no"
         with pytest.raises(psycopg.errors.CantChangeRuntimeParam, match="without restarting"):
             adm.execute("SET io_backend = epoll")

@@ -5,12 +5,14 @@
 #   make SAN=thread      build build/tsan/pgcarrier with ThreadSanitizer
 #   make unit            build and run the cmocka unit tests
 #   make integration PYTEST_ARGS="-q tests/integration/test_auth.py"
-#                        the integration suite, or only the files named
+#                        the integration suite, or only the files named;
+#                        IO_BACKEND=epoll|io_uring|auto: every daemon's loop
 #   make check           everything: unit tests and the integration suite
-#                        against a real PostgreSQL 15, plain and under
-#                        ASan/UBSan, then the multi-threaded tests (TSAN_TESTS)
-#                        under TSan; every part runs, each gets a summary
-#                        line at the end, and check fails if any part failed
+#                        against a real PostgreSQL 15, plain (once with each
+#                        event loop, epoll and io_uring) and under ASan/UBSan,
+#                        then the multi-threaded tests (TSAN_TESTS) under
+#                        TSan; every part runs, each gets a summary line at
+#                        the end, and check fails if any part failed
 #   make check-plain | check-san | check-tsan    one of those parts
 #   make extension [PG_CONFIG=...]   the PostgreSQL extension (src/extension, PGXS)
 #   make install-extension [PG_CONFIG=...] [DESTDIR=...]
@@ -34,7 +36,7 @@ SAN     ?= 0
 WARN     = -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
 PQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
 CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE -pthread -g $(WARN) -Isrc/engine $(PQ_CFLAGS)
-LDLIBS   = -l:libpg_query.a -lpq -lssl -lcrypto -lpthread
+LDLIBS   = -l:libpg_query.a -lpq -lssl -lcrypto -luring -lpthread
 
 ifeq ($(SAN),1)
 BUILD    = build/san
@@ -105,8 +107,11 @@ unit: $(UNIT_BIN)
 # it fails).
 # A sanitizer build is also the daemon the built-in tests' supervisors run
 # (the installed one is the release build).
+# IO_BACKEND=epoll|io_uring|auto runs every daemon of the suite with that
+# event loop (PGCARRIER_IO_BACKEND overrides io_backend); unset: the
+# configured one (io_backend's default unless a test sets it).
 integration: $(BUILD)/pgcarrier integration-install
-	PGCARRIER_BIN=$(abspath $(BUILD)/pgcarrier) PGCARRIER_SAN=$(SAN) \
+	$(if $(IO_BACKEND),PGCARRIER_IO_BACKEND=$(IO_BACKEND)) PGCARRIER_BIN=$(abspath $(BUILD)/pgcarrier) PGCARRIER_SAN=$(SAN) \
 	  $(if $(filter 0,$(SAN)),,PGCARRIER_BUILTIN_DAEMON=$(abspath $(BUILD)/pgcarrier)) $(TSAN_ENV) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider $(if $(findstring tests/,$(PYTEST_ARGS)),,tests/integration) $(PYTEST_ARGS)
 
@@ -145,11 +150,12 @@ check:
 	  if $(MAKE) --no-print-directory "$$@"; then r=passed; else r=FAILED; fi; \
 	  echo "make check: $$what $$r ($$(( $$(date +%s) - t0 )) s)" >> $(CHECK_SUMMARY); \
 	}; \
-	part "plain build, unit tests:            " SAN=0 unit; \
-	part "plain build, integration suite:     " SAN=0 integration; \
-	part "ASan+UBSan build, unit tests:       " SAN=1 unit; \
-	part "ASan+UBSan build, integration suite:" SAN=1 integration; \
-	part "TSan build, multi-threaded tests:   " SAN=thread integration PYTEST_ARGS="$(TSAN_TESTS)"; \
+	part "plain build, unit tests:                " SAN=0 unit; \
+	part "plain build, integration, epoll:        " SAN=0 integration IO_BACKEND=epoll; \
+	part "plain build, integration, io_uring:     " SAN=0 integration IO_BACKEND=io_uring; \
+	part "ASan+UBSan build, unit tests:           " SAN=1 unit; \
+	part "ASan+UBSan build, integration, io_uring:" SAN=1 integration IO_BACKEND=io_uring; \
+	part "TSan build, multi-threaded tests:       " SAN=thread integration PYTEST_ARGS="$(TSAN_TESTS)"; \
 	echo; echo "== make check summary"; cat $(CHECK_SUMMARY); \
 	if grep -q FAILED $(CHECK_SUMMARY); then echo "make check: FAILED"; exit 1; fi; \
 	echo "make check: all parts passed"

@@ -9,6 +9,7 @@ set -euo pipefail
 
 # Each package is here for something in the repository:
 #   build-essential pkg-config libssl-dev libpq-dev libpg-query-dev  the build
+#   liburing-dev      the io_uring event loop (io_backend, src/engine/poller_uring.c)
 #   libtsan2          gcc's ThreadSanitizer runtime (make SAN=thread, in make check)
 #   libcmocka-dev     unit tests
 #   openssl           certificates for the TLS tests and the benchmark
@@ -23,7 +24,7 @@ set -euo pipefail
 #   prometheus prometheus-pgbouncer-exporter   real tools against /metrics and the console (test_metrics.py)
 PKGS=(
     build-essential pkg-config
-    libssl-dev openssl libcmocka-dev libpg-query-dev libtsan2
+    libssl-dev openssl libcmocka-dev libpg-query-dev libtsan2 liburing-dev
     postgresql-15 postgresql-client-15 libpq-dev postgresql-server-dev-15
     pgbouncer
     python3 python3-pytest python3-psycopg python3-asyncpg

@@ -142,10 +142,13 @@ pgc_client_close(pgc_client *c, const char *reason)
 	}
 	c->state = CL_CLOSING;
 	/*
-	 * No EPOLL_CTL_DEL: close() below takes the descriptor out of the
-	 * epoll set (nothing else holds it: no dup, no fork), one system call
-	 * less per connection. Events of this batch for it are forgotten here.
+	 * With epoll, no EPOLL_CTL_DEL: close() below takes the descriptor out
+	 * of the epoll set (nothing else holds it: no dup, no fork), one system
+	 * call less per connection; io_uring cancels its poll request (poller.h).
+	 * Events of this batch for it are forgotten here.
 	 */
+	if (c->registered && c->fd >= 0)
+		pgc_worker_unwatch_closing(w, c->fd);
 	c->registered = false;
 	pgc_worker_forget(w, c);
 	pgc_tls_free(c->tls);

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 #include "hba.h"
+#include "poller.h"
 #include "tls.h"
 
 #include <ctype.h>
@@ -237,6 +238,7 @@ pgc_read_file(const char *path, size_t *lenp)
 typedef enum key_kind
 {
 	K_STR, K_INT, K_TIME, K_BOOL, K_MODE, K_AUTH, K_PINNING, K_SSLMODE,
+	K_IOBACKEND,				/* io_backend: epoll, io_uring or auto (poller.h) */
 	K_OCTAL,					/* a file mode: 0777 (octal with a leading 0), or decimal */
 	K_VERBOSE,					/* a boolean, or PgBouncer's level 0..3 */
 	K_FACILITY,					/* a syslog facility name */
@@ -268,6 +270,7 @@ static const key_def main_keys[] = {
 	KINT(listen_port, 1, 65535),
 	KSTR(unix_socket_dir),
 	KINT(workers, 0, 256),
+	KKIND(io_backend, K_IOBACKEND),
 	KKIND(pool_mode, K_MODE),
 	KINT(default_pool_size, 0, INT_MAX),
 	KINT(min_pool_size, 0, INT_MAX),
@@ -757,6 +760,11 @@ set_main_key(ini_state *st, const char *key, char *text)
 				return pgc_file_error(st->err, st->errlen, st->file, st->line,
 							"invalid value \"%s\" for auth_type: expected trust, password, md5, "
 							"scram-sha-256, cert, hba or any", val);
+			return 0;
+		case K_IOBACKEND:
+			if ((*(int *) (base + k->off) = pgc_io_backend_parse(val)) < 0)
+				return pgc_file_error(st->err, st->errlen, st->file, st->line,
+							"invalid value \"%s\" for %s: expected epoll, io_uring or auto", val, k->name);
 			return 0;
 		case K_SSLMODE:
 			if ((*(int *) (base + k->off) = pgc_sslmode_parse(val)) < 0)
@@ -1441,6 +1449,7 @@ config_new(int dialect)
 	cfg->listen_port = 6432;
 	cfg->unix_socket_dir = strdup("/tmp");
 	cfg->workers = 0;
+	cfg->io_backend = PGC_IO_EPOLL;   /* io_uring's re-armed polls cost more CPU than epoll_ctl saves (docs/behaviour.md) */
 	cfg->pool_mode = PGC_POOL_TRANSACTION;
 	cfg->default_pool_size = 20;
 	cfg->min_pool_size = 0;
@@ -2066,6 +2075,9 @@ pgc_config_value(const pgc_config *cfg, int i, char *buf, size_t len)
 			return;
 		case K_SSLMODE:
 			snprintf(buf, len, "%s", pgc_sslmode_name(v));
+			return;
+		case K_IOBACKEND:
+			snprintf(buf, len, "%s", pgc_io_backend_name(v));
 			return;
 		case K_OCTAL:
 			snprintf(buf, len, "0%o", (unsigned) v);

@@ -102,6 +102,7 @@ typedef struct pgc_config {
 	int listen_port;           /* 6432 */
 	char *unix_socket_dir;     /* "/tmp"; NULL/"" = no Unix socket */
 	int workers;               /* 0 = number of cores */
+	int io_backend;            /* pgc_io_backend (poller.h), epoll; PGCARRIER_IO_BACKEND overrides it (engine.c) */
 	int pool_mode;             /* pgc_pool_mode, default transaction */
 	int default_pool_size;     /* 20 */
 	int min_pool_size;         /* 0 */

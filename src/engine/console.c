@@ -496,7 +496,7 @@ static bool
 set_refused(const char *key, char *why, size_t len)
 {
 	static const char *const restart[] = {
-		"listen_addr", "listen_port", "unix_socket_dir", "workers", "user", "pidfile",
+		"listen_addr", "listen_port", "unix_socket_dir", "workers", "io_backend", "user", "pidfile",
 		"stats_listen_addr", "stats_listen_port"
 	};
 

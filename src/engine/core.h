@@ -422,7 +422,7 @@ struct pgc_pool {
 struct pgc_worker {
 	pgc_kind kind;                /* PGC_KIND_WAKEUP, for the eventfd registration */
 	int id;
-	int epfd;
+	struct pgc_poller *poller;    /* its event loop's readiness (poller.h: epoll or io_uring) */
 	int wakefd;                   /* eventfd */
 	pthread_t thread;
 	pgc_engine *engine;
@@ -432,7 +432,7 @@ struct pgc_worker {
 	pthread_mutex_t inbox_lock;
 	pgc_client *inbox;            /* LIFO; order within one wake-up does not matter */
 	atomic_bool wake_pending;     /* something was posted since its last drain (worker.c) */
-	atomic_bool in_wait;          /* it is in (or about to enter) epoll_wait: a post must wake it */
+	atomic_bool in_wait;          /* it is in (or about to enter) its wait for events: a post must wake it */
 	pgc_pool **donate;            /* pools whose waiters want one of our idle servers (inbox lock) */
 	int n_donate, cap_donate;
 	pgc_link clients;
@@ -444,7 +444,7 @@ struct pgc_worker {
 	int free_bufs_low;            /* fewest free buffers since the last tick: the rest were not needed */
 	struct pgc_shared_params **share_buckets; /* its clients' shared parameter lists (pshare.c) */
 	uint32_t share_nbuckets, share_count;
-	struct epoll_event *events;   /* current batch, so closed objects can be forgotten */
+	struct pgc_poll_event *events; /* current batch, so closed objects can be forgotten */
 	int n_events;
 	int tls_steps;                /* TLS handshake steps with clients in this round */
 	void **ready;                 /* objects with decrypted TLS bytes waiting (pgc_worker_ready) */
@@ -628,6 +628,11 @@ void pgc_worker_ready(pgc_worker *w, void *ptr, struct pgc_tls *tls);
 int pgc_worker_watch(pgc_worker *w, int fd, void *ptr, uint32_t events);
 int pgc_worker_rewatch(pgc_worker *w, int fd, void *ptr, uint32_t events);
 void pgc_worker_unwatch(pgc_worker *w, int fd);
+/*
+ * fd leaves w's watch because the caller closes it right after (no other
+ * copy of it exists): free with epoll, a cancellation with io_uring.
+ */
+void pgc_worker_unwatch_closing(pgc_worker *w, int fd);
 /* Put c on its worker's inbox and wake that worker. Caller holds c's pool lock. */
 void pgc_worker_post(pgc_client *c);
 /* Wake worker w (nothing happens if it is the calling thread's: its inbox is drained after every batch). */

@@ -37,6 +37,7 @@
 #include "reload.h"
 #include "stats.h"
 #include "netopt.h"
+#include "poller.h"
 
 pgc_engine *pgc_the_engine;
 static atomic_int workers_running;
@@ -592,9 +593,51 @@ worker_thread(void *arg)
 }
 
 /* Set up worker w's event loop and admission state (no thread yet). */
+/*
+ * The backend asked for: PGCARRIER_IO_BACKEND when set (so that a whole
+ * test run can choose), else io_backend. -1 with err when the variable
+ * names none.
+ */
 static int
-worker_init(pgc_engine *e, pgc_worker *w, int id, char *err, size_t errlen)
+io_backend_wanted(const pgc_config *cfg, char *err, size_t errlen)
 {
+	const char *env = getenv("PGCARRIER_IO_BACKEND");
+	int b;
+
+	if (env == NULL || env[0] == '\0')
+		return cfg->io_backend;
+	if ((b = pgc_io_backend_parse(env)) < 0)
+		snprintf(err, errlen, "invalid PGCARRIER_IO_BACKEND \"%s\": expected epoll, io_uring or auto", env);
+	return b;
+}
+
+/*
+ * A poller of the backend wanted. When io_uring cannot be had (no kernel
+ * support, io_uring_disabled, a seccomp filter that refuses it), every
+ * worker falls back to epoll: *wanted becomes epoll, so the first worker's
+ * failure is the only one logged.
+ */
+static pgc_poller *
+poller_open(int *wanted, char *err, size_t errlen)
+{
+	pgc_poller *p;
+	char why[200];
+
+	if (*wanted == PGC_IO_EPOLL)
+		return pgc_poller_create(PGC_IO_EPOLL, err, errlen);
+	if ((p = pgc_poller_create(PGC_IO_URING, why, sizeof(why))) != NULL)
+		return p;
+	pgc_log(*wanted == PGC_IO_AUTO ? PGC_LOG : PGC_WARNING, "io_backend = %s: io_uring is unavailable (%s), using epoll",
+			pgc_io_backend_name(*wanted), why);
+	*wanted = PGC_IO_EPOLL;
+	return pgc_poller_create(PGC_IO_EPOLL, err, errlen);
+}
+
+static int
+worker_init(pgc_engine *e, pgc_worker *w, int id, int *io_backend, char *err, size_t errlen)
+{
+	char why[200];
+
 	w->kind = PGC_KIND_WAKEUP;
 	w->listener_kind = PGC_KIND_LISTENER;
 	w->id = id;
@@ -604,11 +647,15 @@ worker_init(pgc_engine *e, pgc_worker *w, int id, char *err, size_t errlen)
 	pgc_list_init(&w->servers);
 	pgc_list_init(&w->cancels);
 	pthread_mutex_init(&w->inbox_lock, NULL);
-	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (w->epfd < 0 || w->wakefd < 0)
+	if (w->wakefd < 0)
 	{
 		snprintf(err, errlen, "could not create event loop: %s", strerror(errno));
+		return -1;
+	}
+	if ((w->poller = poller_open(io_backend, why, sizeof(why))) == NULL)
+	{
+		snprintf(err, errlen, "could not create event loop: %s", why);
 		return -1;
 	}
 	pgc_worker_watch(w, w->wakefd, w, EPOLLIN);
@@ -620,6 +667,7 @@ pgc_engine_open(pgc_config *cfg, char *err, size_t errlen)
 {
 	pgc_engine *e = calloc(1, sizeof(*e));
 	int n = cfg->workers > 0 ? cfg->workers : (int) sysconf(_SC_NPROCESSORS_ONLN);
+	int io_backend;
 
 	if (e == NULL)
 	{
@@ -640,8 +688,10 @@ pgc_engine_open(pgc_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	if ((io_backend = io_backend_wanted(cfg, err, errlen)) < 0)
+		return -1;
 	for (int i = 0; i < n; i++)
-		if (worker_init(e, &e->workers[i], i, err, errlen) < 0)
+		if (worker_init(e, &e->workers[i], i, &io_backend, err, errlen) < 0)
 			return -1;
 	if (pgc_stats_init(e) < 0)
 	{
@@ -681,8 +731,8 @@ pgc_engine_run(char *err, size_t errlen)
 			return -1;
 		}
 	}
-	pgc_log(PGC_LOG, "pgcarrier started: %d workers, port %d, pool_mode %s", n, cfg->listen_port,
-			pgc_pool_mode_name(cfg->pool_mode));
+	pgc_log(PGC_LOG, "pgcarrier started: %d workers, port %d, pool_mode %s, io_backend %s", n, cfg->listen_port,
+			pgc_pool_mode_name(cfg->pool_mode), pgc_io_backend_name(pgc_poller_backend(e->workers[0].poller)));
 	return pgc_metrics_start(err, errlen);
 }
 
@@ -838,7 +888,7 @@ pgc_engine_free(void)
 			pgc_iobuf_free(b);
 		}
 		pgc_shared_params_worker_free(w);
-		close(w->epfd);
+		pgc_poller_destroy(w->poller);
 		close(w->wakefd);
 		pgc_accept_worker_free(w);
 		free(w->listen_fds);

@@ -846,7 +846,7 @@ static bool
 needs_restart(const char *key)
 {
 	static const char *const keys[] = {
-		"listen_addr", "listen_port", "unix_socket_dir", "workers", "user", "pidfile",
+		"listen_addr", "listen_port", "unix_socket_dir", "workers", "io_backend", "user", "pidfile",
 		"stats_listen_addr", "stats_listen_port"
 	};
 

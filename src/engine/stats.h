@@ -116,7 +116,7 @@ typedef struct pgc_dbstats pgc_dbstats;
 
 /* Per worker thread: its event loop's work, written by that worker only. */
 typedef struct pgc_worker_stats {
-	_Alignas(64) _Atomic uint64_t loops;    /* epoll_wait returns */
+	_Alignas(64) _Atomic uint64_t loops;    /* returns of its wait for events (poller.h) */
 	_Atomic uint64_t events;                /* events handled */
 	_Atomic uint64_t pipelined;             /* units sent behind another client's (pipeline.h) */
 	_Atomic uint64_t pipeline_reruns;       /* ... whose answers were dropped and that ran again */

@@ -16,6 +16,7 @@
 #include "core.h"
 #include "log.h"
 #include "pipeline.h"
+#include "poller.h"
 #include "stats.h"
 #include "tls.h"
 
@@ -103,8 +104,8 @@ pgc_worker_forget(pgc_worker *w, void *ptr)
 	if (w != pgc_current_worker)
 		return;
 	for (int i = 0; i < w->n_events; i++)
-		if (w->events[i].data.ptr == ptr)
-			w->events[i].data.ptr = NULL;
+		if (w->events[i].ptr == ptr)
+			w->events[i].ptr = NULL;
 	for (int i = 0; i < w->n_ready; i++)
 		if (w->ready[i] == ptr)
 		{
@@ -188,28 +189,25 @@ run_ready(pgc_worker *w)
 int
 pgc_worker_watch(pgc_worker *w, int fd, void *ptr, uint32_t events)
 {
-	struct epoll_event ev = {.events = events, .data.ptr = ptr};
-
-	if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
-	{
-		pgc_log(PGC_WARNING, "epoll_ctl(ADD) failed: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
+	return pgc_poller_watch(w->poller, fd, ptr, events);
 }
 
 int
 pgc_worker_rewatch(pgc_worker *w, int fd, void *ptr, uint32_t events)
 {
-	struct epoll_event ev = {.events = events, .data.ptr = ptr};
-
-	return epoll_ctl(w->epfd, EPOLL_CTL_MOD, fd, &ev);
+	return pgc_poller_rewatch(w->poller, fd, ptr, events);
 }
 
 void
 pgc_worker_unwatch(pgc_worker *w, int fd)
 {
-	epoll_ctl(w->epfd, EPOLL_CTL_DEL, fd, NULL);
+	pgc_poller_unwatch(w->poller, fd);
+}
+
+void
+pgc_worker_unwatch_closing(pgc_worker *w, int fd)
+{
+	pgc_poller_unwatch_closing(w->poller, fd);
 }
 
 void
@@ -233,7 +231,7 @@ pgc_worker_wake(pgc_worker *w)
 }
 
 /*
- * Make w drain its inbox soon. A worker that is not waiting in epoll_wait
+ * Make w drain its inbox soon. A worker that is not waiting for events
  * drains after its batch, and looks at wake_pending before it waits again:
  * only a waiting one needs the eventfd's wake-up (a write, an epoll event
  * and a read saved for each post to a busy worker). The two flags are
@@ -355,7 +353,7 @@ void *
 pgc_worker_main(void *arg)
 {
 	pgc_worker *w = arg;
-	struct epoll_event events[PGC_MAX_EVENTS];
+	pgc_poll_event events[PGC_MAX_EVENTS];
 
 	pgc_current_worker = w;
 	w->now = pgc_now();
@@ -370,11 +368,12 @@ pgc_worker_main(void *arg)
 		atomic_store(&w->in_wait, true);
 		if (atomic_load(&w->wake_pending))
 			timeout_ms = 0;     /* posted while we were busy: nobody wrote the eventfd (wake) */
-		n = epoll_wait(w->epfd, events, PGC_MAX_EVENTS, timeout_ms);
+		n = pgc_poller_wait(w->poller, events, PGC_MAX_EVENTS, timeout_ms);
 		atomic_store(&w->in_wait, false);
 		if (n < 0 && errno != EINTR)
 		{
-			pgc_log(PGC_ERROR, "epoll_wait failed: %s", strerror(errno));
+			pgc_log(PGC_ERROR, "waiting for events (%s) failed: %s",
+					pgc_io_backend_name(pgc_poller_backend(w->poller)), strerror(errno));
 			break;
 		}
 		w->now = pgc_now();
@@ -384,7 +383,7 @@ pgc_worker_main(void *arg)
 		w->tls_steps = 0;
 		for (int i = 0; i < w->n_events; i++)
 		{
-			void *ptr = events[i].data.ptr;
+			void *ptr = events[i].ptr;
 
 			if (ptr != NULL)
 				dispatch(w, ptr, events[i].events);
@@ -412,6 +411,8 @@ pgc_worker_main(void *arg)
 	pgc_pool_maintain_idle(w->engine, w, w->now, true);
 	pgc_census_worker_exit(w);
 	pgc_cancel_drop_all(w);
+	/* Our listeners and the servers closed above: closed in the kernel now, not at the engine's exit (io_uring). */
+	pgc_poller_flush(w->poller);
 	free(w->donate);
 	free(w->ready);
 	free(w->pipe_flush);

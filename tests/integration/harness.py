@@ -809,6 +809,11 @@ class Pgcarrier:
         self.users = dict(users or {})
         self.auth_file = dict(auth_file) if auth_file else None
         self.proc = None
+        # The daemon's environment: os.environ with these changes (None
+        # removes a variable), and a function run in the child before exec
+        # (test_io_backend.py's seccomp filter).
+        self.env_changes = {}
+        self.preexec_fn = None
         self.stop_timed_out = False
         self._stopped_by_harness = False  # stop()/kill() was called
         self.expect_exit = False  # set by tests that make it exit on its own
@@ -876,10 +881,16 @@ class Pgcarrier:
             raise HarnessError("pgcarrier binary not found: %s" % self.binary)
         self.write_config()
         self._logfh = open(self.logfile, "ab")
+        env = dict(os.environ)
+        for k, v in self.env_changes.items():
+            if v is None:
+                env.pop(k, None)
+            else:
+                env[k] = v
         self.proc = subprocess.Popen([self.binary, "-c", self.config_path],
                                      stdin=subprocess.DEVNULL,
                                      stdout=self._logfh, stderr=subprocess.STDOUT,
-                                     cwd=self.dir)
+                                     cwd=self.dir, env=env, preexec_fn=self.preexec_fn)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:

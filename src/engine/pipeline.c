@@ -71,33 +71,29 @@ unit_length(const pgc_client *c)
 	}
 }
 
-/* Every in-flight entry of follower f: its answers are read and dropped, as those of pgcarrier's own. */
+/*
+ * Follower f's in-flight entries are no longer its own: the linked
+ * client's (f is linked now), or, dropped, nobody's: their answers are
+ * read and dropped, as those of pgcarrier's own messages.
+ */
 static void
-drop_answers_of(pgc_server *s, const pgc_client *f)
+release_entries_of(pgc_server *s, const pgc_client *f, bool drop)
 {
 	pgc_pending *p;
 
 	for (uint32_t i = 0; (p = pgc_relay_entry(s, i)) != NULL; i++)
-		if (p->follower == f)
-		{
-			p->follower = NULL;
-			p->owner = PGC_OWNER_POOLER;
-			p->on_answer = PGC_ANSWER_DROP;
-			p->made_up = PGC_MADE_UP_NONE;
-			p->dropped = true;
-			s->pipe_broken = true;
-		}
-}
-
-/* Follower f's entries are the linked client's now. */
-static void
-adopt_answers_of(pgc_server *s, const pgc_client *f)
-{
-	pgc_pending *p;
-
-	for (uint32_t i = 0; (p = pgc_relay_entry(s, i)) != NULL; i++)
-		if (p->follower == f)
-			p->follower = NULL;
+	{
+		if (p->follower != f)
+			continue;
+		p->follower = NULL;
+		if (!drop)
+			continue;
+		p->owner = PGC_OWNER_POOLER;
+		p->on_answer = PGC_ANSWER_DROP;
+		p->made_up = PGC_MADE_UP_NONE;
+		p->dropped = true;
+		s->pipe_broken = true;
+	}
 }
 
 /* Its unit will not be sent again. */
@@ -433,7 +429,7 @@ pgc_pipeline_break(pgc_server *s, const char *why)
 	while (s->pipe_len)
 	{
 		f = pop_follower(s);
-		drop_answers_of(s, f);
+		release_entries_of(s, f, true);
 		if (atomic_exchange(&f->pipe_cancel, false))
 			answer_cancelled(f);
 		else if (!restore_unit(f))
@@ -453,7 +449,7 @@ pgc_pipeline_leave(pgc_client *c)
 	pthread_mutex_lock(&s->pool->lock);
 	c->pipe_server = NULL;
 	pthread_mutex_unlock(&s->pool->lock);
-	drop_answers_of(s, c);
+	release_entries_of(s, c, true);
 	unlink_follower(s, c);
 }
 
@@ -548,7 +544,7 @@ hand_over(pgc_client *c, pgc_server *s)
 	s->last_type = 0;
 	s->report_pending = true;
 	pgc_guard_attach(f, s);
-	adopt_answers_of(s, f);
+	release_entries_of(s, f, false);
 	forget_copy(f);
 	/* Its unit was sent as one that others may queue behind. */
 	s->pipe_ok = true;

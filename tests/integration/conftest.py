@@ -134,3 +134,10 @@ def carrier(request, pgc_bin):
             pass
     if errors:
         pytest.fail("\n\n".join(errors), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def pgbench_db(pg):
+    """pg with pgbench's tables (scale 1) in database app."""
+    harness.pgbench_init(pg)
+    return pg

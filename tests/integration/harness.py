@@ -157,6 +157,7 @@ import contextlib
 import os
 import pwd
 import random
+import re
 import resource
 import shutil
 import signal
@@ -734,6 +735,37 @@ class ServerConnectionMonitor(_Sampler):
     @contextlib.contextmanager
     def _sampling(self):
         yield lambda: server_connections(self.carrier, self.pg)
+
+
+PGBENCH = os.path.join(PG_BINDIR, "pgbench")
+
+
+def pgbench_init(pg, scale=1):
+    """pgbench's tables, made directly in pg's database app."""
+    r = subprocess.run([PGBENCH, "-i", "-q", "-s", str(scale), "-h", pg.sockdir,
+                        "-p", str(pg.port), "-U", "app", "app"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=120)
+    if r.returncode != 0:
+        raise HarnessError("pgbench -i failed:\n" + r.stdout)
+
+
+def run_pgbench(c, args, timeout=60, pg=None):
+    """pgbench through pgcarrier c: the number of transactions it ran. It
+    must exit 0 with transactions done, none failed and none aborted; the
+    failure message carries both logs (pg's too, when given)."""
+    cmd = [PGBENCH, "-n", "-h", c.host, "-p", str(c.port), "-U", "app"] + args + ["app"]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=timeout)
+    out = r.stdout
+    processed = re.search(r"number of transactions actually processed: (\d+)", out)
+    failed = re.search(r"number of failed transactions: (\d+)", out)
+    assert r.returncode == 0, "pgbench exit %d\n%s\n--- pgcarrier log ---\n%s\n--- server log ---\n%s" % (
+        r.returncode, out[-3000:], c.log()[-2000:], pg.log()[-2000:] if pg else "")
+    assert processed and int(processed.group(1)) > 0, out
+    assert failed and int(failed.group(1)) == 0, out
+    assert "aborted" not in out.lower(), out
+    return int(processed.group(1)), out
 
 
 def wait_backends(pg, at_most, db=None, user=None, timeout=10):

@@ -10,17 +10,13 @@ exits; pg_stat_activity must then come down to the limit once they have.
 """
 
 import asyncio
-import os
 import random
-import re
-import subprocess
 import time
 
 import pytest
 
 import harness
 
-PGBENCH = os.path.join(harness.PG_BINDIR, "pgbench")
 
 
 def new_tag():
@@ -296,16 +292,6 @@ def test_session_mode_server_reset_between_clients(carrier, pg):
 # pgbench
 # ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def pgbench_db(pg):
-    r = subprocess.run([PGBENCH, "-i", "-q", "-s", "1", "-h", pg.sockdir,
-                        "-p", str(pg.port), "-U", "app", "app"],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True, timeout=120)
-    assert r.returncode == 0, r.stdout
-    return pg
-
-
 CUSTOM_SCRIPT = r"""\set aid random(1, 100000)
 \set delta random(-5000, 5000)
 BEGIN;
@@ -319,18 +305,7 @@ END;
 
 
 def run_pgbench(c, args, timeout=40):
-    cmd = [PGBENCH, "-n", "-h", c.host, "-p", str(c.port), "-U", "app"] + args + ["app"]
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True, timeout=timeout)
-    out = r.stdout
-    processed = re.search(r"number of transactions actually processed: (\d+)", out)
-    failed = re.search(r"number of failed transactions: (\d+)", out)
-    assert r.returncode == 0, "pgbench exit %d\n%s\n--- pgcarrier log ---\n%s" % (
-        r.returncode, out[-3000:], c.log()[-2000:])
-    assert processed and int(processed.group(1)) > 0, out
-    assert failed and int(failed.group(1)) == 0, out
-    assert "aborted" not in out.lower(), out
-    return int(processed.group(1)), out
+    return harness.run_pgbench(c, args, timeout=timeout)
 
 
 def assert_pool_held(mon, pg, pool):

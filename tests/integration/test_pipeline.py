@@ -14,11 +14,6 @@ tested one by one, with server_pipeline_max_wait raised so that units
 queue behind a slow one on purpose.
 """
 
-import os
-import re
-import socket
-import struct
-import subprocess
 import threading
 import time
 
@@ -27,9 +22,6 @@ import pytest
 
 import harness
 from console_helpers import CONSOLE_SETTINGS, console, show
-
-PGBENCH = os.path.join(harness.PG_BINDIR, "pgbench")
-
 
 def pipelined(carrier):
     """(units pipelined, units that ran again) over all workers."""
@@ -49,35 +41,11 @@ def pipe_carrier(carrier, pool_size=2, depth=4, **settings):
 # pgbench: pipelining happens, and nothing fails
 # ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def pgbench_db(pg):
-    r = subprocess.run([PGBENCH, "-i", "-q", "-s", "1", "-h", pg.sockdir,
-                        "-p", str(pg.port), "-U", "app", "app"],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True, timeout=120)
-    assert r.returncode == 0, r.stdout
-    return pg
-
-
-def run_pgbench(c, args, timeout=60, pg=None):
-    cmd = [PGBENCH, "-n", "-h", c.host, "-p", str(c.port), "-U", "app"] + args + ["app"]
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True, timeout=timeout)
-    out = r.stdout
-    processed = re.search(r"number of transactions actually processed: (\d+)", out)
-    failed = re.search(r"number of failed transactions: (\d+)", out)
-    assert r.returncode == 0, "pgbench exit %d\n%s\n--- pgcarrier log ---\n%s\n--- server log ---\n%s" % (
-        r.returncode, out[-3000:], c.log()[-2000:], pg.log()[-2000:] if pg else "")
-    assert processed and int(processed.group(1)) > 0, out
-    assert failed and int(failed.group(1)) == 0, out
-    return int(processed.group(1))
-
-
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("workers,proto", [(1, "simple"), (2, "simple"), (1, "extended"), (2, "prepared")])
 def test_pgbench_select_only_is_pipelined(carrier, pgbench_db, workers, proto):
     c = pipe_carrier(carrier, pool_size=2, depth=4, workers=workers)
-    n = run_pgbench(c, ["-c", "40", "-j", "2", "-T", "4", "-S", "-M", proto], pg=pgbench_db)
+    n, _ = harness.run_pgbench(c, ["-c", "40", "-j", "2", "-T", "4", "-S", "-M", proto], pg=pgbench_db)
     done, again = pipelined(c)
     print("pgbench -S through depth 4: %d transactions, %d pipelined, %d ran again" % (n, done, again))
     assert done > 0, "no unit was pipelined"

@@ -256,6 +256,19 @@ test_descriptor_reused(void **state)
 	assert_only(f, &new_obj, EPOLLIN);
 }
 
+/* Socket a, watched and armed, is unwatched as closing and closed. */
+static void
+watch_then_close(fixture *f, int *me)
+{
+	uint32_t events;
+
+	assert_int_equal(pgc_poller_watch(f->p, f->a, me, EPOLLIN), 0);
+	assert_int_equal(wait_for(f, 0, me, &events), 0);        /* armed */
+	pgc_poller_unwatch_closing(f->p, f->a);
+	close(f->a);
+	f->a = -1;
+}
+
 /* unwatch_closing then close(): the peer sees the end (io_uring's request must not hold the socket open). */
 static void
 test_close_releases_socket(void **state)
@@ -266,11 +279,7 @@ test_close_releases_socket(void **state)
 	char c;
 
 	NEED_BACKEND(f);
-	assert_int_equal(pgc_poller_watch(f->p, f->a, &me, EPOLLIN), 0);
-	assert_int_equal(wait_for(f, 0, &me, &events), 0);       /* armed */
-	pgc_poller_unwatch_closing(f->p, f->a);
-	close(f->a);
-	f->a = -1;
+	watch_then_close(f, &me);
 	assert_int_equal(wait_for(f, 0, &me, &events), 0);       /* the loop's next round */
 	assert_int_equal(read(f->b, &c, 1), 0);                  /* EOF, not EAGAIN */
 }
@@ -281,15 +290,10 @@ test_flush_releases_socket(void **state)
 {
 	fixture *f = *state;
 	int me;
-	uint32_t events;
 	char c;
 
 	NEED_BACKEND(f);
-	assert_int_equal(pgc_poller_watch(f->p, f->a, &me, EPOLLIN), 0);
-	assert_int_equal(wait_for(f, 0, &me, &events), 0);       /* armed */
-	pgc_poller_unwatch_closing(f->p, f->a);
-	close(f->a);
-	f->a = -1;
+	watch_then_close(f, &me);
 	pgc_poller_flush(f->p);
 	assert_int_equal(read(f->b, &c, 1), 0);
 }

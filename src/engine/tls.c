@@ -39,6 +39,7 @@ struct pgc_tls {
 	const pgc_tls_ctx *ctx;
 	uint8_t *out;                 /* ciphertext not yet on the socket: out[out_start, out_len) */
 	size_t out_start, out_len, out_cap;
+	size_t out_used;              /* the most of out ever written: what to wipe at the end */
 	bool failed;                  /* out of memory in the BIO */
 	bool ready_queued;            /* on its worker's ready list */
 };
@@ -81,6 +82,8 @@ bio_write(BIO *bio, const char *data, int len)
 	}
 	memcpy(t->out + t->out_len, data, (size_t) len);
 	t->out_len += (size_t) len;
+	if (t->out_len > t->out_used)
+		t->out_used = t->out_len;
 	return len;
 }
 
@@ -306,6 +309,24 @@ build_ctx(const side_settings *st, const char *dir, pgc_tls_ctx **out, char *err
 			if (names)
 				SSL_CTX_set_client_CA_list(c->ctx, names);
 		}
+	}
+	if (st->is_server && st->cert)
+	{
+		STACK_OF(X509) *chain = NULL;
+
+		/*
+		 * A certificate file without intermediates makes OpenSSL look for
+		 * them in the CA store at every handshake (a chain build, with
+		 * its allocations and lookups, per connection). Build that chain
+		 * once, now that the store is loaded: the same certificates go
+		 * out, without the work. Errors are expected (a self-signed or
+		 * leaf-only certificate has no chain to find) and are not fatal,
+		 * as they are not at handshake time.
+		 */
+		if (SSL_CTX_get0_chain_certs(c->ctx, &chain) == 1 && sk_X509_num(chain) <= 0)
+			(void) SSL_CTX_build_cert_chain(c->ctx, SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR |
+											SSL_BUILD_CHAIN_FLAG_CLEAR_ERROR);
+		ERR_clear_error();
 	}
 	if (st->is_server)
 	{
@@ -576,7 +597,8 @@ pgc_tls_free(pgc_tls *t)
 	SSL_free(t->ssl);
 	if (t->out)
 	{
-		OPENSSL_cleanse(t->out, t->out_cap);
+		/* Only what was written: most connections never touch most of the 16 kB. */
+		OPENSSL_cleanse(t->out, t->out_used);
 		free(t->out);
 	}
 	free(t);

@@ -256,14 +256,36 @@ build_ctx(const side_settings *st, const char *dir, pgc_tls_ctx **out, char *err
 	*out = c;
 	SSL_CTX_set_min_proto_version(c->ctx, min);
 	SSL_CTX_set_max_proto_version(c->ctx, max);
-	/* A peer that just closes the socket ends the stream; no renegotiation; no resumption. */
-	SSL_CTX_set_options(c->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET |
-						SSL_OP_NO_COMPRESSION);
-	SSL_CTX_set_session_cache_mode(c->ctx, SSL_SESS_CACHE_OFF);
+	/* A peer that just closes the socket ends the stream; no renegotiation. */
+	SSL_CTX_set_options(c->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 	/* Read whole socket chunks, not a record header and then its body: fewer system calls. */
 	SSL_CTX_set_read_ahead(c->ctx, 1);
 	if (st->is_server)
-		SSL_CTX_set_num_tickets(c->ctx, 0);
+	{
+		/*
+		 * Resumption for clients that keep a session (TLS 1.3 PSK, TLS 1.2
+		 * tickets): a resumed handshake skips the key exchange's key
+		 * generation and the certificate signature, most of a full one.
+		 * Stateless tickets, so that no server memory grows with churn: the
+		 * ticket keys are this context's own (random, made with it), so a
+		 * reload, which builds new contexts, ends every ticket issued
+		 * before it, and with it any client certificate a ticket carries
+		 * that the new client_tls_ca_file might not accept. One ticket per
+		 * handshake, not OpenSSL's two: a client that reconnects gets a
+		 * fresh one each time, and a client that ignores them (libpq does:
+		 * it keeps no session between connections) pays for one only.
+		 */
+		SSL_CTX_set_session_cache_mode(c->ctx, SSL_SESS_CACHE_OFF);
+		SSL_CTX_set_num_tickets(c->ctx, 1);
+		/* Needed to resume a session whose client certificate was verified (OpenSSL refuses otherwise). */
+		SSL_CTX_set_session_id_context(c->ctx, (const unsigned char *) "pgcarrier", 9);
+	}
+	else
+	{
+		/* Towards PostgreSQL: it resumes nothing (its server turns tickets and its cache off). */
+		SSL_CTX_set_options(c->ctx, SSL_OP_NO_TICKET);
+		SSL_CTX_set_session_cache_mode(c->ctx, SSL_SESS_CACHE_OFF);
+	}
 	if (ciphers == NULL || strcasecmp(ciphers, "default") == 0 || strcasecmp(ciphers, "secure") == 0)
 		ciphers = "HIGH:MEDIUM:+3DES:!aNULL";   /* PostgreSQL's default ssl_ciphers */
 	else if (strcasecmp(ciphers, "all") == 0)

@@ -20,8 +20,12 @@
  *  - Decrypted bytes that did not fit into the caller's buffer stay inside
  *    (pgc_tls_pending): the socket is no longer readable for them, so the
  *    caller must come back without waiting for epoll (pgc_worker_ready).
- *  - No renegotiation, no session tickets or cache (every connection does a
- *    full handshake, as PostgreSQL's own server).
+ *  - No renegotiation. Towards clients: session resumption with stateless
+ *    tickets (one per handshake; keys per context, so a reload ends them),
+ *    no server-side session cache. A TLS 1.3 server's ticket is held back
+ *    and sent with the next write (the answer to the startup packet):
+ *    pgc_tls_wants_write() is false for held bytes only. Towards servers:
+ *    no resumption (PostgreSQL has none).
  *  - Nothing here logs; errors come back as text for the caller's message.
  */
 #ifndef PGC_TLS_H

@@ -516,6 +516,44 @@ def test_auth_type_cert_raw_errors(carrier, certs):
         rc.close()
 
 
+def resumed_login(c, ctx, session=None):
+    """Log in over TLS with ctx, offering session; run a query (by then a
+    TLS 1.3 ticket has come in). Returns (session_reused, session)."""
+    rc = harness.RawConn(c.host, c.port, timeout=10)
+    try:
+        rc.send_raw(SSL_REQUEST)
+        assert rc.sock.recv(1) == b"S"
+        rc.sock = ctx.wrap_socket(rc.sock, session=session)
+        rc.startup("app", "app")
+        assert harness.data_row(dict(rc.query("SELECT current_user"))["D"]) == [b"app"]
+        return rc.sock.session_reused, rc.sock.session
+    finally:
+        rc.close()
+
+
+@pytest.mark.parametrize("version", ["TLSv1_3", "TLSv1_2"])
+def test_session_resumption(carrier, certs, version):
+    """A client that offers the session of its last connection resumes it
+    (TLS 1.3 ticket, TLS 1.2 ticket), also with a verified client
+    certificate (cert authentication: the resumed session carries it); a
+    client without one gets a full handshake; a reload (new TLS contexts,
+    new ticket keys) ends the sessions issued before it."""
+    c = carrier(auth_type="cert", **client_tls(certs, "require", ca=True))
+    ctx = no_verify_ctx("app", certs)
+    ctx.maximum_version = ctx.minimum_version = getattr(ssl.TLSVersion, version)
+    reused, s1 = resumed_login(c, ctx)
+    assert not reused
+    reused, s2 = resumed_login(c, ctx, s1)
+    assert reused
+    reused, s3 = resumed_login(c, ctx, s2)
+    assert reused
+    assert not resumed_login(c, ctx)[0]
+    assert reload_and_wait(c)
+    reused, s4 = resumed_login(c, ctx, s3)
+    assert not reused
+    assert resumed_login(c, ctx, s4)[0]
+
+
 def write_hba(c, text):
     path = os.path.join(c.dir, "hba.conf")
     with open(path, "w") as f:

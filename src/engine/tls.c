@@ -41,7 +41,6 @@ struct pgc_tls {
 	size_t out_start, out_len, out_cap;
 	size_t out_used;              /* the most of out ever written: what to wipe at the end */
 	bool failed;                  /* out of memory in the BIO */
-	bool hold;                    /* out may wait for the next write (see pgc_tls_handshake) */
 	bool ready_queued;            /* on its worker's ready list */
 };
 
@@ -491,7 +490,6 @@ pgc_tls_connect(const pgc_config *cfg, int fd, const char *host)
 int
 pgc_tls_flush(pgc_tls *t)
 {
-	t->hold = false;              /* a held ticket goes with this; if the socket is full, EPOLLOUT must see it */
 	while (t->out_start < t->out_len)
 	{
 		ssize_t n = write(t->fd, t->out + t->out_start, t->out_len - t->out_start);
@@ -511,7 +509,7 @@ pgc_tls_flush(pgc_tls *t)
 bool
 pgc_tls_wants_write(const pgc_tls *t)
 {
-	return !t->hold && t->out_start < t->out_len;
+	return t->out_start < t->out_len;
 }
 
 bool
@@ -532,26 +530,17 @@ pgc_tls_handshake(pgc_tls *t, char *err, size_t errlen)
 	int r, e;
 	char why[256];
 
-	bool all_sent = t->out_start == t->out_len;
-
 	ERR_clear_error();
 	r = SSL_do_handshake(t->ssl);
 	if (t->failed)
 		return snprintf(err, errlen, "out of memory"), -1;
 	/*
-	 * A TLS 1.3 server's handshake ends when the client's Finished comes
-	 * in; what OpenSSL writes then is the session ticket, which the client
-	 * does not wait for (it sends its startup packet at once). It goes
-	 * out with our answer to that packet: one write and one segment fewer
-	 * per connection. (In TLS 1.2 the server's own Finished may come last:
-	 * that one is always sent at once.)
+	 * Sent at once, also when the handshake just ended: a TLS 1.3 server
+	 * writes its session ticket then, and that write is what acknowledges
+	 * the client's Finished without delay. Held back, a client with Nagle's
+	 * algorithm on (Python's ssl sockets, say) would wait for the delayed
+	 * ACK, 40 ms, before its startup packet leaves.
 	 */
-	if (r == 1 && all_sent && SSL_is_server(t->ssl) && SSL_version(t->ssl) == TLS1_3_VERSION &&
-		t->out_start < t->out_len)
-	{
-		t->hold = true;
-		return 1;
-	}
 	if (pgc_tls_flush(t) < 0)
 		return snprintf(err, errlen, "could not send: %s", strerror(errno)), -1;
 	if (r == 1)
@@ -584,7 +573,7 @@ pgc_tls_read(pgc_tls *t, void *buf, size_t cap)
 
 	ERR_clear_error();
 	r = SSL_read_ex(t->ssl, buf, cap, &n);
-	/* Reading may have produced something to send (a TLS 1.3 key update answer); a held ticket waits on. */
+	/* Reading may have produced something to send (a TLS 1.3 key update answer). */
 	if (t->out_len > had && pgc_tls_flush(t) < 0)
 		return -1;
 	if (r == 1)
@@ -608,8 +597,8 @@ pgc_tls_write(pgc_tls *t, const void *data, size_t len)
 	/*
 	 * Ciphertext collects here and goes to the socket once WRITE_CHUNK of
 	 * it waits, the rest at the caller's pgc_tls_flush: what a caller
-	 * writes in several calls (messages of its own, then relayed ones; a
-	 * held session ticket) leaves in one system call.
+	 * writes in several calls (messages of its own, then relayed ones)
+	 * leaves in one system call.
 	 */
 	while (taken < len)
 	{

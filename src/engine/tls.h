@@ -22,10 +22,8 @@
  *    caller must come back without waiting for epoll (pgc_worker_ready).
  *  - No renegotiation. Towards clients: session resumption with stateless
  *    tickets (one per handshake; keys per context, so a reload ends them),
- *    no server-side session cache. A TLS 1.3 server's ticket is held back
- *    and sent with the next write (the answer to the startup packet):
- *    pgc_tls_wants_write() is false for held bytes only. Towards servers:
- *    no resumption (PostgreSQL has none).
+ *    no server-side session cache. Towards servers: no resumption
+ *    (PostgreSQL has none).
  *  - Nothing here logs; errors come back as text for the caller's message.
  */
 #ifndef PGC_TLS_H

@@ -718,8 +718,9 @@ direct_ssl() { # on|off
 # The TLS a target negotiates with a client (libpq's defaults are OpenSSL's,
 # as s_client's): "protocol, cipher, key exchange, signature, tickets", from
 # openssl s_client. It logs in (a startup packet for $DB as postgres; trust)
-# and waits a second for the answers, because a server may send its session
-# tickets with them rather than right after the handshake (pgcarrier does).
+# and waits a second for the answers, so that the session tickets are
+# counted whenever they come (without that, s_client left before PgBouncer
+# 1.18's two arrived, and counted none).
 tls_info() { # port
     local len
     len=$(printf '%02x' $(( 33 + ${#DB} )))   # length, protocol 3.0, user, database, end

@@ -568,13 +568,13 @@ pgc_tls_handshake(pgc_tls *t, char *err, size_t errlen)
 ssize_t
 pgc_tls_read(pgc_tls *t, void *buf, size_t cap)
 {
-	size_t n = 0, had = t->out_len;
+	size_t n = 0;
 	int r, e;
 
 	ERR_clear_error();
 	r = SSL_read_ex(t->ssl, buf, cap, &n);
 	/* Reading may have produced something to send (a TLS 1.3 key update answer). */
-	if (t->out_len > had && pgc_tls_flush(t) < 0)
+	if (t->out_start < t->out_len && pgc_tls_flush(t) < 0)
 		return -1;
 	if (r == 1)
 		return (ssize_t) n;

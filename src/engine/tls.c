@@ -10,6 +10,8 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,7 @@ struct pgc_tls {
 	uint8_t *out;                 /* ciphertext not yet on the socket: out[out_start, out_len) */
 	size_t out_start, out_len, out_cap;
 	size_t out_used;              /* the most of out ever written: what to wipe at the end */
+	unsigned long writes;         /* OpenSSL's writes into out, ever (did a step send anything?) */
 	bool failed;                  /* out of memory in the BIO */
 	bool ready_queued;            /* on its worker's ready list */
 };
@@ -82,6 +85,7 @@ bio_write(BIO *bio, const char *data, int len)
 	}
 	memcpy(t->out + t->out_len, data, (size_t) len);
 	t->out_len += (size_t) len;
+	t->writes++;
 	if (t->out_len > t->out_used)
 		t->out_used = t->out_len;
 	return len;
@@ -529,11 +533,26 @@ pgc_tls_handshake(pgc_tls *t, char *err, size_t errlen)
 {
 	int r, e;
 	char why[256];
+	unsigned long writes = t->writes;
 
 	ERR_clear_error();
 	r = SSL_do_handshake(t->ssl);
 	if (t->failed)
 		return snprintf(err, errlen, "out of memory"), -1;
+	/*
+	 * A handshake that ends on the client's flight with nothing of ours to
+	 * send (TLS 1.2 resumption: our Finished went first) leaves that flight
+	 * unacknowledged until the delayed ACK, and a client with Nagle's
+	 * algorithm on holds its startup packet until then: 40 ms. Acknowledge
+	 * it now. (Otherwise what we send does it: the TLS 1.3 ticket, the TLS
+	 * 1.2 Finished.)
+	 */
+	if (r == 1 && t->writes == writes && SSL_is_server(t->ssl))
+	{
+		int one = 1;
+
+		(void) setsockopt(t->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+	}
 	/*
 	 * Sent at once, also when the handshake just ended: a TLS 1.3 server
 	 * writes its session ticket then, and that write is what acknowledges

@@ -267,8 +267,9 @@ build_ctx(const side_settings *st, const char *dir, pgc_tls_ctx **out, char *err
 	{
 		/*
 		 * Resumption for clients that keep a session (TLS 1.3 PSK, TLS 1.2
-		 * tickets): a resumed handshake skips the key exchange's key
-		 * generation and the certificate signature, most of a full one.
+		 * tickets): a resumed handshake skips the certificate and its
+		 * signature, in TLS 1.2 the key exchange too (TLS 1.3 clients ask
+		 * for psk_dhe_ke, a fresh X25519 exchange, also when resuming).
 		 * Stateless tickets, so that no server memory grows with churn: the
 		 * ticket keys are this context's own (random, made with it), so a
 		 * reload, which builds new contexts, ends every ticket issued

@@ -20,10 +20,10 @@
  *  - Decrypted bytes that did not fit into the caller's buffer stay inside
  *    (pgc_tls_pending): the socket is no longer readable for them, so the
  *    caller must come back without waiting for epoll (pgc_worker_ready).
- *  - No renegotiation. Towards clients: session resumption with stateless
- *    tickets (one per handshake; keys per context, so a reload ends them),
- *    no server-side session cache. Towards servers: no resumption
- *    (PostgreSQL has none).
+ *  - No renegotiation. Towards clients: TLS 1.2 session resumption with
+ *    stateless tickets (keys per context, so a reload ends them); no TLS
+ *    1.3 tickets, no server-side session cache. Towards servers: no
+ *    resumption (PostgreSQL has none).
  *  - Nothing here logs; errors come back as text for the caller's message.
  */
 #ifndef PGC_TLS_H

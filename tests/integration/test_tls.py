@@ -531,16 +531,25 @@ def resumed_login(c, ctx, session=None):
         rc.close()
 
 
-@pytest.mark.parametrize("version", ["TLSv1_3", "TLSv1_2"])
-def test_session_resumption(carrier, certs, version):
-    """A client that offers the session of its last connection resumes it
-    (TLS 1.3 ticket, TLS 1.2 ticket), also with a verified client
-    certificate (cert authentication: the resumed session carries it); a
-    client without one gets a full handshake; a reload (new TLS contexts,
-    new ticket keys) ends the sessions issued before it."""
+def test_no_tls13_resumption(carrier, certs):
+    """TLS 1.3: no ticket, so a client has no session to offer."""
     c = carrier(auth_type="cert", **client_tls(certs, "require", ca=True))
     ctx = no_verify_ctx("app", certs)
-    ctx.maximum_version = ctx.minimum_version = getattr(ssl.TLSVersion, version)
+    ctx.maximum_version = ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    reused, s1 = resumed_login(c, ctx)
+    assert not reused and not s1.has_ticket
+    assert not resumed_login(c, ctx, s1)[0]
+
+
+def test_session_resumption(carrier, certs):
+    """A TLS 1.2 client that offers the session of its last connection
+    resumes it, also with a verified client certificate (cert
+    authentication: the resumed session carries it); a client without one
+    gets a full handshake; a reload (new TLS contexts, new ticket keys)
+    ends the sessions issued before it."""
+    c = carrier(auth_type="cert", **client_tls(certs, "require", ca=True))
+    ctx = no_verify_ctx("app", certs)
+    ctx.maximum_version = ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     reused, s1 = resumed_login(c, ctx)
     assert not reused
     reused, s2 = resumed_login(c, ctx, s1)
@@ -554,14 +563,13 @@ def test_session_resumption(carrier, certs, version):
     assert resumed_login(c, ctx, s4)[0]
 
 
-@pytest.mark.parametrize("version, resume", [("TLSv1_3", False), ("TLSv1_3", True), ("TLSv1_2", False),
-                                             ("TLSv1_2", True)])
+@pytest.mark.parametrize("version, resume", [("TLSv1_3", False), ("TLSv1_2", False), ("TLSv1_2", True)])
 def test_login_without_nodelay_is_not_delayed(carrier, certs, version, resume):
     """A client with Nagle's algorithm on (Python's ssl sockets) sends its
     startup packet only once its last handshake flight is acknowledged.
-    What pgcarrier sends right after the handshake does that (the TLS 1.3
-    ticket, the TLS 1.2 Finished), and where it sends nothing (TLS 1.2
-    resumption: its Finished came first) it acknowledges at once. Otherwise
+    What pgcarrier sends right after the handshake does that (the TLS 1.2
+    Finished), and where it sends nothing (TLS 1.3; TLS 1.2 resumption: its
+    Finished came first) it acknowledges at once. Otherwise
     the login waits for the delayed ACK, about 40 ms each time; the fastest
     of five logins shows it, whatever the machine's load."""
     c = carrier(auth_type="cert", **client_tls(certs, "require", ca=True))

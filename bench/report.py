@@ -33,7 +33,7 @@ RATIO_PEERS = [("pgbouncer", "pgcarrier/PgBouncer"), ("pgbouncer125", "pgcarrier
 SYSCALL_GROUPS = ["read/recv", "write/writev/send", "epoll_wait", "epoll_ctl", "futex", "other", "total"]
 # pgcarrier against the PgBouncers (the speed issue): TPS on these, p99 at
 # 100 clients; reported, no goal.
-PEER_TPS_WORKLOADS = ["S100", "S1000", "P100", "P1000"]
+PEER_TPS_WORKLOADS = ["S100", "S1000", "P100", "P1000", "E100", "E1000"]
 PEER_P99_WORKLOADS = ["S100", "P100"]
 WORKLOADS = [
     ("S8", "-S, 8 clients"),
@@ -42,6 +42,7 @@ WORKLOADS = [
     ("P100", "-S -M prepared, 100"),
     ("P1000", "-S -M prepared, 1000"),
     ("E100", "-S -M extended, 100"),
+    ("E1000", "-S -M extended, 1000"),
     ("C8", "-S -C, 8 (connect per transaction)"),
     ("T8C", "TLS -S -C, 8 (TLS handshake + login per transaction)"),
     ("T100", "TLS -S, 100 clients"),
@@ -50,8 +51,10 @@ TLS_WORKLOADS = ("T8C", "T100")
 CPU_ROWS = [("S100", "pooler CPU µs/txn, -S 100"), ("S1000", "pooler CPU µs/txn, -S 1000"),
             ("P100", "pooler CPU µs/txn, -S -M prepared 100"),
             ("P1000", "pooler CPU µs/txn, -S -M prepared 1000"),
-            ("C8", "pooler CPU µs/txn, -S -C 8"),
-            ("T8C", "pooler CPU µs/txn, TLS -S -C 8"),
+            ("E100", "pooler CPU µs/txn, -S -M extended 100"),
+            ("E1000", "pooler CPU µs/txn, -S -M extended 1000"),
+            ("C8", "pooler CPU µs/txn, -S -C 8 (= per connection)"),
+            ("T8C", "pooler CPU µs/txn, TLS -S -C 8 (= per TLS connection)"),
             ("T100", "pooler CPU µs/txn, TLS -S 100")]
 # The client's own CPU (pgbench) where it limits what a pooler can show on
 # a small machine: connection churn, with and without TLS.
@@ -65,9 +68,18 @@ STATS_COST_GOAL = 0.02
 # The client TLS issue's goal: TLS connection churn (T8C) at least 1.5 x
 # PgBouncer's TPS.
 TLS_CHURN_GOAL = 1.5
+# The TLS login issue's goal: pooler CPU per new TLS connection (T8C) at
+# most 0.6 x PgBouncer 1.25's.
+TLS_LOGIN_CPU_GOAL = 0.6
 # The built-in issue's goal: built-in mode at least as fast as the
 # standalone daemon, on every workload.
 BUILTIN_GOAL = 1.00
+
+
+def depth_targets(targets):
+    """The pgcarrier_dN of a run (BENCH_PIPELINE_DEPTHS), by depth."""
+    ds = [t for t in targets if t.startswith("pgcarrier_d") and t[len("pgcarrier_d"):].isdigit()]
+    return sorted(ds, key=lambda t: int(t[len("pgcarrier_d"):]))
 
 
 def load(path):
@@ -187,7 +199,15 @@ def main():
     runs = load(os.path.join(d, "runs.tsv"))
     idle = load(os.path.join(d, "idle.tsv"))
     sysc = load(os.path.join(d, "syscalls.tsv"))
-    selected = [t for t, _ in TARGETS if t in meta.get("targets", DEFAULT_TARGETS).split(",")]
+    run_targets = meta.get("targets", DEFAULT_TARGETS).split(",")
+    depths = depth_targets(run_targets)
+    # pgcarrier_dN sit right after pgcarrier, in increasing depth
+    all_targets = []
+    for t, label in TARGETS:
+        all_targets.append((t, label))
+        if t == "pgcarrier":
+            all_targets.extend((d, d) for d in depths)
+    selected = [t for t, _ in all_targets if t in run_targets]
     workloads = [w for w in WORKLOADS if w[0] in meta.get("workloads", ",".join(k for k, _ in WORKLOADS)).split(",")]
 
     def tps_cell(target, wl):
@@ -251,7 +271,7 @@ def main():
               if r[2] == "ok" and int(r[5]) > 0]
         return cell(ok, len(rs) - len(ok), len(rs), lambda v: "{:,.0f} B".format(v))
 
-    names = dict(TARGETS)
+    names = dict(all_targets)
     if meta.get("pgbouncer125"):
         names["pgbouncer125"] = meta["pgbouncer125"]   # "PgBouncer 1.25.2"
     head = ["workload"] + [names[t] for t in selected]
@@ -394,6 +414,38 @@ def main():
         v = tps_cell(target, wl)[0]
         return "{:,.0f}".format(v) if v is not None else "fail"
 
+    # ----------------------------------------------- pipelining depth
+    # pgcarrier_dN against pgcarrier (depth 0) and PgBouncer 1.25, per
+    # workload: TPS ratios within a repeat (each workload runs on pgcarrier
+    # and right after on every pgcarrier_dN), then the median over repeats.
+    # Latency, CPU and system calls per depth are the main table's columns.
+    shown = [d for d in depths if d in selected]
+    if shown and "pgcarrier" in selected:
+        peer = "pgbouncer125" if "pgbouncer125" in selected else (
+            "pgbouncer" if "pgbouncer" in selected else None)
+        out.append("")
+        out.append("### Pipelining depth (server_pipeline_depth; pgcarrier = 0)")
+        out.append("")
+        head = ["workload", "pgcarrier TPS"] + ["%s TPS (× depth 0%s)" % (
+            d, ", × %s" % names[peer] if peer else "") for d in shown]
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|" + "---|" * len(head))
+        for wl, wlabel in workloads:
+            row = [wlabel, tps_cell("pgcarrier", wl)[1]]
+            for d in shown:
+                text = tps_cell(d, wl)[1]
+                v0 = paired((d, wl), ("pgcarrier", wl), lambda x, y: x / y)[0]
+                parts = ["%.2f" % v0 if v0 is not None else "—"]
+                if peer:
+                    vp = paired((d, wl), (peer, wl), lambda x, y: x / y)[0]
+                    parts.append("%.2f" % vp if vp is not None else "—")
+                row.append("%s (%s)" % (text, ", ".join(parts)))
+            out.append("| " + " | ".join(row) + " |")
+        out.append("")
+        out.append("Ratios are medians over repeats of TPS ratios within one repeat (above 1: "
+                   "the depth is faster). A depth whose cells read 'fail' everywhere was "
+                   "refused by this pgcarrier (no server_pipeline_depth setting).")
+
     trows = []
     reps = int(meta.get("repeat", "1") or 1)
     if "pgcarrier" in selected:
@@ -469,6 +521,31 @@ def main():
                 v, tps_text("pgcarrier", wl), tps_text("pgbouncer", wl), cpu,
                 spread(vals, reps, lambda x: "%.2f" % x))
             status = "—" if not goal else ("met" if v >= goal and len(vals) == reps else "missed")
+            trows.append([label, gtext, text, status])
+
+    def cpu_by_rep(target, wl):
+        rs = [r for r in runs if r[0] == target and r[1] == wl]
+        return {r[2]: cpu_of(r) for r in rs if cpu_of(r) is not None}, len(rs)
+
+    if "pgcarrier" in selected and any(w == "T8C" for w, _ in workloads):
+        for peer, goal in (("pgbouncer125", TLS_LOGIN_CPU_GOAL), ("pgbouncer", None)):
+            if peer not in selected:
+                continue
+            label = "pooler CPU per TLS connection, pgcarrier / %s (TLS -S -C, 8)" % names[peer]
+            gtext = "≤ %.2f" % goal if goal else "(none)"
+            a, na = cpu_by_rep("pgcarrier", "T8C")
+            b, nb = cpu_by_rep(peer, "T8C")
+            vals = [a[k] / b[k] for k in sorted(a) if k in b and b[k] > 0]
+            if not vals:
+                trows.append([label, gtext, "not run" if na == 0 or nb == 0 else "fail",
+                              "—" if not goal or na == 0 or nb == 0 else "missed"])
+                continue
+            v = statistics.median(vals)
+            con, cpe = cpu_cell("pgcarrier", "T8C")[0], cpu_cell(peer, "T8C")[0]
+            text = "%.2f (%s vs %s µs per connection%s)" % (
+                v, "%.0f" % con if con is not None else "—", "%.0f" % cpe if cpe is not None else "—",
+                spread(vals, reps, lambda x: "%.2f" % x))
+            status = "—" if not goal else ("met" if v <= goal and len(vals) == reps else "missed")
             trows.append([label, gtext, text, status])
 
     for peer in ("pgbouncer125", "pgbouncer"):

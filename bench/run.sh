@@ -10,9 +10,11 @@
 #
 #   pgbench -h 127.0.0.1 -p PORT -n -j 2 -T 20 -c N -S [-M ...] [-C] postgres
 #   Workloads: S8, S100, S1000 (-S at 8, 100 and 1000 clients), P100, P1000
-#   (-S -M prepared at 100 and 1000), E100 (-S -M extended at 100), C8 (-S -C
-#   at 8); -T 45 at 1000 clients (pgbench's clock includes connecting). A run
-#   that exits non-zero or logs any pgbench "error:" counts as failed.
+#   (-S -M prepared at 100 and 1000), E100, E1000 (-S -M extended at 100 and
+#   1000: Parse/Bind/Execute of an unnamed statement per query, what most
+#   drivers send), C8 (-S -C at 8); -T 45 at 1000 clients (pgbench's clock
+#   includes connecting). A run that exits non-zero or logs any pgbench
+#   "error:" counts as failed.
 #   TLS workloads: T8C (-S -C at 8: a TLS handshake and a login per
 #   transaction) and T100 (-S at 100, connections kept), pgbench with
 #   PGSSLMODE=require (encryption, no certificate check). Every target gets
@@ -26,7 +28,10 @@
 #   still answered "N"); direct PostgreSQL with ssl = on (ALTER SYSTEM and a
 #   reload; off again afterwards). The negotiated protocol, cipher and key
 #   exchange of each target (openssl s_client -starttls postgres) go into
-#   the report.
+#   the report, with the session tickets it sends per handshake (issuing
+#   them is part of a full handshake's cost; libpq never uses them).
+#   T8C's pooler CPU per transaction is its CPU per TLS connection (one
+#   transaction per connection), as C8's is per plain connection.
 #   Pooler CPU per transaction from /proc/PID/stat (utime + stime, all
 #   threads) before/after. Memory per idle client: 5000 clients connect, run
 #   SELECT 1 and stay idle; pooler VmRSS before/after.
@@ -93,6 +98,16 @@
 # 1 - TPS(guard on) / TPS(guard off) (goal <= 3 %). Runs vary by up to
 # ~20 %, so judge the 3 % goal on BENCH_REPEAT >= 3, not on one run.
 #
+# pgcarrier_dN (BENCH_PIPELINE_DEPTHS): pgcarrier with
+# server_pipeline_depth = N in its ini (and its own port, log and pid file),
+# nothing else changed; depth 0 writes no such line, so with the default
+# ("0") the benchmark is what it was. Each runs every workload, the strace
+# run too (not the idle-memory test), in pgcarrier's group: each workload
+# runs on pgcarrier and right after on every pgcarrier_dN, so that the
+# report's "Pipelining depth" section compares runs of the same moment. A
+# pgcarrier that does not know the setting refuses the ini (pgcarrier -t,
+# checked once before the runs): that depth's cells read 'fail'.
+#
 # Usage (root):  bash bench/run.sh
 #   BENCH_DURATION=20       seconds per pgbench run (1000 clients: x 45/20)
 #   BENCH_DURATION_1000=    override the 1000-client duration
@@ -100,8 +115,13 @@
 #   BENCH_ONLY=direct,pgbouncer,pgbouncer125,pgcarrier,pgcarrier_noguard,pgcarrier_nostats,builtin   targets to run
 #                           (pgbouncer125 only by default when BENCH_PGBOUNCER125 is set)
 #   BENCH_PGBOUNCER125=     path of a PgBouncer 1.25 binary: adds target pgbouncer125
-#   BENCH_WORKLOADS=S8,S100,S1000,P100,P1000,E100,C8,T8C,T100   workloads to run
+#   BENCH_WORKLOADS=S8,S100,S1000,P100,P1000,E100,E1000,C8,T8C,T100   workloads to run
 #   BENCH_TLS_KEY=ec-p256   certificate key for T8C/T100: ec-p256 or rsa2048
+#   BENCH_PIPELINE_DEPTHS=0 pgcarrier's server_pipeline_depth values to run,
+#                           e.g. "0 2 4 8": one more pgcarrier target per depth
+#                           N > 0, pgcarrier_dN (see below); 0 is pgcarrier
+#                           itself, which always runs (the other columns'
+#                           reference)
 #   BENCH_IDLE_CLIENTS=5000 idle clients for the memory test (0: skip it)
 #   BENCH_WORKERS=0         pgcarrier workers
 #   BENCH_SYSCALLS=1        the strace run per pooler (0: skip it)
@@ -124,8 +144,9 @@ REPEAT=${BENCH_REPEAT:-1}
 PGBOUNCER125=${BENCH_PGBOUNCER125:-}
 DEFAULT_ONLY=direct,pgbouncer${PGBOUNCER125:+,pgbouncer125},pgcarrier,pgcarrier_noguard,pgcarrier_nostats,builtin
 ONLY=${BENCH_ONLY:-$DEFAULT_ONLY}
-WORKLOADS=${BENCH_WORKLOADS:-S8,S100,S1000,P100,P1000,E100,C8,T8C,T100}
+WORKLOADS=${BENCH_WORKLOADS:-S8,S100,S1000,P100,P1000,E100,E1000,C8,T8C,T100}
 TLS_KEY=${BENCH_TLS_KEY:-ec-p256}
+PIPELINE_DEPTHS=${BENCH_PIPELINE_DEPTHS:-0}
 IDLE_CLIENTS=${BENCH_IDLE_CLIENTS:-5000}
 WORKERS=${BENCH_WORKERS:-0}
 SYSCALLS=${BENCH_SYSCALLS:-1}
@@ -148,7 +169,7 @@ fi
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 has() { case ",$1," in *",$2,"*) return 0 ;; esac; return 1; }
 # Whether target $1 runs workload $2: the guard-off pgcarrier only prices the
-# guard on the simple protocol.
+# guard on the simple protocol. The pgcarrier_dN run everything.
 takes() {
     case $1 in
         pgcarrier_noguard) case $2 in S8|S100|S1000) return 0 ;; esac; return 1 ;;
@@ -159,8 +180,28 @@ takes() {
 
 for t in ${ONLY//,/ }; do
     case $t in direct|pgbouncer|pgbouncer125|pgcarrier|pgcarrier_noguard|pgcarrier_nostats|builtin) ;;
+        pgcarrier_d*) echo "bench: '$t' in BENCH_ONLY: pipelining depths come from BENCH_PIPELINE_DEPTHS" >&2; exit 1 ;;
         *) echo "bench: unknown target '$t' in BENCH_ONLY" >&2; exit 1 ;; esac
 done
+# One target per pipelining depth N > 0, pgcarrier_dN, with pgcarrier (depth
+# 0, the reference); in increasing order, each once.
+DEPTH_TARGETS=()
+for d in $PIPELINE_DEPTHS; do
+    case $d in ''|*[!0-9]*) echo "bench: BENCH_PIPELINE_DEPTHS takes whole numbers (\"0 2 4 8\"), not '$d'" >&2; exit 1 ;; esac
+done
+for d in $(printf '%s\n' $PIPELINE_DEPTHS | sed 's/^0*\([0-9]\)/\1/' | sort -n -u); do
+    [ "$d" -gt 0 ] && DEPTH_TARGETS+=("pgcarrier_d$d")
+done
+if [ "${#DEPTH_TARGETS[@]}" -gt 0 ]; then
+    if has "$ONLY" pgcarrier; then
+        for t in "${DEPTH_TARGETS[@]}"; do ONLY+=",$t"; done
+    else
+        echo "bench: BENCH_PIPELINE_DEPTHS=\"$PIPELINE_DEPTHS\" needs target pgcarrier in BENCH_ONLY" >&2
+        exit 1
+    fi
+fi
+is_depth() { case $1 in pgcarrier_d*) return 0 ;; esac; return 1; }
+depth_of() { echo "${1#pgcarrier_d}"; }
 if has "$ONLY" pgbouncer125 && [ ! -x "$PGBOUNCER125" ]; then
     echo "bench: target pgbouncer125 needs BENCH_PGBOUNCER125=/path/to/pgbouncer (1.25), not '${PGBOUNCER125}'" >&2
     exit 1
@@ -170,7 +211,7 @@ if [ "$SYSCALLS" = 1 ] && ! command -v strace >/dev/null 2>&1; then
     exit 1
 fi
 for w in ${WORKLOADS//,/ }; do
-    case $w in S8|S100|S1000|P100|P1000|E100|C8|T8C|T100) ;;
+    case $w in S8|S100|S1000|P100|P1000|E100|E1000|C8|T8C|T100) ;;
         *) echo "bench: unknown workload '$w' in BENCH_WORKLOADS" >&2; exit 1 ;; esac
 done
 case $TLS_KEY in
@@ -253,7 +294,7 @@ cleanup() {
     fi
     if [ "$rc" -ne 0 ] && [ -d "$TMP" ]; then
         for f in "$TMP"/postgres.log "$TMP"/pgbouncer.log "$TMP"/pgbouncer125.log "$TMP"/pgcarrier.log \
-                 "$TMP"/pgcarrier_noguard.log "$TMP"/pgcarrier_nostats.log "$TMP"/*.out; do
+                 "$TMP"/pgcarrier_noguard.log "$TMP"/pgcarrier_nostats.log "$TMP"/pgcarrier_d*.log "$TMP"/*.out; do
             [ -f "$f" ] && { echo "--- $f (last lines)" >&2; tail -n 15 "$f" >&2; }
         done
     fi
@@ -323,6 +364,8 @@ BOUNCER125_PORT=$(free_port)
 CARRIER_PORT=$(free_port)
 NOGUARD_PORT=$(free_port)
 NOSTATS_PORT=$(free_port)
+declare -A DEPTH_PORT=()   # depth -> port of pgcarrier_dN
+for t in "${DEPTH_TARGETS[@]}"; do DEPTH_PORT[$(depth_of "$t")]=$(free_port); done
 
 # TLS with clients, the same lines for PgBouncer and pgcarrier.
 tls_settings() {
@@ -372,13 +415,15 @@ done
 # pgcarrier.ini and pgcarrier_noguard.ini differ in session_guard only (and
 # in port, log and pid file, so that both can run at once); both spell
 # session_guard out rather than lean on the default. pgcarrier_tls.ini is
-# pgcarrier.ini plus TLS with clients, for the TLS phase.
-carrier_ini() { # name port guard(on|off) stats(1|0) [file]
+# pgcarrier.ini plus TLS with clients, for the TLS phase. pgcarrier_dN.ini
+# is pgcarrier.ini plus server_pipeline_depth = N (none for depth 0).
+carrier_ini() { # name port guard(on|off) stats(1|0) [file] [depth]
     { bench_carrier_settings "$1" "$2" "$TMP"; cat <<EOF
 pidfile = $TMP/$1.pid
 session_guard = $3
 stats = $4
 $( [ -n "${5:-}" ] && tls_settings )
+$( [ "${6:-0}" -gt 0 ] && echo "server_pipeline_depth = $6" )
 
 [databases]
 $DB = host=$TMP port=$PGPORT dbname=$DB
@@ -389,6 +434,10 @@ carrier_ini pgcarrier "$CARRIER_PORT" on 1
 carrier_ini pgcarrier_noguard "$NOGUARD_PORT" off 1
 carrier_ini pgcarrier_nostats "$NOSTATS_PORT" on 0
 carrier_ini pgcarrier "$CARRIER_PORT" on 1 pgcarrier_tls
+for t in "${DEPTH_TARGETS[@]}"; do
+    carrier_ini "$t" "${DEPTH_PORT[$(depth_of "$t")]}" on 1 "" "$(depth_of "$t")"
+    carrier_ini "$t" "${DEPTH_PORT[$(depth_of "$t")]}" on 1 "${t}_tls" "$(depth_of "$t")"
+done
 # One copy of the binary serves both targets, taken once: ./pgcarrier may be
 # rebuilt while the benchmark runs.
 if [ "$CARRIER_OK" = 1 ] && [ "$WANT_CARRIER" = 1 ]; then
@@ -399,6 +448,18 @@ if has "$ONLY" pgbouncer125; then
     install -m 755 -o postgres "$PGBOUNCER125" "$TMP/pgbouncer125"
 fi
 chown postgres: "$TMP"/*.ini "$TMP/userlist.txt"
+# A pgcarrier that does not know server_pipeline_depth refuses its ini: say
+# so once, and let that depth's cells read 'fail' (start_pooler skips it).
+declare -A DEPTH_REFUSED=()
+if [ "$CARRIER_OK" = 1 ]; then
+    for t in "${DEPTH_TARGETS[@]}"; do
+        if ! why=$(setpriv --reuid=postgres --regid=postgres --init-groups -- \
+                       "$TMP/pgcarrier" -t -c "$TMP/$t.ini" 2>&1); then
+            DEPTH_REFUSED[$t]=1
+            log "$t: this pgcarrier refuses server_pipeline_depth = $(depth_of "$t") ($(tail -n 1 <<<"$why")): its cells will read 'fail'"
+        fi
+    done
+fi
 
 port_of() {
     case $1 in
@@ -408,6 +469,7 @@ port_of() {
         pgcarrier) echo "$CARRIER_PORT" ;;
         pgcarrier_noguard) echo "$NOGUARD_PORT" ;;
         pgcarrier_nostats) echo "$NOSTATS_PORT" ;;
+        pgcarrier_d*) echo "${DEPTH_PORT[$(depth_of "$1")]}" ;;
         builtin) echo "$BUILTIN_PORT" ;;
     esac
 }
@@ -433,8 +495,9 @@ start_pooler() {
     case $t in
         pgbouncer) set -- /usr/sbin/pgbouncer "$(ini_of "$t")" ;;
         pgbouncer125) set -- "$TMP/pgbouncer125" "$(ini_of "$t")" ;;
-        pgcarrier|pgcarrier_noguard|pgcarrier_nostats)
+        pgcarrier|pgcarrier_noguard|pgcarrier_nostats|pgcarrier_d*)
             [ "$CARRIER_OK" = 1 ] || return 1
+            [ -z "${DEPTH_REFUSED[$t]:-}" ] || return 1
             set -- "$TMP/pgcarrier" -c "$(ini_of "$t")" ;;
     esac
     setpriv --reuid=postgres --regid=postgres --init-groups -- "$@" >>"$TMP/$t.out" 2>&1 &
@@ -555,6 +618,7 @@ workload_args() {
         P100)  clients=100;  args=(-S -M prepared) ;;
         P1000) clients=1000; args=(-S -M prepared); T=$DURATION_1000 ;;
         E100)  clients=100;  args=(-S -M extended) ;;
+        E1000) clients=1000; args=(-S -M extended); T=$DURATION_1000 ;;
         C8)    clients=8;    args=(-S -C) ;;
         T8C)   clients=8;    args=(-S -C) ;;     # with PGSSLMODE=require (TLS phase)
         T100)  clients=100;  args=(-S) ;;
@@ -652,12 +716,20 @@ direct_ssl() { # on|off
 }
 
 # The TLS a target negotiates with a client (libpq's defaults are OpenSSL's,
-# as s_client's): "protocol, cipher, key exchange", from openssl s_client.
+# as s_client's): "protocol, cipher, key exchange, signature, tickets", from
+# openssl s_client. It logs in (a startup packet for $DB as postgres; trust)
+# and waits a second for the answers, so that the session tickets are
+# counted whenever they come (without that, s_client left before PgBouncer
+# 1.18's two arrived, and counted none).
 tls_info() { # port
-    timeout 10 openssl s_client -connect "127.0.0.1:$1" -starttls postgres -brief </dev/null 2>&1 |
+    local len
+    len=$(printf '%02x' $(( 33 + ${#DB} )))   # length, protocol 3.0, user, database, end
+    { printf "\\x00\\x00\\x00\\x${len}\\x00\\x03\\x00\\x00user\\x00postgres\\x00database\\x00${DB}\\x00\\x00"; sleep 1; } |
+        timeout 10 openssl s_client -connect "127.0.0.1:$1" -starttls postgres -brief -msg 2>&1 |
         awk -F': ' '/^Protocol version/ { p = $2 } /^Ciphersuite/ { c = $2 }
                     /^(Server|Peer) Temp Key/ { k = $2 } /^Signature type/ { s = $2 }
-                    END { if (p == "") print "?"; else printf "%s, %s, key exchange %s, signature %s\n", p, c, k, s }'
+                    /^<<< .*NewSessionTicket/ { t++ }
+                    END { if (p == "") print "?"; else printf "%s, %s, key exchange %s, signature %s, %d session ticket(s) per handshake\n", p, c, k, s, t }'
 }
 
 # System calls per transaction of a pooler: one more -S 100 run of
@@ -666,7 +738,7 @@ tls_info() { # port
 # per transaction count, not this run's TPS. The count includes the 100
 # logins and logouts, a small share of a run of thousands of transactions.
 takes_strace() { # target
-    case $1 in pgbouncer|pgbouncer125|pgcarrier|builtin) return 0 ;; esac
+    case $1 in pgbouncer|pgbouncer125|pgcarrier|pgcarrier_d*|builtin) return 0 ;; esac
     return 1
 }
 
@@ -769,6 +841,7 @@ idle_test() { # target rep, on a freshly started pooler
     echo "latency_sample_1000=$LATENCY_SAMPLE_1000"
     echo "pgcarrier=$( [ -x "$TMP/pgcarrier" ] && "$TMP/pgcarrier" --version 2>/dev/null | head -n 1 | sed 's/^pgcarrier //' || echo '?')"
     echo "workers=$WORKERS"
+    echo "pipeline_depths=$(echo 0 "${DEPTH_TARGETS[@]#pgcarrier_d}")"
     if has "$ONLY" builtin; then echo "builtin=$( [ "$BUILTIN_OK" = 1 ] && echo "src/extension/pgcarrier.so, the same pgcarrier binary, pgcarrier.server_host = the Unix socket" || echo "not built")"; fi
     echo "duration=$DURATION"
     echo "duration_1000=$DURATION_1000"
@@ -784,7 +857,7 @@ idle_test() { # target rep, on a freshly started pooler
 # two pgcarriers, both up at once, each workload run on one and then on the
 # other.
 for rep in $(seq 1 "$REPEAT"); do
-    for group in direct pgbouncer pgbouncer125 "pgcarrier builtin pgcarrier_noguard pgcarrier_nostats"; do
+    for group in direct pgbouncer pgbouncer125 "pgcarrier ${DEPTH_TARGETS[*]} builtin pgcarrier_noguard pgcarrier_nostats"; do
         members=()
         for t in $group; do has "$ONLY" "$t" && members+=("$t"); done
         [ "${#members[@]}" -gt 0 ] || continue
@@ -872,7 +945,7 @@ for rep in $(seq 1 "$REPEAT"); do
         TLS_PHASE=0
         for t in "${members[@]}"; do
             if [ "$t" != direct ] && [ "$t" != pgcarrier_noguard ] && [ "$t" != pgcarrier_nostats ] &&
-               [ "$IDLE_CLIENTS" -gt 0 ]; then
+               ! is_depth "$t" && [ "$IDLE_CLIENTS" -gt 0 ]; then
                 idle_test "$t" "$rep"
             fi
         done

@@ -11,14 +11,19 @@
  *    it encrypts goes into its own buffer first and then to the socket, so
  *    pgc_tls_write() always takes whole plaintext and never asks to be
  *    called again with the same bytes (OpenSSL's retry rule): callers keep
- *    their plain buffers as they are. When the socket is full, ciphertext
- *    waits in the pgc_tls (pgc_tls_wants_write) and the caller waits for
- *    EPOLLOUT, then calls pgc_tls_flush() or any write again.
+ *    their plain buffers as they are. Ciphertext collects in the pgc_tls
+ *    and leaves at pgc_tls_flush() (or once 64 kB wait), so that a batch
+ *    of writes ends with one flush and costs one system call. When the
+ *    socket is full, ciphertext waits in the pgc_tls (pgc_tls_wants_write)
+ *    and the caller waits for EPOLLOUT, then calls pgc_tls_flush() or any
+ *    write again.
  *  - Decrypted bytes that did not fit into the caller's buffer stay inside
  *    (pgc_tls_pending): the socket is no longer readable for them, so the
  *    caller must come back without waiting for epoll (pgc_worker_ready).
- *  - No renegotiation, no session tickets or cache (every connection does a
- *    full handshake, as PostgreSQL's own server).
+ *  - No renegotiation. Towards clients: TLS 1.2 session resumption with
+ *    stateless tickets (keys per context, so a reload ends them); no TLS
+ *    1.3 tickets, no server-side session cache. Towards servers: no
+ *    resumption (PostgreSQL has none).
  *  - Nothing here logs; errors come back as text for the caller's message.
  */
 #ifndef PGC_TLS_H
@@ -74,9 +79,11 @@ int pgc_tls_handshake(pgc_tls *t, char *err, size_t errlen);
 ssize_t pgc_tls_read(pgc_tls *t, void *buf, size_t cap);
 
 /*
- * Encrypt data and send what the socket takes. Returns how many plaintext
- * bytes were taken (all of them unless ciphertext was already waiting for a
- * full socket), or -1 on error. Check pgc_tls_wants_write() afterwards.
+ * Encrypt data; the ciphertext goes to the socket at pgc_tls_flush(), or
+ * here once 64 kB of it wait. Returns how many plaintext bytes were taken
+ * (all of them unless that much ciphertext was waiting for a full socket),
+ * or -1 on error. Call pgc_tls_flush() after the last write of a batch,
+ * then check pgc_tls_wants_write().
  */
 ssize_t pgc_tls_write(pgc_tls *t, const void *data, size_t len);
 

@@ -516,6 +516,84 @@ def test_auth_type_cert_raw_errors(carrier, certs):
         rc.close()
 
 
+def resumed_login(c, ctx, session=None):
+    """Log in over TLS with ctx, offering session; run a query (by then a
+    TLS 1.3 ticket has come in). Returns (session_reused, session)."""
+    rc = harness.RawConn(c.host, c.port, timeout=10)
+    try:
+        rc.send_raw(SSL_REQUEST)
+        assert rc.sock.recv(1) == b"S"
+        rc.sock = ctx.wrap_socket(rc.sock, session=session)
+        rc.startup("app", "app")
+        assert harness.data_row(dict(rc.query("SELECT current_user"))["D"]) == [b"app"]
+        return rc.sock.session_reused, rc.sock.session
+    finally:
+        rc.close()
+
+
+def test_no_tls13_resumption(carrier, certs):
+    """TLS 1.3: no ticket, so a client has no session to offer."""
+    c = carrier(auth_type="cert", **client_tls(certs, "require", ca=True))
+    ctx = no_verify_ctx("app", certs)
+    ctx.maximum_version = ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    reused, s1 = resumed_login(c, ctx)
+    assert not reused and not s1.has_ticket
+    assert not resumed_login(c, ctx, s1)[0]
+
+
+def test_session_resumption(carrier, certs):
+    """A TLS 1.2 client that offers the session of its last connection
+    resumes it, also with a verified client certificate (cert
+    authentication: the resumed session carries it); a client without one
+    gets a full handshake; a reload (new TLS contexts, new ticket keys)
+    ends the sessions issued before it."""
+    c = carrier(auth_type="cert", **client_tls(certs, "require", ca=True))
+    ctx = no_verify_ctx("app", certs)
+    ctx.maximum_version = ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    reused, s1 = resumed_login(c, ctx)
+    assert not reused
+    reused, s2 = resumed_login(c, ctx, s1)
+    assert reused
+    reused, s3 = resumed_login(c, ctx, s2)
+    assert reused
+    assert not resumed_login(c, ctx)[0]
+    assert reload_and_wait(c)
+    reused, s4 = resumed_login(c, ctx, s3)
+    assert not reused
+    assert resumed_login(c, ctx, s4)[0]
+
+
+@pytest.mark.parametrize("version, resume", [("TLSv1_3", False), ("TLSv1_2", False), ("TLSv1_2", True)])
+def test_login_without_nodelay_is_not_delayed(carrier, certs, version, resume):
+    """A client with Nagle's algorithm on (Python's ssl sockets) sends its
+    startup packet only once its last handshake flight is acknowledged.
+    What pgcarrier sends right after the handshake does that (the TLS 1.2
+    Finished), and where it sends nothing (TLS 1.3; TLS 1.2 resumption: its
+    Finished came first) it acknowledges at once. Otherwise
+    the login waits for the delayed ACK, about 40 ms each time; the fastest
+    of five logins shows it, whatever the machine's load."""
+    c = carrier(auth_type="cert", **client_tls(certs, "require", ca=True))
+    ctx = no_verify_ctx("app", certs)
+    ctx.maximum_version = ctx.minimum_version = getattr(ssl.TLSVersion, version)
+    session = resumed_login(c, ctx)[1] if resume else None
+    fastest = None
+    for _ in range(5):
+        rc = harness.RawConn(c.host, c.port, timeout=10)
+        try:
+            rc.send_raw(SSL_REQUEST)
+            assert rc.sock.recv(1) == b"S"
+            rc.sock = ctx.wrap_socket(rc.sock, session=session)
+            assert rc.sock.session_reused == resume
+            t0 = time.monotonic()
+            rc.startup("app", "app")
+            took = time.monotonic() - t0
+            session = rc.sock.session if resume else None
+        finally:
+            rc.close()
+        fastest = took if fastest is None else min(fastest, took)
+    assert fastest < 0.025, "the fastest TLS login took %.1f ms" % (fastest * 1000)
+
+
 def write_hba(c, text):
     path = os.path.join(c.dir, "hba.conf")
     with open(path, "w") as f:

@@ -117,6 +117,7 @@
 #   BENCH_PGBOUNCER125=     path of a PgBouncer 1.25 binary: adds target pgbouncer125
 #   BENCH_WORKLOADS=S8,S100,S1000,P100,P1000,E100,E1000,C8,T8C,T100   workloads to run
 #   BENCH_TLS_KEY=ec-p256   certificate key for T8C/T100: ec-p256 or rsa2048
+#   BENCH_BUILTIN_PIPELINE_DEPTH=0   builtin's pgcarrier.server_pipeline_depth
 #   BENCH_PIPELINE_DEPTHS=0 pgcarrier's server_pipeline_depth values to run,
 #                           e.g. "0 2 4 8": one more pgcarrier target per depth
 #                           N > 0, pgcarrier_dN (see below); 0 is pgcarrier
@@ -341,7 +342,8 @@ if [ "$BUILTIN_OK" = 1 ]; then
     BUILTIN_OPTS=(shared_preload_libraries=pgcarrier "dynamic_library_path=$TMP/lib"
         "pgcarrier.daemon_path=$TMP/pgcarrier" "pgcarrier.port=$BUILTIN_PORT"
         "pgcarrier.workers=$WORKERS" "pgcarrier.server_host=$TMP"
-        "pgcarrier.default_pool_size=$POOL_SIZE" "pgcarrier.max_client_conn=$MAX_CLIENTS")
+        "pgcarrier.default_pool_size=$POOL_SIZE" "pgcarrier.max_client_conn=$MAX_CLIENTS"
+        "pgcarrier.server_pipeline_depth=${BENCH_BUILTIN_PIPELINE_DEPTH:-0}")
 fi
 log "PostgreSQL 15 on 127.0.0.1:$PGPORT and $TMP/.s.PGSQL.$PGPORT$( [ "$BUILTIN_OK" = 1 ] && echo ", extension preloaded (built-in pooler on port $BUILTIN_PORT when its turn comes)")"
 pg_throwaway_start "$TMP" "$PGPORT" "listen_addresses='127.0.0.1'" max_connections=1200 \

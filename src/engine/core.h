@@ -261,8 +261,8 @@ struct pgc_client {
 	/* ---- pipelining (pipeline.h); the client's worker only, pipe_server also under the pool lock ---- */
 	pgc_server *pipe_server;      /* CL_PIPELINED: the server its unit was sent to */
 	uint8_t *pipe_copy;           /* CL_PIPELINED: its unit as it sent it, to send again if the pipeline breaks */
-	uint32_t pipe_copy_len;
 	pgc_client *pipe_next;        /* the next follower on pipe_server, or the next one to run again */
+	uint32_t pipe_copy_len;
 	atomic_bool pipe_cancel;      /* CL_PIPELINED: a cancel request came; sent once its unit runs */
 	bool pipe_redo;               /* on its worker's list of clients whose unit runs again */
 };

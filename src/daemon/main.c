@@ -582,6 +582,7 @@ main(int argc, char **argv)
 		{
 			pgc_log(PGC_LOG, "SIGTERM: exiting now");
 			pgc_notify("STOPPING=1");
+			pgc_engine_stop_listening_now();
 			pgc_engine_unlink_socket();
 			if (pidfile)
 				pgc_lockfile_remove(pidfile);

@@ -858,6 +858,18 @@ pgc_engine_unlink_socket(void)
 }
 
 void
+pgc_engine_stop_listening_now(void)
+{
+	pgc_engine *e = pgc_the_engine;
+
+	if (e == NULL)
+		return;
+	for (int i = 0; i < e->n_workers; i++)
+		for (int j = 0; j < e->workers[i].n_listen; j++)
+			(void) shutdown(e->workers[i].listen_fds[j], SHUT_RDWR);
+}
+
+void
 pgc_engine_free(void)
 {
 	pgc_engine *e = pgc_the_engine;

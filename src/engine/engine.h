@@ -43,6 +43,13 @@ void pgc_engine_free(void);
  * made (also on an immediate exit, and after a failed open).
  */
 void pgc_engine_unlink_socket(void);
+/*
+ * An immediate exit: stop listening now (shutdown(2) of every listening
+ * socket). With io_uring, the kernel lets go of the files a ring's requests
+ * hold only after the process is gone, asynchronously: without this the
+ * port would still be taken, for a moment, when a restart binds it.
+ */
+void pgc_engine_stop_listening_now(void);
 /* Give the Unix socket and its lock file to uid/gid (before dropping root). 0, or -1 with err. */
 int pgc_engine_give_files(uid_t uid, gid_t gid, char *err, size_t errlen);
 /* Touch the lock file, so that cleaners of old files in /tmp leave it alone; call now and then. */

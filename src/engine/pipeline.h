@@ -33,8 +33,12 @@
  * (pgc_pipeline_break): the answers of every unit queued behind are read
  * and dropped, and each of those clients sends its unit again, through the
  * ordinary path, as if it had never been pipelined. This is sound because
- * a pipelined unit only reads: running it a second time is running it
- * once, as far as any client can see. Its answers are never forwarded
+ * a pipelined unit only reads, as far as its text tells: running it a
+ * second time is running it once, as far as any client can see (a
+ * function with side effects behind a view is the guard's known blind
+ * spot; docs/behaviour.md says so). A dropped unit may still change the
+ * session: relay.c keeps that out of every client's settings, and syncs
+ * the linked client's again before it goes on. Its answers are never forwarded
  * before the unit ahead has answered in full and was found to be as
  * assumed; then the server is handed to the follower at once (no trip
  * through the pool) and the relay goes on with that pair as with any other.

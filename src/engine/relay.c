@@ -1485,21 +1485,15 @@ pgc_relay_pump(pgc_client *c)
 				if (h == PGC_HOLD_PROBING || !c->guard.barrier)
 					continue;
 			}
-			else if (pgc_pipeline_has_followers(s))
+			/*
+			 * With followers queued, s goes to the first of them, whose unit
+			 * runs there now (if c's was as assumed). Otherwise a client that
+			 * already sent more keeps its server: no release in the middle of
+			 * a pipeline of its own.
+			 */
+			else if (pgc_pipeline_has_followers(s) || (s->txn_status == PGC_TXN_IDLE && !more))
 			{
-				/* Its unit is done and was as assumed: s goes to the follower whose unit runs now. */
-				int r = pgc_pipeline_boundary(c, s);
-
-				if (r < 0)
-					return;
-				if (r > 0)
-					continue;
-				break;
-			}
-			/* A client that already sent more keeps its server: no release in the middle of a pipeline. */
-			else if (s->txn_status == PGC_TXN_IDLE && !more)
-			{
-				int r = part_at_boundary(c, s);
+				int r = pgc_pipeline_has_followers(s) ? pgc_pipeline_boundary(c, s) : part_at_boundary(c, s);
 
 				if (r < 0)
 					return;

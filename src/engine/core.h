@@ -141,7 +141,6 @@ typedef struct pgc_pending {
 	bool trailing;                /* Query: pgcarrier appended a SELECT; drop its rows */
 	bool seen_complete;           /* Query: the client's own CommandComplete went by */
 	bool unnamed;                 /* Parse of the client's unnamed statement */
-	bool pipelinable;             /* Query: a self-contained read-only unit others may queue behind (pipeline.h) */
 	bool dropped;                 /* a follower's, whose pipeline broke: its answers are nobody's (pipeline.h) */
 	char sqlstate[6];             /* made up: the error's SQLSTATE */
 	pgc_stmt *st;                 /* Parse: the statement prepared (a reference) */

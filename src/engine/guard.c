@@ -1215,7 +1215,7 @@ stmt_reads_only(const pgc_client *c, const pgc_stmt *st)
 {
 	const char *kind = st->kind;
 
-	return st != NULL && search_path_flags(c, st->flags, &kind) == 0;
+	return search_path_flags(c, st->flags, &kind) == 0;
 }
 
 bool

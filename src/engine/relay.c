@@ -466,56 +466,19 @@ tell_changes(pgc_client *c, pgc_server *s)
 }
 
 /*
- * ParameterStatus answering a dropped unit (pipeline.h), whole: the
- * server's session changed, and nobody's settings did. pgcarrier's view of
- * the server follows; the linked client's server is synced to it again
- * before it sends anything more (pgc_relay_pump), whoever gets the server
- * next is synced at its link.
+ * ParameterStatus from the server: pgcarrier's view of it; the client hears
+ * at ReadyForQuery. One answering a dropped unit (pipeline.h) is nobody's:
+ * the server's session changed, no client's settings did (the linked
+ * client's server is synced to them again before it sends more,
+ * pgc_relay_pump; whoever gets the server next is synced at its link).
  */
-static step
-dropped_unit_status(pgc_client *c, pgc_server *s, pgc_cursor *cur)
-{
-	const char *name = (const char *) cur->body;
-	size_t blen = (size_t) cur->len - PGC_MSG_LENGTH_SIZE;
-	size_t nl = strnlen(name, blen);
-
-	if (nl + 1 < blen && strnlen(name + nl + 1, blen - nl - 1) < blen - nl - 1)
-	{
-		const char *value = name + nl + 1;
-
-		if (strcmp(name, PGC_STATE_PARAM) == 0)
-		{
-			/* Pinned state made by a unit whose client never sees it: only a DISCARD ALL clears that. */
-			if (pgc_state_report_pins(value))
-				s->needs_discard = true;
-		}
-		else if (strcmp(name, PGC_RESET_PARAM) == 0)
-		{
-			if (!pgc_param_is_reported(value))
-				pgc_params_remove(&s->params, value);
-		}
-		else if (strncmp(name, "pgcarrier.", 10) != 0)
-		{
-			pgc_params_set(&s->params, name, value);
-			if (pgc_param_is_server_wide(name))
-			{
-				pthread_mutex_lock(&s->pool->lock);
-				pgc_pool_server_wide_params(s->pool, &s->params);
-				pthread_mutex_unlock(&s->pool->lock);
-			}
-		}
-	}
-	pgc_relay_drop(c, s, PGC_DIR_TO_CLIENT, cur);
-	return STEP_NEXT;
-}
-
-/* ParameterStatus from the server: pgcarrier's view of it; the client hears at ReadyForQuery. */
 static step
 parameter_status(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 {
 	const char *name = (const char *) cur->body;
 	size_t blen = (size_t) cur->len - PGC_MSG_LENGTH_SIZE;
 	size_t nl;
+	bool nobody;
 
 	int w = pgc_relay_whole(c, s, PGC_DIR_TO_CLIENT, cur, SERVER_WHOLE_LIMIT);
 
@@ -524,8 +487,7 @@ parameter_status(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 	/* The session changed under the units queued behind: they run again. */
 	if (pgc_pipeline_has_followers(s))
 		pgc_pipeline_break(s, "the server reported a parameter change");
-	if (head_of(s) && head_of(s)->dropped)
-		return dropped_unit_status(c, s, cur);
+	nobody = head_of(s) && head_of(s)->dropped;
 	name = (const char *) cur->body;
 	nl = strnlen(name, blen);
 	if (nl + 1 < blen && strnlen(name + nl + 1, blen - nl - 1) < blen - nl - 1)
@@ -533,9 +495,16 @@ parameter_status(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 		if (strcmp(name, PGC_STATE_PARAM) == 0)
 		{
 			/* The backend's report of its own session state: pgcarrier's, never the client's. */
-			s->report_cycle |= pgc_state_report_pins(name + nl + 1);
-			if (c->guard.on)
-				pgc_guard_backend_report(c, s, name + nl + 1);
+			uint32_t pins = pgc_state_report_pins(name + nl + 1);
+
+			if (nobody)
+				s->needs_discard |= pins != 0;  /* state nobody will ever see: only DISCARD ALL clears it */
+			else
+			{
+				s->report_cycle |= pins;
+				if (c->guard.on)
+					pgc_guard_backend_report(c, s, name + nl + 1);
+			}
 		}
 		else if (strcmp(name, PGC_REPORTING_PARAM) == 0)
 			s->reports = strcmp(name + nl + 1, "on") == 0;
@@ -550,14 +519,14 @@ parameter_status(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 			if (!pgc_param_is_reported(k))
 			{
 				pgc_params_remove(&s->params, k);
-				if (s->reports)
+				if (s->reports && !nobody)
 					pgc_client_param_set(c, k, NULL);
 			}
 		}
 		else if (strncmp(name, "pgcarrier.", 10) != 0)
 		{
 			pgc_params_set(&s->params, name, name + nl + 1);
-			s->report_pending = true;
+			s->report_pending |= !nobody;
 			if (pgc_param_is_server_wide(name))
 			{
 				pthread_mutex_lock(&s->pool->lock);
@@ -570,7 +539,7 @@ parameter_status(pgc_client *c, pgc_server *s, pgc_cursor *cur)
 			 * server. The usual reported ones are the client's when it is
 			 * told (tell_changes); no other one is ever forwarded.
 			 */
-			if (s->reports && !pgc_param_is_reported(name))
+			if (s->reports && !pgc_param_is_reported(name) && !nobody)
 				pgc_client_param_set(c, name, name + nl + 1);
 		}
 	}
